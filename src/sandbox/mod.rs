@@ -1,0 +1,590 @@
+//! The sandbox: a faithful local TikTok Shop Partner API (axum), deterministic from a seed.
+//!
+//! Same paths and versions, the same signing, envelope, pagination, error codes and rate
+//! limits as the real API, plus a few routes outside the API paths for tests and demos:
+//! `GET /__sandbox/truth` (ground truth per shop-local day), `GET|POST /__sandbox/clock`
+//! (the data clock), `GET /__sandbox/stats` (requests and handler CPU per endpoint),
+//! `GET /healthz`, and the consent page `GET /oauth/authorize`.
+
+mod catalog;
+pub mod data;
+pub mod gate;
+mod oauth;
+mod orders;
+mod paging;
+mod products;
+pub mod rng;
+mod truth;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, get, on};
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+pub use data::DataConfig;
+use data::{Dataset, View};
+use gate::{ApiFault, Fault, FaultInjector, GateConfig, Incoming, RateLimits, Scope, TokenMint};
+
+/// Default app key the sandbox accepts (documented in the README).
+pub const DEFAULT_APP_KEY: &str = "sandbox_app_key";
+/// Default app secret the sandbox accepts (documented in the README).
+pub const DEFAULT_APP_SECRET: &str = "sandbox_app_secret";
+/// The fixed demo authorization code.
+pub const DEFAULT_AUTH_CODE: &str = "SANDBOX_AUTH_CODE";
+/// Default data clock: 2026-11-01T00:00:00Z. Fixed, so a seed always gives the same data.
+pub const DEFAULT_CLOCK: i64 = 1_793_491_200;
+
+/// Everything the sandbox is started with.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// What data to generate.
+    pub data: DataConfig,
+    /// Accepted app key.
+    pub app_key: String,
+    /// App secret requests must be signed with.
+    pub app_secret: String,
+    /// Authorization code `token/get` accepts.
+    pub auth_code: String,
+    /// Access token lifetime.
+    pub token_ttl: Duration,
+    /// Refresh token lifetime.
+    pub refresh_ttl: Duration,
+    /// Requests per second per endpoint before HTTP 429 (0 = unlimited).
+    pub rps: f64,
+    /// Share of requests that get an injected fault (5xx, timeout or 429).
+    pub faults: f64,
+    /// How long an injected timeout hangs before answering 504.
+    pub fault_delay: Duration,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            data: DataConfig {
+                seed: 42,
+                shops: 3,
+                orders: 100_000,
+                days: 365,
+                clock: DEFAULT_CLOCK,
+            },
+            app_key: DEFAULT_APP_KEY.into(),
+            app_secret: DEFAULT_APP_SECRET.into(),
+            auth_code: DEFAULT_AUTH_CODE.into(),
+            token_ttl: Duration::from_secs(4 * 3600),
+            refresh_ttl: Duration::from_secs(365 * 86_400),
+            rps: 50.0,
+            faults: 0.0,
+            fault_delay: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Per-endpoint counters (`GET /__sandbox/stats`).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct EndpointStats {
+    /// Requests received.
+    pub requests: u64,
+    /// Answered with code 0.
+    pub ok: u64,
+    /// Answered 429 by the rate limiter.
+    pub rate_limited: u64,
+    /// Injected faults.
+    pub faults: u64,
+    /// Other errors (auth, params …).
+    pub errors: u64,
+    /// Thread CPU spent in the gate + handler + rendering, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Response bytes of successful answers.
+    pub bytes: u64,
+}
+
+/// The running sandbox's state.
+pub struct Sandbox {
+    /// Start-up configuration.
+    pub config: SandboxConfig,
+    /// The generated world.
+    pub data: Dataset,
+    view: RwLock<Arc<View>>,
+    mint: TokenMint,
+    limits: RateLimits,
+    faults: FaultInjector,
+    counter: AtomicU64,
+    stats: Mutex<HashMap<&'static str, EndpointStats>>,
+}
+
+/// A verified API request as handlers see it.
+pub struct Ctx {
+    /// Shop index (shop-scoped endpoints).
+    pub shop: Option<usize>,
+    /// Decoded query pairs.
+    pub query: Vec<(String, String)>,
+    /// Raw body.
+    pub body: Bytes,
+    /// Path parameters (`{product_id}` …).
+    pub params: HashMap<String, String>,
+    /// The data as of the current clock.
+    pub view: Arc<View>,
+}
+
+impl Ctx {
+    /// A query parameter.
+    pub fn q(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+type Handler = fn(&Sandbox, &Ctx) -> Result<Vec<u8>, ApiFault>;
+
+/// How a route authenticates.
+#[derive(Clone, Copy)]
+enum Auth {
+    /// Token host: app_key + app_secret in the query, unsigned.
+    TokenHost,
+    /// Signed API call.
+    Api(Scope),
+}
+
+/// Every API route the sandbox serves: method, path template, auth, handler.
+const ROUTES: &[(Method, &str, Auth, Handler)] = &[
+    (
+        Method::GET,
+        "/api/v2/token/get",
+        Auth::TokenHost,
+        oauth::token_get,
+    ),
+    (
+        Method::GET,
+        "/api/v2/token/refresh",
+        Auth::TokenHost,
+        oauth::token_refresh,
+    ),
+    (
+        Method::GET,
+        "/authorization/202309/shops",
+        Auth::Api(Scope::Seller),
+        oauth::shops,
+    ),
+    (
+        Method::POST,
+        "/order/202309/orders/search",
+        Auth::Api(Scope::Shop),
+        orders::search,
+    ),
+    (
+        Method::GET,
+        "/order/202507/orders",
+        Auth::Api(Scope::Shop),
+        orders::detail,
+    ),
+    (
+        Method::GET,
+        "/order/202309/orders",
+        Auth::Api(Scope::Shop),
+        orders::detail,
+    ),
+    (
+        Method::POST,
+        "/product/202502/products/search",
+        Auth::Api(Scope::Shop),
+        products::search,
+    ),
+    (
+        Method::POST,
+        "/product/202309/products/search",
+        Auth::Api(Scope::Shop),
+        products::search,
+    ),
+    (
+        Method::GET,
+        "/product/202309/products/{product_id}",
+        Auth::Api(Scope::Shop),
+        products::detail,
+    ),
+    (
+        Method::POST,
+        "/api/orders/search",
+        Auth::Api(Scope::Shop),
+        orders::legacy_search,
+    ),
+    (
+        Method::POST,
+        "/api/products/search",
+        Auth::Api(Scope::Shop),
+        products::legacy_search,
+    ),
+];
+
+/// Current unix time in seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn path_params(template: &str, path: &str) -> HashMap<String, String> {
+    template
+        .split('/')
+        .zip(path.split('/'))
+        .filter_map(|(t, p)| {
+            t.strip_prefix('{')
+                .and_then(|t| t.strip_suffix('}'))
+                .map(|name| (name.to_string(), p.to_string()))
+        })
+        .collect()
+}
+
+impl Sandbox {
+    /// Generates the data and prepares the sandbox.
+    pub fn new(config: SandboxConfig) -> Sandbox {
+        let data = Dataset::generate(config.data.clone());
+        let view = View::build(&data, config.data.clock);
+        Sandbox {
+            mint: TokenMint::new(&config.app_secret, config.data.seed),
+            limits: RateLimits::new(config.rps),
+            faults: FaultInjector::new(config.faults, config.data.seed),
+            counter: AtomicU64::new(0),
+            stats: Mutex::new(HashMap::new()),
+            view: RwLock::new(Arc::new(view)),
+            data,
+            config,
+        }
+    }
+
+    fn next_nonce(&self) -> u64 {
+        self.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn request_id(&self) -> String {
+        let n = self.next_nonce();
+        let now = chrono::Utc::now();
+        format!(
+            "{}{:06}{:014X}",
+            now.format("%Y%m%d%H%M%S"),
+            now.timestamp_subsec_micros(),
+            n.wrapping_mul(0x9E37_79B9)
+        )
+    }
+
+    /// The data as of the current clock.
+    pub fn view(&self) -> Arc<View> {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Moves the data clock (orders progress through their lifecycle).
+    pub fn set_clock(&self, clock: i64) {
+        let v = Arc::new(View::build(&self.data, clock));
+        *self.view.write().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+
+    fn record(&self, endpoint: &'static str, f: impl FnOnce(&mut EndpointStats)) {
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        f(s.entry(endpoint).or_default());
+    }
+
+    /// A snapshot of the per-endpoint counters.
+    pub fn stats(&self) -> HashMap<&'static str, EndpointStats> {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn dispatch(
+        self: Arc<Self>,
+        template: &'static str,
+        auth: Auth,
+        handler: Handler,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Response {
+        let request_id = self.request_id();
+        self.record(template, |s| s.requests += 1);
+        if let Err(wait) = self.limits.take(template) {
+            self.record(template, |s| s.rate_limited += 1);
+            let mut f = ApiFault::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                36009002,
+                "Too many requests. Please retry later.",
+            );
+            f.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+            return f.into_response_with(&request_id);
+        }
+        if let Some(fault) = self.faults.draw() {
+            self.record(template, |s| s.faults += 1);
+            let f = match fault {
+                Fault::ServerError => ApiFault::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    36009003,
+                    "Internal error. Please retry.",
+                ),
+                Fault::Timeout => {
+                    tokio::time::sleep(self.config.fault_delay).await;
+                    ApiFault::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        36009007,
+                        "Request timeout. Please retry.",
+                    )
+                }
+                Fault::RateLimited => {
+                    let mut f = ApiFault::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        36009002,
+                        "Too many requests. Please retry later.",
+                    );
+                    f.retry_after = Some(1);
+                    f
+                }
+            };
+            return f.into_response_with(&request_id);
+        }
+        let cpu0 = thread_cpu_ns();
+        let query: Vec<(String, String)> = uri
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let shop = match auth {
+            Auth::TokenHost => Ok(None),
+            Auth::Api(scope) => {
+                let cfg = GateConfig {
+                    app_key: &self.config.app_key,
+                    app_secret: &self.config.app_secret,
+                    mint: &self.mint,
+                    ciphers: &self.data.cipher_index,
+                };
+                let incoming = Incoming {
+                    path: uri.path(),
+                    query: &query,
+                    headers: &headers,
+                    body: &body,
+                    has_body: method == Method::POST || method == Method::PUT,
+                };
+                gate::verify(&cfg, &incoming, scope, unix_now()).map(|v| v.shop)
+            }
+        };
+        let result = shop.and_then(|shop| {
+            let ctx = Ctx {
+                shop,
+                params: path_params(template, uri.path()),
+                query,
+                body,
+                view: self.view(),
+            };
+            handler(&self, &ctx)
+        });
+        let response = match result {
+            Ok(data) => {
+                let len = data.len() as u64;
+                let r = gate::ok_envelope(&request_id, &data);
+                self.record(template, |s| {
+                    s.ok += 1;
+                    s.bytes += len;
+                });
+                r
+            }
+            Err(f) => {
+                self.record(template, |s| s.errors += 1);
+                f.into_response_with(&request_id)
+            }
+        };
+        let cpu = thread_cpu_ns().saturating_sub(cpu0);
+        self.record(template, |s| s.cpu_ns += cpu);
+        response
+    }
+}
+
+/// Builds the axum router for a sandbox.
+pub fn router(sb: Arc<Sandbox>) -> Router {
+    let mut by_path: Vec<(&'static str, MethodRouter<Arc<Sandbox>>)> = Vec::new();
+    for (method, template, auth, handler) in ROUTES {
+        let (template, auth, handler) = (*template, *auth, *handler);
+        let filter = MethodFilter::try_from(method.clone()).expect("standard method");
+        let route = on(
+            filter,
+            move |State(sb): State<Arc<Sandbox>>,
+                  method: Method,
+                  uri: Uri,
+                  headers: HeaderMap,
+                  body: Bytes| {
+                sb.dispatch(template, auth, handler, method, uri, headers, body)
+            },
+        );
+        match by_path.iter_mut().find(|(p, _)| *p == template) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(route),
+            None => by_path.push((template, route)),
+        }
+    }
+    let mut app = Router::new();
+    for (path, route) in by_path {
+        app = app.route(path, route);
+    }
+    app.route("/healthz", get(|| async { "ok" }))
+        .route("/oauth/authorize", get(authorize))
+        .route("/__sandbox/truth", get(truth::truth))
+        .route("/__sandbox/clock", get(clock_get).post(clock_set))
+        .route("/__sandbox/stats", get(stats))
+        .fallback(|| async {
+            ApiFault::new(
+                StatusCode::NOT_FOUND,
+                36009009,
+                "Invalid path. The API path does not exist.",
+            )
+            .into_response_with("")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiFault::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                36009010,
+                "Invalid HTTP method for this API path.",
+            )
+            .into_response_with("")
+        })
+        .with_state(sb)
+}
+
+async fn authorize(State(sb): State<Arc<Sandbox>>, uri: Uri) -> Html<String> {
+    let query: HashMap<String, String> = uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    Html(oauth::authorize_page(
+        query.get("app_key").map_or("", String::as_str),
+        query.get("state").map_or("", String::as_str),
+        &sb.config.auth_code,
+    ))
+}
+
+#[derive(Serialize, serde::Deserialize, Default)]
+struct ClockBody {
+    #[serde(default)]
+    clock: Option<i64>,
+    #[serde(default)]
+    advance_seconds: Option<i64>,
+}
+
+async fn clock_get(State(sb): State<Arc<Sandbox>>) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "clock": sb.view().clock }))
+}
+
+async fn clock_set(State(sb): State<Arc<Sandbox>>, body: Bytes) -> Response {
+    let parsed: Result<ClockBody, _> = serde_json::from_slice(&body);
+    let Ok(b) = parsed else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "body must be {\"clock\": unix_seconds} or {\"advance_seconds\": n}",
+        )
+            .into_response();
+    };
+    let current = sb.view().clock;
+    let next = b
+        .clock
+        .or(b.advance_seconds.map(|a| current + a))
+        .unwrap_or(current);
+    sb.set_clock(next);
+    axum::Json(serde_json::json!({ "clock": next })).into_response()
+}
+
+async fn stats(State(sb): State<Arc<Sandbox>>) -> axum::Json<HashMap<&'static str, EndpointStats>> {
+    axum::Json(sb.stats())
+}
+
+/// A sandbox running in the background of this process (tests, `shoplake demo`).
+pub struct RunningSandbox {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state (for reading stats or moving the clock directly).
+    pub sandbox: Arc<Sandbox>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningSandbox {
+    /// `http://addr`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for RunningSandbox {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Generates the data, binds `addr` (port 0 for any) and serves in a background task.
+pub async fn spawn(config: SandboxConfig, addr: SocketAddr) -> std::io::Result<RunningSandbox> {
+    let sandbox = Arc::new(
+        tokio::task::spawn_blocking(move || Sandbox::new(config))
+            .await
+            .map_err(std::io::Error::other)?,
+    );
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = router(sandbox.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(RunningSandbox {
+        addr,
+        sandbox,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// Serves until `shutdown` resolves (the `shoplake sandbox` command).
+pub async fn serve(
+    sandbox: Arc<Sandbox>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(sandbox))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,500 @@
+//! Order endpoints: search (page_token, 202309), detail (batch of ids, 202507 and 202309),
+//! and the legacy page_number search (`/api/orders/search`, pre-202309 shape).
+
+use serde::{Deserialize, Serialize};
+
+use super::data::{Dataset, Initiator, LineItem, Order, PAYMENT_METHODS, PROVIDERS, status};
+use super::gate::ApiFault;
+use super::paging::{PageToken, Walked, fingerprint, page_size, walk};
+use super::{Ctx, Sandbox};
+use crate::region::format_minor;
+
+/// Body filters of `POST /order/202309/orders/search`.
+#[derive(Debug, Default, Deserialize)]
+struct SearchFilter {
+    order_status: Option<String>,
+    create_time_ge: Option<i64>,
+    create_time_lt: Option<i64>,
+    update_time_ge: Option<i64>,
+    update_time_lt: Option<i64>,
+    buyer_user_id: Option<String>,
+    shipping_type: Option<String>,
+}
+
+/// Parses a JSON body into `T` (an empty body is `T::default()`).
+pub fn parse_body<T: for<'de> Deserialize<'de> + Default>(ctx: &Ctx) -> Result<T, ApiFault> {
+    if ctx.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&ctx.body)
+        .map_err(|e| ApiFault::param(format_args!("request body: {e}")))
+}
+
+/// A filtered, sorted candidate range of one shop's orders.
+struct Selection<'a> {
+    range: &'a [(i64, u32)],
+    descending: bool,
+    keep: Box<dyn Fn((i64, u32)) -> bool + 'a>,
+}
+
+fn time_range(index: &[(i64, u32)], ge: Option<i64>, lt: Option<i64>) -> &[(i64, u32)] {
+    let lo = ge.map_or(0, |g| index.partition_point(|&(t, _)| t < g));
+    let hi = lt.map_or(index.len(), |l| index.partition_point(|&(t, _)| t < l));
+    &index[lo..hi.max(lo)]
+}
+
+fn select<'a>(
+    sb: &'a Sandbox,
+    ctx: &'a Ctx,
+    f: &'a SearchFilter,
+    by_update: bool,
+    descending: bool,
+) -> Result<Selection<'a>, ApiFault> {
+    if let Some(s) = &f.order_status
+        && !status::ALL.contains(&s.as_str())
+        && !matches!(s.as_str(), "ON_HOLD" | "PARTIALLY_SHIPPING")
+    {
+        return Err(ApiFault::param(format_args!(
+            "order_status {s:?} is not a valid status"
+        )));
+    }
+    let shop = ctx.shop.unwrap_or(0);
+    let sv = &ctx.view.shops[shop];
+    let clock = ctx.view.clock;
+    let ds: &Dataset = &sb.data;
+    let range = if by_update {
+        time_range(&sv.by_update, f.update_time_ge, f.update_time_lt)
+    } else {
+        time_range(&sv.by_create, f.create_time_ge, f.create_time_lt)
+    };
+    let keep = move |(_, i): (i64, u32)| {
+        let o = &ds.orders[i as usize];
+        let (st, upd) = o.state_at(clock);
+        let c = o.ev.create;
+        f.order_status.as_deref().is_none_or(|s| s == st)
+            && f.create_time_ge.is_none_or(|g| c >= g)
+            && f.create_time_lt.is_none_or(|l| c < l)
+            && f.update_time_ge.is_none_or(|g| upd >= g)
+            && f.update_time_lt.is_none_or(|l| upd < l)
+            && f.buyer_user_id
+                .as_deref()
+                .is_none_or(|u| u == o.user_id.to_string())
+            && f.shipping_type.as_deref().is_none_or(|s| s == "TIKTOK")
+    };
+    Ok(Selection {
+        range,
+        descending,
+        keep: Box::new(keep),
+    })
+}
+
+/// `POST /order/202309/orders/search`.
+pub fn search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let size = page_size(ctx.q("page_size"), 100)?;
+    let by_update = match ctx.q("sort_field").unwrap_or("create_time") {
+        "create_time" => false,
+        "update_time" => true,
+        other => {
+            return Err(ApiFault::param(format_args!(
+                "sort_field {other:?} must be create_time or update_time"
+            )));
+        }
+    };
+    let descending = match ctx.q("sort_order").unwrap_or("DESC") {
+        "DESC" => true,
+        "ASC" => false,
+        other => {
+            return Err(ApiFault::param(format_args!(
+                "sort_order {other:?} must be ASC or DESC"
+            )));
+        }
+    };
+    let filter: SearchFilter = parse_body(ctx)?;
+    let shop_key = ctx.shop.unwrap_or(0).to_le_bytes();
+    let fp = fingerprint(&[&shop_key, &ctx.body, &[by_update as u8, descending as u8]]);
+    let token = match ctx.q("page_token").filter(|t| !t.is_empty()) {
+        Some(t) => Some(PageToken::decode(t, fp)?),
+        None => None,
+    };
+    let sel = select(sb, ctx, &filter, by_update, descending)?;
+    let Walked { rows, next, total } = walk(
+        sel.range,
+        sel.descending,
+        token.map_or(0, |t| t.pos),
+        size,
+        token.map(|t| t.total),
+        &sel.keep,
+    );
+    let next_page_token = next
+        .map(|pos| {
+            PageToken {
+                fingerprint: fp,
+                pos,
+                total,
+            }
+            .encode()
+        })
+        .unwrap_or_default();
+    let orders: Vec<OrderJson<'_>> = rows
+        .iter()
+        .map(|&(_, i)| render(&sb.data, &sb.data.orders[i as usize], ctx.view.clock))
+        .collect();
+    #[derive(Serialize)]
+    struct Out<'a> {
+        next_page_token: String,
+        total_count: u32,
+        orders: Vec<OrderJson<'a>>,
+    }
+    Ok(serde_json::to_vec(&Out {
+        next_page_token,
+        total_count: total,
+        orders,
+    })
+    .expect("serializable"))
+}
+
+/// `GET /order/202507/orders?ids=a,b,c` (max 50 ids).
+pub fn detail(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let ids = ctx
+        .q("ids")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiFault::param("ids is required"))?;
+    let ids: Vec<&str> = ids.split(',').collect();
+    if ids.len() > 50 {
+        return Err(ApiFault::param(format_args!(
+            "ids accepts at most 50 order ids, got {}",
+            ids.len()
+        )));
+    }
+    let shop = ctx.shop.unwrap_or(0);
+    let clock = ctx.view.clock;
+    let mut orders = Vec::with_capacity(ids.len());
+    for id in ids {
+        let o = id
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| sb.data.order_index.get(&n))
+            .map(|&i| &sb.data.orders[i as usize])
+            .filter(|o| o.shop as usize == shop && o.ev.create <= clock)
+            .ok_or_else(|| {
+                ApiFault::new(
+                    axum::http::StatusCode::OK,
+                    21008111,
+                    format!("Order or package does not belong to this seller: {id}"),
+                )
+            })?;
+        orders.push(render(&sb.data, o, clock));
+    }
+    #[derive(Serialize)]
+    struct Out<'a> {
+        orders: Vec<OrderJson<'a>>,
+    }
+    Ok(serde_json::to_vec(&Out { orders }).expect("serializable"))
+}
+
+/// Body of the legacy `POST /api/orders/search`: page_number style, `*_from`/`*_to` filters.
+#[derive(Debug, Default, Deserialize)]
+struct LegacyFilter {
+    page_number: Option<u32>,
+    page_size: Option<u32>,
+    create_time_from: Option<i64>,
+    create_time_to: Option<i64>,
+    update_time_from: Option<i64>,
+    update_time_to: Option<i64>,
+    order_status: Option<String>,
+}
+
+/// Legacy `POST /api/orders/search`: `page_number` (1-based) + `page_size` in the body;
+/// `data.order_list` of `{order_id, order_status, update_time}`, `data.total`, `data.more`.
+/// Sorted by create time ascending; `*_to` bounds are inclusive as in the old API.
+pub fn legacy_search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let f: LegacyFilter = parse_body(ctx)?;
+    let size = page_size(f.page_size.map(|n| n.to_string()).as_deref(), 100)?;
+    let number = f.page_number.unwrap_or(1);
+    if number == 0 {
+        return Err(ApiFault::param("page_number starts at 1"));
+    }
+    let modern = SearchFilter {
+        order_status: f.order_status.clone(),
+        create_time_ge: f.create_time_from,
+        create_time_lt: f.create_time_to.map(|t| t + 1),
+        update_time_ge: f.update_time_from,
+        update_time_lt: f.update_time_to.map(|t| t + 1),
+        ..SearchFilter::default()
+    };
+    let sel = select(sb, ctx, &modern, false, false)?;
+    let matching: Vec<(i64, u32)> = sel
+        .range
+        .iter()
+        .copied()
+        .filter(|&t| (sel.keep)(t))
+        .collect();
+    let start = ((number - 1) as usize)
+        .saturating_mul(size)
+        .min(matching.len());
+    let end = (start + size).min(matching.len());
+    #[derive(Serialize)]
+    struct Row {
+        order_id: String,
+        order_status: &'static str,
+        update_time: i64,
+    }
+    #[derive(Serialize)]
+    struct Out {
+        order_list: Vec<Row>,
+        total: usize,
+        more: bool,
+    }
+    let clock = ctx.view.clock;
+    let order_list = matching[start..end]
+        .iter()
+        .map(|&(_, i)| {
+            let o = &sb.data.orders[i as usize];
+            let (st, upd) = o.state_at(clock);
+            Row {
+                order_id: o.id.to_string(),
+                order_status: st,
+                update_time: upd,
+            }
+        })
+        .collect();
+    Ok(serde_json::to_vec(&Out {
+        order_list,
+        total: matching.len(),
+        more: end < matching.len(),
+    })
+    .expect("serializable"))
+}
+
+#[derive(Serialize)]
+struct Payment {
+    currency: &'static str,
+    original_total_product_price: String,
+    sub_total: String,
+    seller_discount: String,
+    platform_discount: String,
+    original_shipping_fee: String,
+    shipping_fee: String,
+    shipping_fee_platform_discount: String,
+    shipping_fee_seller_discount: String,
+    tax: String,
+    product_tax: String,
+    shipping_fee_tax: String,
+    total_amount: String,
+}
+
+#[derive(Serialize)]
+struct PackageRef {
+    id: String,
+}
+
+#[derive(Serialize)]
+struct Address {
+    region_code: &'static str,
+    postal_code: String,
+    full_address: String,
+    phone_number: String,
+    name: String,
+    address_detail: String,
+}
+
+#[derive(Serialize)]
+struct LineItemJson<'a> {
+    id: String,
+    sku_id: &'a str,
+    product_id: &'a str,
+    product_name: &'a str,
+    sku_name: &'a str,
+    seller_sku: &'a str,
+    sku_type: &'static str,
+    display_status: &'static str,
+    currency: &'static str,
+    original_price: String,
+    sale_price: String,
+    seller_discount: String,
+    platform_discount: String,
+    package_id: Option<String>,
+    package_status: Option<&'static str>,
+    shipping_provider_id: Option<&'static str>,
+    shipping_provider_name: Option<&'static str>,
+    tracking_number: Option<String>,
+    rts_time: Option<i64>,
+    cancel_user: Option<&'static str>,
+    is_gift: bool,
+}
+
+/// The order shape of search and detail (a faithful subset of the official sample).
+#[derive(Serialize)]
+pub struct OrderJson<'a> {
+    id: String,
+    status: &'static str,
+    user_id: String,
+    create_time: i64,
+    update_time: i64,
+    paid_time: Option<i64>,
+    rts_time: Option<i64>,
+    rts_sla_time: i64,
+    collection_time: Option<i64>,
+    delivery_time: Option<i64>,
+    cancel_time: Option<i64>,
+    cancel_reason: Option<&'static str>,
+    cancellation_initiator: Option<&'static str>,
+    buyer_message: &'static str,
+    seller_note: &'static str,
+    fulfillment_type: &'static str,
+    shipping_type: &'static str,
+    delivery_type: &'static str,
+    warehouse_id: &'a str,
+    shipping_provider: Option<&'static str>,
+    shipping_provider_id: Option<&'static str>,
+    tracking_number: Option<String>,
+    payment_method_name: &'static str,
+    is_cod: bool,
+    is_sample_order: bool,
+    is_on_hold_order: bool,
+    is_replacement_order: bool,
+    has_updated_recipient_address: bool,
+    commerce_platform: &'static str,
+    order_type: &'static str,
+    buyer_email: String,
+    packages: Vec<PackageRef>,
+    payment: Payment,
+    recipient_address: Address,
+    line_items: Vec<LineItemJson<'a>>,
+}
+
+fn package_id(o: &Order) -> String {
+    format!("1153{:015}", o.id % 1_000_000_000_000_000)
+}
+
+/// Renders an order as of `clock`.
+pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
+    let shop = &ds.shops[o.shop as usize];
+    let region = shop.region;
+    let d = region.minor_digits;
+    let m = |v: i64| format_minor(v, d);
+    let (st, upd) = o.state_at(clock);
+    let seen = |t: i64| Order::seen(t, clock);
+    let items = ds.items_of(o);
+    let sum = |f: fn(&LineItem) -> i64| items.iter().map(f).sum::<i64>();
+    let sub_total = sum(LineItem::sale_price);
+    let shipping_fee = o.original_shipping_fee - o.shipping_fee_platform_discount;
+    let shipped = o.ev.shipped <= clock;
+    let packed = o.ev.rts <= clock;
+    let (prov_id, prov_name) = PROVIDERS[o.provider as usize];
+    let tracking = shipped.then(|| format!("TT{:012}", o.id % 1_000_000_000_000));
+    let cancelled = o.ev.cancelled <= clock;
+    let (cancel_reason, initiator) = match (cancelled, o.initiator) {
+        (true, Initiator::Buyer) => (Some("No longer needed"), Some("BUYER")),
+        (true, Initiator::Seller) => (Some("Out of stock"), Some("SELLER")),
+        (true, Initiator::System) => (Some("Pay time out"), Some("SYSTEM")),
+        _ => (None, None),
+    };
+    let package_status = if o.ev.delivered <= clock {
+        Some("DELIVERED")
+    } else if shipped {
+        Some("IN_TRANSIT")
+    } else if packed {
+        Some("TO_FULFILL")
+    } else {
+        None
+    };
+    let line_items = items
+        .iter()
+        .enumerate()
+        .map(|(k, li)| {
+            let sku = &ds.skus[li.sku as usize];
+            let p = &ds.products[sku.product as usize];
+            LineItemJson {
+                id: format!("5770{:015}", (o.items.start as u64 + k as u64) * 7 + 1),
+                sku_id: &sku.id,
+                product_id: &p.id,
+                product_name: &p.title,
+                sku_name: sku.variant,
+                seller_sku: &sku.seller_sku,
+                sku_type: "NORMAL",
+                display_status: st,
+                currency: region.currency,
+                original_price: m(li.original_price),
+                sale_price: m(li.sale_price()),
+                seller_discount: m(li.seller_discount),
+                platform_discount: m(li.platform_discount),
+                package_id: packed.then(|| package_id(o)),
+                package_status,
+                shipping_provider_id: packed.then_some(prov_id),
+                shipping_provider_name: packed.then_some(prov_name),
+                tracking_number: tracking.clone(),
+                rts_time: seen(o.ev.rts),
+                cancel_user: initiator,
+                is_gift: false,
+            }
+        })
+        .collect();
+    OrderJson {
+        id: o.id.to_string(),
+        status: st,
+        user_id: o.user_id.to_string(),
+        create_time: o.ev.create,
+        update_time: upd,
+        paid_time: seen(o.ev.paid),
+        rts_time: seen(o.ev.rts),
+        rts_sla_time: o.ev.create + 3 * 86_400,
+        collection_time: seen(o.ev.shipped),
+        delivery_time: seen(o.ev.delivered),
+        cancel_time: if cancelled {
+            Some(o.ev.cancelled)
+        } else {
+            None
+        },
+        cancel_reason,
+        cancellation_initiator: initiator,
+        buyer_message: "",
+        seller_note: "",
+        fulfillment_type: "FULFILLMENT_BY_SELLER",
+        shipping_type: "TIKTOK",
+        delivery_type: "HOME_DELIVERY",
+        warehouse_id: &shop.warehouse_id,
+        shipping_provider: packed.then_some(prov_name),
+        shipping_provider_id: packed.then_some(prov_id),
+        tracking_number: tracking,
+        payment_method_name: PAYMENT_METHODS[o.payment_method as usize],
+        is_cod: PAYMENT_METHODS[o.payment_method as usize] == "Cash on delivery",
+        is_sample_order: false,
+        is_on_hold_order: false,
+        is_replacement_order: false,
+        has_updated_recipient_address: false,
+        commerce_platform: "TIKTOK_SHOP",
+        order_type: "NORMAL",
+        buyer_email: format!("v2{:x}@scs2.tiktok.com", o.user_id % 0xffff_ffff),
+        packages: if packed {
+            vec![PackageRef { id: package_id(o) }]
+        } else {
+            Vec::new()
+        },
+        payment: Payment {
+            currency: region.currency,
+            original_total_product_price: m(sum(|l| l.original_price)),
+            sub_total: m(sub_total),
+            seller_discount: m(sum(|l| l.seller_discount)),
+            platform_discount: m(sum(|l| l.platform_discount)),
+            original_shipping_fee: m(o.original_shipping_fee),
+            shipping_fee: m(shipping_fee),
+            shipping_fee_platform_discount: m(o.shipping_fee_platform_discount),
+            shipping_fee_seller_discount: m(0),
+            tax: m(o.tax),
+            product_tax: m(o.tax),
+            shipping_fee_tax: m(0),
+            total_amount: m(sub_total + shipping_fee + o.tax),
+        },
+        recipient_address: Address {
+            region_code: region.code,
+            postal_code: format!("{:05}", o.user_id % 100_000),
+            full_address: "******".into(),
+            phone_number: "(+1)******".into(),
+            name: "S***".into(),
+            address_detail: "******".into(),
+        },
+        line_items,
+    }
+}

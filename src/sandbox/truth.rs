@@ -1,0 +1,143 @@
+//! `GET /__sandbox/truth[?shop=<cipher>]`: the ground truth tests check the warehouse
+//! against, computed from the same data the API serves, as of the current clock.
+//!
+//! Per shop and shop-local day (by order `create_time` in the shop's time zone):
+//! - `orders`: orders created that day; `cancelled_orders`: of those, status CANCELLED now;
+//! - `units`: line items (the API has one line item per unit) of all those orders;
+//! - `gross_gmv`: Σ `payment.sub_total` (items after discounts, before shipping and tax) of
+//!   all orders; `net_gmv`: the same without cancelled orders;
+//! - `total_amount`: Σ `payment.total_amount` (what buyers paid) without cancelled orders.
+//!
+//! Money is a decimal string in the shop's currency, like the API.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+
+use super::Sandbox;
+use super::data::{local_date, status};
+use crate::region::format_minor;
+
+#[derive(Deserialize)]
+pub(super) struct TruthQuery {
+    shop: Option<String>,
+}
+
+#[derive(Default)]
+struct Acc {
+    orders: u64,
+    cancelled: u64,
+    units: u64,
+    gross: i64,
+    net: i64,
+    total: i64,
+}
+
+#[derive(Serialize)]
+struct Day {
+    date: String,
+    orders: u64,
+    cancelled_orders: u64,
+    units: u64,
+    gross_gmv: String,
+    net_gmv: String,
+    total_amount: String,
+}
+
+#[derive(Serialize)]
+struct ShopTruth {
+    shop_id: String,
+    shop_cipher: String,
+    name: String,
+    region: &'static str,
+    currency: &'static str,
+    time_zone: &'static str,
+    orders: u64,
+    line_items: u64,
+    products: u64,
+    skus: u64,
+    status_counts: BTreeMap<&'static str, u64>,
+    days: Vec<Day>,
+}
+
+#[derive(Serialize)]
+pub(super) struct Truth {
+    seed: u64,
+    clock: i64,
+    shops: Vec<ShopTruth>,
+}
+
+pub(super) async fn truth(
+    State(sb): State<Arc<Sandbox>>,
+    Query(q): Query<TruthQuery>,
+) -> Json<Truth> {
+    let view = sb.view();
+    let ds = &sb.data;
+    let mut shops = Vec::new();
+    for (si, shop) in ds.shops.iter().enumerate() {
+        if q.shop.as_deref().is_some_and(|c| c != shop.cipher) {
+            continue;
+        }
+        let r = shop.region;
+        let mut days: BTreeMap<chrono::NaiveDate, Acc> = BTreeMap::new();
+        let mut status_counts: BTreeMap<&'static str, u64> =
+            status::ALL.iter().map(|s| (*s, 0)).collect();
+        let mut line_items = 0;
+        for &(create, i) in &view.shops[si].by_create {
+            let o = &ds.orders[i as usize];
+            let (st, _) = o.state_at(view.clock);
+            *status_counts.entry(st).or_default() += 1;
+            let a = days.entry(local_date(r, create)).or_default();
+            let sub = ds.sub_total(o);
+            let units = o.items.len() as u64;
+            line_items += units;
+            a.orders += 1;
+            a.units += units;
+            a.gross += sub;
+            if st == status::CANCELLED {
+                a.cancelled += 1;
+            } else {
+                a.net += sub;
+                a.total += sub + o.original_shipping_fee - o.shipping_fee_platform_discount + o.tax;
+            }
+        }
+        let products: Vec<_> = ds
+            .products
+            .iter()
+            .filter(|p| p.shop == si && p.create_time <= view.clock)
+            .collect();
+        shops.push(ShopTruth {
+            shop_id: shop.id.clone(),
+            shop_cipher: shop.cipher.clone(),
+            name: shop.name.clone(),
+            region: r.code,
+            currency: r.currency,
+            time_zone: r.tz.name(),
+            orders: view.shops[si].by_create.len() as u64,
+            line_items,
+            products: products.len() as u64,
+            skus: products.iter().map(|p| p.skus.len() as u64).sum(),
+            status_counts,
+            days: days
+                .into_iter()
+                .map(|(d, a)| Day {
+                    date: d.to_string(),
+                    orders: a.orders,
+                    cancelled_orders: a.cancelled,
+                    units: a.units,
+                    gross_gmv: format_minor(a.gross, r.minor_digits),
+                    net_gmv: format_minor(a.net, r.minor_digits),
+                    total_amount: format_minor(a.total, r.minor_digits),
+                })
+                .collect(),
+        });
+    }
+    Json(Truth {
+        seed: ds.config.seed,
+        clock: view.clock,
+        shops,
+    })
+}

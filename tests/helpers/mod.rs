@@ -1,0 +1,138 @@
+//! Shared test helpers: a sandbox on port 0, a client with a temp token store, signed raw
+//! requests for gateway tests, and the sandbox's ground truth.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use serde_json::{Value, json};
+use shoplake::api::auth::{ShopInfo, TokenStore, exchange_and_store};
+use shoplake::api::paginate::{ParamsIn, pages};
+use shoplake::api::retry::RetryPolicy;
+use shoplake::api::{ApiClient, ApiRequest, ClientConfig, PageSpec, PageStyle};
+use shoplake::sandbox::{self, DataConfig, RunningSandbox, SandboxConfig};
+
+pub const KEY: &str = sandbox::DEFAULT_APP_KEY;
+pub const SECRET: &str = sandbox::DEFAULT_APP_SECRET;
+
+/// A small sandbox config: `orders` orders over `shops` shops and 30 days, no rate limit.
+pub fn small(shops: usize, orders: usize) -> SandboxConfig {
+    SandboxConfig {
+        data: DataConfig {
+            seed: 42,
+            shops,
+            orders,
+            days: 30,
+            clock: sandbox::DEFAULT_CLOCK,
+        },
+        rps: 0.0,
+        ..SandboxConfig::default()
+    }
+}
+
+pub async fn start(cfg: SandboxConfig) -> RunningSandbox {
+    sandbox::spawn(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("sandbox starts")
+}
+
+/// Fast retries for tests: 10 attempts, 20 ms base, 1 s cap, 2 s timeout, no client limit.
+pub fn client_config(sb: &RunningSandbox) -> ClientConfig {
+    let mut c = ClientConfig::for_base(&sb.base_url(), KEY, SECRET).unwrap();
+    c.retry = RetryPolicy {
+        max_attempts: 10,
+        base: Duration::from_millis(20),
+        max: Duration::from_secs(1),
+    };
+    c.timeout = Duration::from_secs(2);
+    c.max_rps = 0.0;
+    c
+}
+
+pub struct Authorized {
+    pub client: ApiClient,
+    pub shops: Vec<ShopInfo>,
+    pub dir: tempfile::TempDir,
+}
+
+/// A client with a fresh token store, authorized with the sandbox's demo code.
+pub async fn authorize(cfg: ClientConfig) -> Authorized {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(TokenStore::open(dir.path().join("tokens")).unwrap());
+    let client = ApiClient::new(cfg, Some(store)).unwrap();
+    let shops = exchange_and_store(&client, sandbox::DEFAULT_AUTH_CODE)
+        .await
+        .expect("code exchange");
+    Authorized { client, shops, dir }
+}
+
+/// Walks order search for a shop (create_time ASC) and returns every order.
+pub async fn list_orders(client: &ApiClient, cipher: &str, page_size: u32) -> Vec<Value> {
+    let req = ApiRequest::post("/order/202309/orders/search", &json!({}))
+        .shop(cipher)
+        .query("sort_field", "create_time")
+        .query("sort_order", "ASC");
+    let spec = PageSpec {
+        request: req,
+        style: PageStyle::Token,
+        page_size,
+        params_in: ParamsIn::Query,
+        records: "orders".into(),
+    };
+    let got: Vec<_> = pages(client.clone(), spec)
+        .try_collect()
+        .await
+        .expect("listing completes");
+    got.into_iter().flat_map(|p| p.records).collect()
+}
+
+pub fn ids(records: &[Value], field: &str) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r[field].as_str().expect("string id").to_string())
+        .collect()
+}
+
+pub async fn truth(sb: &RunningSandbox) -> Value {
+    reqwest::get(format!("{}/__sandbox/truth", sb.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+pub fn truth_shop<'a>(truth: &'a Value, cipher: &str) -> &'a Value {
+    truth["shops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["shop_cipher"] == cipher)
+        .expect("shop in truth")
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Parses a decimal string into minor units with `digits` decimals ("29.99" → 2999).
+pub fn minor(s: &str, digits: u32) -> i64 {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    assert!(
+        frac.len() as u32 <= digits,
+        "{s} has more than {digits} decimals"
+    );
+    let frac = format!("{frac:0<width$}", width = digits as usize);
+    let neg = int.starts_with('-');
+    let v = int.trim_start_matches('-').parse::<i64>().unwrap() * 10i64.pow(digits)
+        + if digits > 0 {
+            frac.parse::<i64>().unwrap()
+        } else {
+            0
+        };
+    if neg { -v } else { v }
+}

@@ -213,6 +213,11 @@ impl std::fmt::Debug for ApiClient {
     }
 }
 
+/// A transport error without the URL: the query may carry the app secret (token host).
+fn transport(ctx: &RequestContext, e: reqwest::Error) -> ApiError {
+    ApiError::Transport { ctx: ctx.clone(), timeout: e.is_timeout(), source: e.without_url() }
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

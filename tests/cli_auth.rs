@@ -1,0 +1,106 @@
+//! `shoplake auth` end to end through the binary: tokens land per shop with 0600
+//! permissions, and no output of a run (logs at -vv included) contains the app secret or
+//! any token.
+
+mod helpers;
+
+use std::process::Command;
+
+use helpers::*;
+use shoplake::sandbox::DEFAULT_AUTH_CODE;
+
+const KNOWN_SECRET: &str = "known-app-secret-7f3a9c";
+
+fn shoplake(data_dir: &std::path::Path, base: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_shoplake"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("SHOPLAKE_API__BASE_URL", base)
+        .env("SHOPLAKE_API__APP_SECRET", KNOWN_SECRET)
+        .env_remove("SHOPLAKE_LOG")
+        .output()
+        .expect("run shoplake");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_commands_store_tokens_securely_and_never_print_secrets() {
+    let mut cfg = small(3, 200);
+    cfg.app_secret = KNOWN_SECRET.into();
+    let sb = start(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = sb.base_url();
+
+    let mut outputs = Vec::new();
+    let (ok, url) = shoplake(dir.path(), &base, &["auth", "url", "--state", "s1"]);
+    assert!(ok, "{url}");
+    assert!(url.contains("/oauth/authorize?app_key=sandbox_app_key&state=s1"), "{url}");
+    outputs.push(url);
+
+    let (ok, out) = shoplake(dir.path(), &base, &["-vv", "auth", "exchange", "--code", DEFAULT_AUTH_CODE]);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("authorized shop").count(), 3, "{out}");
+    outputs.push(out);
+
+    let tokens_dir = dir.path().join("secrets").join("tokens");
+    let mut secrets = vec![KNOWN_SECRET.to_string()];
+    let collect = |secrets: &mut Vec<String>| {
+        let mut n = 0;
+        for entry in std::fs::read_dir(&tokens_dir).unwrap() {
+            let path = entry.unwrap().path();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{} mode {mode:o}", path.display());
+            }
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            secrets.push(v["access_token"].as_str().unwrap().to_string());
+            secrets.push(v["refresh_token"].as_str().unwrap().to_string());
+            n += 1;
+        }
+        n
+    };
+    assert_eq!(collect(&mut secrets), 3, "one token file per shop");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&tokens_dir).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+
+    let (ok, out) = shoplake(dir.path(), &base, &["-vv", "auth", "refresh"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("refreshed 1 grant"), "{out}");
+    outputs.push(out);
+    collect(&mut secrets);
+
+    // A failing run (wrong code) must not leak either.
+    let (ok, out) = shoplake(dir.path(), &base, &["-vv", "auth", "exchange", "--code", "WRONG"]);
+    assert!(!ok);
+    assert!(out.contains("36004004"), "the error says what failed: {out}");
+    outputs.push(out);
+
+    let all = outputs.join("\n");
+    assert!(all.contains("api response"), "debug logs were on: {all}");
+    for s in &secrets {
+        assert!(!all.contains(s.as_str()), "secret leaked into output");
+    }
+    assert!(!all.contains("panicked"));
+}
+
+#[test]
+fn bad_config_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shoplake"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["auth", "url"])
+        .env("SHOPLAKE_API__TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("api.timeout"), "{err}");
+}

@@ -21,7 +21,11 @@ fn shoplake(data_dir: &std::path::Path, base: &str, args: &[&str]) -> (bool, Str
         .env_remove("SHOPLAKE_LOG")
         .output()
         .expect("run shoplake");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -36,10 +40,17 @@ async fn auth_commands_store_tokens_securely_and_never_print_secrets() {
     let mut outputs = Vec::new();
     let (ok, url) = shoplake(dir.path(), &base, &["auth", "url", "--state", "s1"]);
     assert!(ok, "{url}");
-    assert!(url.contains("/oauth/authorize?app_key=sandbox_app_key&state=s1"), "{url}");
+    assert!(
+        url.contains("/oauth/authorize?app_key=sandbox_app_key&state=s1"),
+        "{url}"
+    );
     outputs.push(url);
 
-    let (ok, out) = shoplake(dir.path(), &base, &["-vv", "auth", "exchange", "--code", DEFAULT_AUTH_CODE]);
+    let (ok, out) = shoplake(
+        dir.path(),
+        &base,
+        &["-vv", "auth", "exchange", "--code", DEFAULT_AUTH_CODE],
+    );
     assert!(ok, "{out}");
     assert_eq!(out.matches("authorized shop").count(), 3, "{out}");
     outputs.push(out);
@@ -56,7 +67,8 @@ async fn auth_commands_store_tokens_securely_and_never_print_secrets() {
                 let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
                 assert_eq!(mode, 0o600, "{} mode {mode:o}", path.display());
             }
-            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             secrets.push(v["access_token"].as_str().unwrap().to_string());
             secrets.push(v["refresh_token"].as_str().unwrap().to_string());
             n += 1;
@@ -67,7 +79,10 @@ async fn auth_commands_store_tokens_securely_and_never_print_secrets() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&tokens_dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&tokens_dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
 
     let (ok, out) = shoplake(dir.path(), &base, &["-vv", "auth", "refresh"]);
@@ -77,9 +92,16 @@ async fn auth_commands_store_tokens_securely_and_never_print_secrets() {
     collect(&mut secrets);
 
     // A failing run (wrong code) must not leak either.
-    let (ok, out) = shoplake(dir.path(), &base, &["-vv", "auth", "exchange", "--code", "WRONG"]);
+    let (ok, out) = shoplake(
+        dir.path(),
+        &base,
+        &["-vv", "auth", "exchange", "--code", "WRONG"],
+    );
     assert!(!ok);
-    assert!(out.contains("36004004"), "the error says what failed: {out}");
+    assert!(
+        out.contains("36004004"),
+        "the error says what failed: {out}"
+    );
     outputs.push(out);
 
     let all = outputs.join("\n");

@@ -28,20 +28,40 @@ async fn page_token_walk_returns_10k_orders_exactly_once_and_matches_truth() {
     for shop in &a.shops {
         let orders = list_orders(&a.client, &shop.cipher, 100).await;
         let t = truth_shop(&truth, &shop.cipher);
-        assert_exactly_once(&ids(&orders, "id"), t["orders"].as_u64().unwrap(), &shop.cipher);
+        assert_exactly_once(
+            &ids(&orders, "id"),
+            t["orders"].as_u64().unwrap(),
+            &shop.cipher,
+        );
         total += orders.len();
         // Amounts are decimal strings; net GMV from the pages equals the truth's.
-        let digits = if t["currency"] == "IDR" || t["currency"] == "VND" { 0 } else { 2 };
+        let digits = if t["currency"] == "IDR" || t["currency"] == "VND" {
+            0
+        } else {
+            2
+        };
         let net: i64 = orders
             .iter()
             .filter(|o| o["status"] != "CANCELLED")
             .map(|o| minor(o["payment"]["sub_total"].as_str().unwrap(), digits))
             .sum();
-        let truth_net: i64 = t["days"].as_array().unwrap().iter().map(|d| minor(d["net_gmv"].as_str().unwrap(), digits)).sum();
+        let truth_net: i64 = t["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| minor(d["net_gmv"].as_str().unwrap(), digits))
+            .sum();
         assert_eq!(net, truth_net, "{}: net GMV", shop.cipher);
         // Ids are strings beyond 2^53; line items are units.
-        assert!(orders.iter().all(|o| o["id"].as_str().unwrap().parse::<u64>().unwrap() > 1 << 53));
-        let units: usize = orders.iter().map(|o| o["line_items"].as_array().unwrap().len()).sum();
+        assert!(
+            orders
+                .iter()
+                .all(|o| o["id"].as_str().unwrap().parse::<u64>().unwrap() > 1 << 53)
+        );
+        let units: usize = orders
+            .iter()
+            .map(|o| o["line_items"].as_array().unwrap().len())
+            .sum();
         assert_eq!(units as u64, t["line_items"].as_u64().unwrap());
     }
     assert_eq!(total, 10_000);
@@ -57,11 +77,20 @@ async fn update_time_windows_partition_the_orders() {
     let day = 86_400;
     let mut lo = clock - 60 * day;
     while lo <= clock {
-        let req = ApiRequest::post("/order/202309/orders/search", &json!({"update_time_ge": lo, "update_time_lt": lo + 7 * day}))
-            .shop(cipher.clone())
-            .query("sort_field", "update_time")
-            .query("sort_order", "ASC");
-        let spec = PageSpec { request: req, style: PageStyle::Token, page_size: 50, params_in: ParamsIn::Query, records: "orders".into() };
+        let req = ApiRequest::post(
+            "/order/202309/orders/search",
+            &json!({"update_time_ge": lo, "update_time_lt": lo + 7 * day}),
+        )
+        .shop(cipher.clone())
+        .query("sort_field", "update_time")
+        .query("sort_order", "ASC");
+        let spec = PageSpec {
+            request: req,
+            style: PageStyle::Token,
+            page_size: 50,
+            params_in: ParamsIn::Query,
+            records: "orders".into(),
+        };
         let got: Vec<_> = pages(a.client.clone(), spec).try_collect().await.unwrap();
         for p in got {
             for o in p.records {
@@ -76,13 +105,27 @@ async fn update_time_windows_partition_the_orders() {
 
     // Moving the data clock forward: orders progress and only changed ones match a new window.
     sb.sandbox.set_clock(clock + 3 * day);
-    let req = ApiRequest::post("/order/202309/orders/search", &json!({"update_time_ge": clock + 1}))
-        .shop(cipher.clone());
-    let spec = PageSpec { request: req, style: PageStyle::Token, page_size: 100, params_in: ParamsIn::Query, records: "orders".into() };
+    let req = ApiRequest::post(
+        "/order/202309/orders/search",
+        &json!({"update_time_ge": clock + 1}),
+    )
+    .shop(cipher.clone());
+    let spec = PageSpec {
+        request: req,
+        style: PageStyle::Token,
+        page_size: 100,
+        params_in: ParamsIn::Query,
+        records: "orders".into(),
+    };
     let changed: Vec<_> = pages(a.client.clone(), spec).try_collect().await.unwrap();
     let changed: Vec<Value> = changed.into_iter().flat_map(|p| p.records).collect();
     assert!(!changed.is_empty(), "some orders moved on");
-    assert!(changed.iter().all(|o| o["update_time"].as_i64().unwrap() > clock && o["create_time"].as_i64().unwrap() <= clock));
+    assert!(
+        changed
+            .iter()
+            .all(|o| o["update_time"].as_i64().unwrap() > clock
+                && o["create_time"].as_i64().unwrap() <= clock)
+    );
 }
 
 #[tokio::test]
@@ -93,21 +136,52 @@ async fn page_number_walk_returns_every_order_exactly_once() {
     for shop in &a.shops {
         // Legacy style: page_number + page_size in the body, data.order_list + data.total.
         let req = ApiRequest::post("/api/orders/search", &json!({})).shop(shop.cipher.clone());
-        let spec = PageSpec { request: req, style: PageStyle::Number, page_size: 100, params_in: ParamsIn::Body, records: "order_list".into() };
+        let spec = PageSpec {
+            request: req,
+            style: PageStyle::Number,
+            page_size: 100,
+            params_in: ParamsIn::Body,
+            records: "order_list".into(),
+        };
         let got: Vec<_> = pages(a.client.clone(), spec).try_collect().await.unwrap();
-        assert_eq!(got[0].total, truth_shop(&truth, &shop.cipher)["orders"].as_u64());
-        let legacy: Vec<String> = got.into_iter().flat_map(|p| p.records).map(|r| r["order_id"].as_str().unwrap().to_string()).collect();
-        assert_exactly_once(&legacy, truth_shop(&truth, &shop.cipher)["orders"].as_u64().unwrap(), "page_number");
+        assert_eq!(
+            got[0].total,
+            truth_shop(&truth, &shop.cipher)["orders"].as_u64()
+        );
+        let legacy: Vec<String> = got
+            .into_iter()
+            .flat_map(|p| p.records)
+            .map(|r| r["order_id"].as_str().unwrap().to_string())
+            .collect();
+        assert_exactly_once(
+            &legacy,
+            truth_shop(&truth, &shop.cipher)["orders"].as_u64().unwrap(),
+            "page_number",
+        );
         // The same set as the page_token walk.
-        let modern: HashSet<String> = ids(&list_orders(&a.client, &shop.cipher, 100).await, "id").into_iter().collect();
+        let modern: HashSet<String> = ids(&list_orders(&a.client, &shop.cipher, 100).await, "id")
+            .into_iter()
+            .collect();
         assert_eq!(legacy.into_iter().collect::<HashSet<_>>(), modern);
     }
     // Page sizes that do not divide the total still end on the short last page.
     let req = ApiRequest::post("/api/products/search", &json!({})).shop(a.shops[0].cipher.clone());
-    let spec = PageSpec { request: req, style: PageStyle::Number, page_size: 7, params_in: ParamsIn::Body, records: "products".into() };
+    let spec = PageSpec {
+        request: req,
+        style: PageStyle::Number,
+        page_size: 7,
+        params_in: ParamsIn::Body,
+        records: "products".into(),
+    };
     let got: Vec<_> = pages(a.client.clone(), spec).try_collect().await.unwrap();
     let products: Vec<Value> = got.into_iter().flat_map(|p| p.records).collect();
-    assert_exactly_once(&ids(&products, "id"), truth_shop(&truth, &a.shops[0].cipher)["products"].as_u64().unwrap(), "legacy products");
+    assert_exactly_once(
+        &ids(&products, "id"),
+        truth_shop(&truth, &a.shops[0].cipher)["products"]
+            .as_u64()
+            .unwrap(),
+        "legacy products",
+    );
 }
 
 #[tokio::test]
@@ -122,7 +196,11 @@ async fn faults_are_retried_and_every_order_arrives_once() {
     let truth = truth(&sb).await;
     for shop in &a.shops {
         let orders = list_orders(&a.client, &shop.cipher, 100).await;
-        assert_exactly_once(&ids(&orders, "id"), truth_shop(&truth, &shop.cipher)["orders"].as_u64().unwrap(), "with faults");
+        assert_exactly_once(
+            &ids(&orders, "id"),
+            truth_shop(&truth, &shop.cipher)["orders"].as_u64().unwrap(),
+            "with faults",
+        );
     }
     let stats = sb.sandbox.stats();
     let faults: u64 = stats.values().map(|s| s.faults).sum();
@@ -152,8 +230,15 @@ async fn rate_limits_are_respected_client_side_and_retried_server_side() {
     let polite = authorize(cc).await;
     let orders = list_orders(&polite.client, &cipher, 20).await;
     assert_exactly_once(&ids(&orders, "id"), 2_000, "polite");
-    assert_eq!(sb.sandbox.stats()["/order/202309/orders/search"].rate_limited, limited, "no new 429s");
-    assert!(polite.client.rate_limit_waited() > Duration::ZERO, "the client paced itself");
+    assert_eq!(
+        sb.sandbox.stats()["/order/202309/orders/search"].rate_limited,
+        limited,
+        "no new 429s"
+    );
+    assert!(
+        polite.client.rate_limit_waited() > Duration::ZERO,
+        "the client paced itself"
+    );
 }
 
 #[tokio::test]
@@ -174,8 +259,15 @@ async fn token_expiring_mid_stream_is_refreshed_transparently() {
     store.save(t).unwrap();
     let orders = list_orders(&a.client, &cipher, 25).await;
     assert_exactly_once(&ids(&orders, "id"), 2_000, "across token expiry");
-    assert!(a.client.stats().refreshes.load(Ordering::Relaxed) >= 1, "refreshed on 105002");
-    assert_ne!(store.get(&cipher).unwrap().access_token, first, "new token stored");
+    assert!(
+        a.client.stats().refreshes.load(Ordering::Relaxed) >= 1,
+        "refreshed on 105002"
+    );
+    assert_ne!(
+        store.get(&cipher).unwrap().access_token,
+        first,
+        "new token stored"
+    );
 }
 
 #[tokio::test]
@@ -192,10 +284,16 @@ async fn proactive_refresh_before_expiry() {
     t.access_token_expire_in = now() + 1;
     t.obtained_at = now() - 10;
     store.save(t).unwrap();
-    let req = ApiRequest::post("/product/202502/products/search", &json!({})).shop(cipher.clone()).query("page_size", "5");
+    let req = ApiRequest::post("/product/202502/products/search", &json!({}))
+        .shop(cipher.clone())
+        .query("page_size", "5");
     a.client.send(&req).await.unwrap();
     assert_ne!(store.get(&cipher).unwrap().access_token, first);
-    assert_eq!(a.client.stats().refreshes.load(Ordering::Relaxed), 0, "no expired-token error was needed");
+    assert_eq!(
+        a.client.stats().refreshes.load(Ordering::Relaxed),
+        0,
+        "no expired-token error was needed"
+    );
 }
 
 #[tokio::test]
@@ -204,12 +302,23 @@ async fn products_search_and_detail_with_skus_prices_inventory() {
     let a = authorize(client_config(&sb)).await;
     let truth = truth(&sb).await;
     for shop in &a.shops {
-        let req = ApiRequest::post("/product/202502/products/search", &json!({})).shop(shop.cipher.clone());
-        let spec = PageSpec { request: req, style: PageStyle::Token, page_size: 20, params_in: ParamsIn::Query, records: "products".into() };
+        let req = ApiRequest::post("/product/202502/products/search", &json!({}))
+            .shop(shop.cipher.clone());
+        let spec = PageSpec {
+            request: req,
+            style: PageStyle::Token,
+            page_size: 20,
+            params_in: ParamsIn::Query,
+            records: "products".into(),
+        };
         let got: Vec<_> = pages(a.client.clone(), spec).try_collect().await.unwrap();
         let products: Vec<Value> = got.into_iter().flat_map(|p| p.records).collect();
         let t = truth_shop(&truth, &shop.cipher);
-        assert_exactly_once(&ids(&products, "id"), t["products"].as_u64().unwrap(), "products");
+        assert_exactly_once(
+            &ids(&products, "id"),
+            t["products"].as_u64().unwrap(),
+            "products",
+        );
         let mut skus = 0;
         let mut branded = 0;
         for p in &products {
@@ -230,18 +339,32 @@ async fn products_search_and_detail_with_skus_prices_inventory() {
             }
         }
         assert_eq!(skus, t["skus"].as_u64().unwrap());
-        assert!(branded > 0 && branded < products.len(), "some listings carry no brand");
+        assert!(
+            branded > 0 && branded < products.len(),
+            "some listings carry no brand"
+        );
     }
     // update_time_le is inclusive on products.
     let shop = &a.shops[0];
-    let req = ApiRequest::post("/product/202502/products/search", &json!({})).shop(shop.cipher.clone()).query("page_size", "1");
+    let req = ApiRequest::post("/product/202502/products/search", &json!({}))
+        .shop(shop.cipher.clone())
+        .query("page_size", "1");
     let first = a.client.send(&req).await.unwrap().data["products"][0].clone();
     let ut = first["update_time"].as_i64().unwrap();
-    let req = ApiRequest::post("/product/202502/products/search", &json!({"update_time_ge": ut, "update_time_le": ut}))
-        .shop(shop.cipher.clone())
-        .query("page_size", "10");
+    let req = ApiRequest::post(
+        "/product/202502/products/search",
+        &json!({"update_time_ge": ut, "update_time_le": ut}),
+    )
+    .shop(shop.cipher.clone())
+    .query("page_size", "10");
     let data = a.client.send(&req).await.unwrap().data;
-    assert!(data["products"].as_array().unwrap().iter().any(|p| p["id"] == first["id"]));
+    assert!(
+        data["products"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == first["id"])
+    );
 }
 
 #[tokio::test]
@@ -252,7 +375,9 @@ async fn order_detail_batches_match_search() {
     let orders = list_orders(&a.client, &cipher, 100).await;
     for chunk in orders.chunks(50) {
         let ids: Vec<&str> = chunk.iter().map(|o| o["id"].as_str().unwrap()).collect();
-        let req = ApiRequest::get("/order/202507/orders").shop(cipher.clone()).query("ids", ids.join(","));
+        let req = ApiRequest::get("/order/202507/orders")
+            .shop(cipher.clone())
+            .query("ids", ids.join(","));
         let d = a.client.send(&req).await.unwrap().data;
         let got = d["orders"].as_array().unwrap();
         assert_eq!(got.len(), chunk.len());
@@ -261,7 +386,9 @@ async fn order_detail_batches_match_search() {
         }
     }
     // Typed errors: a non-retryable business error surfaces at once.
-    let req = ApiRequest::get("/order/202507/orders").shop(cipher.clone()).query("ids", "1");
+    let req = ApiRequest::get("/order/202507/orders")
+        .shop(cipher.clone())
+        .query("ids", "1");
     let e = a.client.send(&req).await.unwrap_err();
     assert_eq!(e.code(), Some(21008111));
     assert!(!e.is_retryable());
@@ -274,11 +401,18 @@ async fn transport_errors_never_carry_the_app_secret() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let mut cc = shoplake::api::ClientConfig::for_base(&format!("http://127.0.0.1:{port}"), KEY, "leaky-secret-value").unwrap();
+    let mut cc = shoplake::api::ClientConfig::for_base(
+        &format!("http://127.0.0.1:{port}"),
+        KEY,
+        "leaky-secret-value",
+    )
+    .unwrap();
     cc.retry.max_attempts = 2;
     cc.retry.base = Duration::from_millis(1);
     let client = shoplake::api::ApiClient::new(cc, None).unwrap();
-    let e = shoplake::api::auth::exchange_code(&client, "code").await.unwrap_err();
+    let e = shoplake::api::auth::exchange_code(&client, "code")
+        .await
+        .unwrap_err();
     let text = format!("{e} {e:?} {:?}", std::error::Error::source(&e));
     assert!(e.is_retryable() || matches!(e, shoplake::api::ApiError::RetriesExhausted { .. }));
     assert!(!text.contains("leaky-secret-value"), "{text}");

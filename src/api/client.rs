@@ -215,7 +215,11 @@ impl std::fmt::Debug for ApiClient {
 
 /// A transport error without the URL: the query may carry the app secret (token host).
 fn transport(ctx: &RequestContext, e: reqwest::Error) -> ApiError {
-    ApiError::Transport { ctx: ctx.clone(), timeout: e.is_timeout(), source: e.without_url() }
+    ApiError::Transport {
+        ctx: ctx.clone(),
+        timeout: e.is_timeout(),
+        source: e.without_url(),
+    }
 }
 
 fn unix_now() -> i64 {
@@ -373,11 +377,7 @@ impl ApiClient {
         }
         self.inner.stats.requests.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let resp = rb.send().await.map_err(|e| ApiError::Transport {
-            ctx: ctx.clone(),
-            timeout: e.is_timeout(),
-            source: e,
-        })?;
+        let resp = rb.send().await.map_err(|e| transport(&ctx, e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -385,11 +385,7 @@ impl ApiClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = resp.bytes().await.map_err(|e| ApiError::Transport {
-            ctx: ctx.clone(),
-            timeout: e.is_timeout(),
-            source: e,
-        })?;
+        let bytes = resp.bytes().await.map_err(|e| transport(&ctx, e))?;
         debug!(path = %req.path, status, bytes = bytes.len(), ms = started.elapsed().as_millis() as u64, "api response");
         let env: Envelope = match serde_json::from_slice(&bytes) {
             Ok(e) => e,

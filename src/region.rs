@@ -94,20 +94,76 @@ pub fn region(code: &str) -> Option<&'static Region> {
     REGIONS.iter().find(|r| r.code.eq_ignore_ascii_case(code))
 }
 
+/// An amount in minor units that formats as the API's decimal string (`"29.99"`,
+/// `"459000"`) without allocating; serializes as a JSON string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Minor {
+    /// Amount in minor units (cents, or whole units for zero-digit currencies).
+    pub minor: i64,
+    /// Digits after the decimal point.
+    pub digits: u32,
+}
+
+impl std::fmt::Display for Minor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.digits == 0 {
+            return write!(f, "{}", self.minor);
+        }
+        let scale = 10u64.pow(self.digits);
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let abs = self.minor.unsigned_abs();
+        write!(
+            f,
+            "{sign}{}.{:0width$}",
+            abs / scale,
+            abs % scale,
+            width = self.digits as usize
+        )
+    }
+}
+
+impl Minor {
+    /// Writes the decimal string into `buf` without `fmt` machinery; returns its length.
+    pub fn write_to(&self, buf: &mut [u8; 48]) -> usize {
+        let mut digits = [0u8; 24];
+        let mut abs = self.minor.unsigned_abs();
+        let mut n = 0;
+        loop {
+            digits[n] = b'0' + (abs % 10) as u8;
+            abs /= 10;
+            n += 1;
+            if abs == 0 && n as u32 > self.digits {
+                break;
+            }
+        }
+        let mut len = 0;
+        if self.minor < 0 {
+            buf[0] = b'-';
+            len = 1;
+        }
+        for i in (0..n).rev() {
+            if self.digits > 0 && i + 1 == self.digits as usize {
+                buf[len] = b'.';
+                len += 1;
+            }
+            buf[len] = digits[i];
+            len += 1;
+        }
+        len
+    }
+}
+
+impl serde::Serialize for Minor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 48];
+        let len = self.write_to(&mut buf);
+        s.serialize_str(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+    }
+}
+
 /// Formats an amount in minor units as the API's decimal string (`"29.99"`, `"459000"`).
 pub fn format_minor(minor: i64, digits: u32) -> String {
-    if digits == 0 {
-        return minor.to_string();
-    }
-    let scale = 10i64.pow(digits);
-    let sign = if minor < 0 { "-" } else { "" };
-    let abs = minor.unsigned_abs();
-    format!(
-        "{sign}{}.{:0width$}",
-        abs / scale as u64,
-        abs % scale as u64,
-        width = digits as usize
-    )
+    Minor { minor, digits }.to_string()
 }
 
 #[cfg(test)]
@@ -120,6 +176,27 @@ mod tests {
         assert_eq!(format_minor(5, 2), "0.05");
         assert_eq!(format_minor(-150, 2), "-1.50");
         assert_eq!(format_minor(459000, 0), "459000");
+        for (m, d) in [
+            (2999, 2),
+            (5, 2),
+            (-150, 2),
+            (0, 2),
+            (459000, 0),
+            (0, 0),
+            (-7, 0),
+            (123456, 3),
+        ] {
+            let mut buf = [0u8; 48];
+            let len = Minor {
+                minor: m,
+                digits: d,
+            }
+            .write_to(&mut buf);
+            assert_eq!(
+                std::str::from_utf8(&buf[..len]).unwrap(),
+                format_minor(m, d)
+            );
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::data::{Dataset, Initiator, LineItem, Order, PAYMENT_METHODS, PROVIDER
 use super::gate::ApiFault;
 use super::paging::{PageToken, Walked, fingerprint, page_size, walk};
 use super::{Ctx, Sandbox};
-use crate::region::format_minor;
+use crate::region::Minor;
 
 /// Body filters of `POST /order/202309/orders/search`.
 #[derive(Debug, Default, Deserialize)]
@@ -135,22 +135,45 @@ pub fn search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
             .encode()
         })
         .unwrap_or_default();
-    let orders: Vec<OrderJson<'_>> = rows
-        .iter()
-        .map(|&(_, i)| render(&sb.data, &sb.data.orders[i as usize], ctx.view.clock))
-        .collect();
+    let orders = Rendered {
+        ds: &sb.data,
+        clock: ctx.view.clock,
+        rows: &rows,
+    };
     #[derive(Serialize)]
     struct Out<'a> {
         next_page_token: String,
         total_count: u32,
-        orders: Vec<OrderJson<'a>>,
+        orders: Rendered<'a>,
     }
-    Ok(serde_json::to_vec(&Out {
-        next_page_token,
-        total_count: total,
-        orders,
-    })
-    .expect("serializable"))
+    let mut out = Vec::with_capacity(rows.len() * 3072 + 256);
+    serde_json::to_writer(
+        &mut out,
+        &Out {
+            next_page_token,
+            total_count: total,
+            orders,
+        },
+    )
+    .expect("serializable");
+    Ok(out)
+}
+
+/// Orders rendered one at a time while serializing: no page-sized vector of structs.
+struct Rendered<'a> {
+    ds: &'a Dataset,
+    clock: i64,
+    rows: &'a [(i64, u32)],
+}
+
+impl Serialize for Rendered<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.rows
+                .iter()
+                .map(|&(_, i)| render(self.ds, &self.ds.orders[i as usize], self.clock)),
+        )
+    }
 }
 
 /// `GET /order/202507/orders?ids=a,b,c` (max 50 ids).
@@ -270,38 +293,105 @@ pub fn legacy_search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
 #[derive(Serialize)]
 struct Payment {
     currency: &'static str,
-    original_total_product_price: String,
-    sub_total: String,
-    seller_discount: String,
-    platform_discount: String,
-    original_shipping_fee: String,
-    shipping_fee: String,
-    shipping_fee_platform_discount: String,
-    shipping_fee_seller_discount: String,
-    tax: String,
-    product_tax: String,
-    shipping_fee_tax: String,
-    total_amount: String,
+    original_total_product_price: Minor,
+    sub_total: Minor,
+    seller_discount: Minor,
+    platform_discount: Minor,
+    original_shipping_fee: Minor,
+    shipping_fee: Minor,
+    shipping_fee_platform_discount: Minor,
+    shipping_fee_seller_discount: Minor,
+    tax: Minor,
+    product_tax: Minor,
+    shipping_fee_tax: Minor,
+    total_amount: Minor,
 }
 
 #[derive(Serialize)]
 struct PackageRef {
-    id: String,
+    id: Prefixed,
+}
+
+/// A number written as a JSON string (`prefix` + zero-padded `n` + `suffix`) without
+/// allocating: ids exceed 2^53 and must stay strings.
+#[derive(Clone, Copy)]
+struct Prefixed {
+    prefix: &'static str,
+    n: u64,
+    width: usize,
+    suffix: &'static str,
+}
+
+impl Prefixed {
+    fn id(n: u64) -> Self {
+        Prefixed {
+            prefix: "",
+            n,
+            width: 0,
+            suffix: "",
+        }
+    }
+}
+
+impl std::fmt::Display for Prefixed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}{:0w$}{}",
+            self.prefix,
+            self.n,
+            self.suffix,
+            w = self.width
+        )
+    }
+}
+
+impl Serialize for Prefixed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Hot path (every id of every page): format by hand instead of through `fmt`.
+        let mut buf = [0u8; 64];
+        let mut digits = [0u8; 20];
+        let (mut n, mut k) = (self.n, 0);
+        while n > 0 || k == 0 {
+            digits[k] = b'0' + (n % 10) as u8;
+            n /= 10;
+            k += 1;
+        }
+        let pad = self.width.saturating_sub(k);
+        let total = self.prefix.len() + pad + k + self.suffix.len();
+        if total > buf.len() {
+            return s.collect_str(self);
+        }
+        let mut len = 0;
+        for part in [self.prefix.as_bytes()] {
+            buf[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+        buf[len..len + pad].fill(b'0');
+        len += pad;
+        for i in (0..k).rev() {
+            buf[len] = digits[i];
+            len += 1;
+        }
+        buf[len..len + self.suffix.len()].copy_from_slice(self.suffix.as_bytes());
+        len += self.suffix.len();
+        s.serialize_str(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+    }
 }
 
 #[derive(Serialize)]
 struct Address {
     region_code: &'static str,
-    postal_code: String,
-    full_address: String,
-    phone_number: String,
-    name: String,
-    address_detail: String,
+    postal_code: Prefixed,
+    full_address: &'static str,
+    phone_number: &'static str,
+    name: &'static str,
+    address_detail: &'static str,
 }
 
 #[derive(Serialize)]
 struct LineItemJson<'a> {
-    id: String,
+    id: Prefixed,
     sku_id: &'a str,
     product_id: &'a str,
     product_name: &'a str,
@@ -310,15 +400,15 @@ struct LineItemJson<'a> {
     sku_type: &'static str,
     display_status: &'static str,
     currency: &'static str,
-    original_price: String,
-    sale_price: String,
-    seller_discount: String,
-    platform_discount: String,
-    package_id: Option<String>,
+    original_price: Minor,
+    sale_price: Minor,
+    seller_discount: Minor,
+    platform_discount: Minor,
+    package_id: Option<Prefixed>,
     package_status: Option<&'static str>,
     shipping_provider_id: Option<&'static str>,
     shipping_provider_name: Option<&'static str>,
-    tracking_number: Option<String>,
+    tracking_number: Option<Prefixed>,
     rts_time: Option<i64>,
     cancel_user: Option<&'static str>,
     is_gift: bool,
@@ -327,9 +417,9 @@ struct LineItemJson<'a> {
 /// The order shape of search and detail (a faithful subset of the official sample).
 #[derive(Serialize)]
 pub struct OrderJson<'a> {
-    id: String,
+    id: Prefixed,
     status: &'static str,
-    user_id: String,
+    user_id: Prefixed,
     create_time: i64,
     update_time: i64,
     paid_time: Option<i64>,
@@ -348,7 +438,7 @@ pub struct OrderJson<'a> {
     warehouse_id: &'a str,
     shipping_provider: Option<&'static str>,
     shipping_provider_id: Option<&'static str>,
-    tracking_number: Option<String>,
+    tracking_number: Option<Prefixed>,
     payment_method_name: &'static str,
     is_cod: bool,
     is_sample_order: bool,
@@ -357,15 +447,20 @@ pub struct OrderJson<'a> {
     has_updated_recipient_address: bool,
     commerce_platform: &'static str,
     order_type: &'static str,
-    buyer_email: String,
+    buyer_email: Prefixed,
     packages: Vec<PackageRef>,
     payment: Payment,
     recipient_address: Address,
     line_items: Vec<LineItemJson<'a>>,
 }
 
-fn package_id(o: &Order) -> String {
-    format!("1153{:015}", o.id % 1_000_000_000_000_000)
+fn package_id(o: &Order) -> Prefixed {
+    Prefixed {
+        prefix: "1153",
+        n: o.id % 1_000_000_000_000_000,
+        width: 15,
+        suffix: "",
+    }
 }
 
 /// Renders an order as of `clock`.
@@ -373,7 +468,10 @@ pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
     let shop = &ds.shops[o.shop as usize];
     let region = shop.region;
     let d = region.minor_digits;
-    let m = |v: i64| format_minor(v, d);
+    let m = |v: i64| Minor {
+        minor: v,
+        digits: d,
+    };
     let (st, upd) = o.state_at(clock);
     let seen = |t: i64| Order::seen(t, clock);
     let items = ds.items_of(o);
@@ -383,7 +481,12 @@ pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
     let shipped = o.ev.shipped <= clock;
     let packed = o.ev.rts <= clock;
     let (prov_id, prov_name) = PROVIDERS[o.provider as usize];
-    let tracking = shipped.then(|| format!("TT{:012}", o.id % 1_000_000_000_000));
+    let tracking = shipped.then_some(Prefixed {
+        prefix: "TT",
+        n: o.id % 1_000_000_000_000,
+        width: 12,
+        suffix: "",
+    });
     let cancelled = o.ev.cancelled <= clock;
     let (cancel_reason, initiator) = match (cancelled, o.initiator) {
         (true, Initiator::Buyer) => (Some("No longer needed"), Some("BUYER")),
@@ -407,7 +510,12 @@ pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
             let sku = &ds.skus[li.sku as usize];
             let p = &ds.products[sku.product as usize];
             LineItemJson {
-                id: format!("5770{:015}", (o.items.start as u64 + k as u64) * 7 + 1),
+                id: Prefixed {
+                    prefix: "5770",
+                    n: (o.items.start as u64 + k as u64) * 7 + 1,
+                    width: 15,
+                    suffix: "",
+                },
                 sku_id: &sku.id,
                 product_id: &p.id,
                 product_name: &p.title,
@@ -424,7 +532,7 @@ pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
                 package_status,
                 shipping_provider_id: packed.then_some(prov_id),
                 shipping_provider_name: packed.then_some(prov_name),
-                tracking_number: tracking.clone(),
+                tracking_number: tracking,
                 rts_time: seen(o.ev.rts),
                 cancel_user: initiator,
                 is_gift: false,
@@ -432,9 +540,9 @@ pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
         })
         .collect();
     OrderJson {
-        id: o.id.to_string(),
+        id: Prefixed::id(o.id),
         status: st,
-        user_id: o.user_id.to_string(),
+        user_id: Prefixed::id(o.user_id),
         create_time: o.ev.create,
         update_time: upd,
         paid_time: seen(o.ev.paid),
@@ -466,7 +574,12 @@ pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
         has_updated_recipient_address: false,
         commerce_platform: "TIKTOK_SHOP",
         order_type: "NORMAL",
-        buyer_email: format!("v2{:x}@scs2.tiktok.com", o.user_id % 0xffff_ffff),
+        buyer_email: Prefixed {
+            prefix: "v2",
+            n: o.user_id % 1_000_000_000,
+            width: 9,
+            suffix: "@scs2.tiktok.com",
+        },
         packages: if packed {
             vec![PackageRef { id: package_id(o) }]
         } else {
@@ -489,11 +602,16 @@ pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
         },
         recipient_address: Address {
             region_code: region.code,
-            postal_code: format!("{:05}", o.user_id % 100_000),
-            full_address: "******".into(),
-            phone_number: "(+1)******".into(),
-            name: "S***".into(),
-            address_detail: "******".into(),
+            postal_code: Prefixed {
+                prefix: "",
+                n: o.user_id % 100_000,
+                width: 5,
+                suffix: "",
+            },
+            full_address: "******",
+            phone_number: "(+1)******",
+            name: "S***",
+            address_detail: "******",
         },
         line_items,
     }

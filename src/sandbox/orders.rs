@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{Dataset, Initiator, LineItem, Order, PAYMENT_METHODS, PROVIDERS, status};
 use super::gate::ApiFault;
-use super::paging::{PageToken, Walked, fingerprint, page_size, walk};
+use super::paging::{fingerprint, number_page, page_size, token_page};
 use super::{Ctx, Sandbox};
 use crate::region::Minor;
 
@@ -112,29 +112,15 @@ pub fn search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let filter: SearchFilter = parse_body(ctx)?;
     let shop_key = ctx.shop.unwrap_or(0).to_le_bytes();
     let fp = fingerprint(&[&shop_key, &ctx.body, &[by_update as u8, descending as u8]]);
-    let token = match ctx.q("page_token").filter(|t| !t.is_empty()) {
-        Some(t) => Some(PageToken::decode(t, fp)?),
-        None => None,
-    };
     let sel = select(sb, ctx, &filter, by_update, descending)?;
-    let Walked { rows, next, total } = walk(
+    let (rows, next_page_token, total) = token_page(
+        ctx.q("page_token"),
+        fp,
         sel.range,
         sel.descending,
-        token.map_or(0, |t| t.pos),
         size,
-        token.map(|t| t.total),
         &sel.keep,
-    );
-    let next_page_token = next
-        .map(|pos| {
-            PageToken {
-                fingerprint: fp,
-                pos,
-                total,
-            }
-            .encode()
-        })
-        .unwrap_or_default();
+    )?;
     let orders = Rendered {
         ds: &sb.data,
         clock: ctx.view.clock,
@@ -234,10 +220,6 @@ struct LegacyFilter {
 pub fn legacy_search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let f: LegacyFilter = parse_body(ctx)?;
     let size = page_size(f.page_size.map(|n| n.to_string()).as_deref(), 100)?;
-    let number = f.page_number.unwrap_or(1);
-    if number == 0 {
-        return Err(ApiFault::param("page_number starts at 1"));
-    }
     let modern = SearchFilter {
         order_status: f.order_status.clone(),
         create_time_ge: f.create_time_from,
@@ -253,10 +235,8 @@ pub fn legacy_search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         .copied()
         .filter(|&t| (sel.keep)(t))
         .collect();
-    let start = ((number - 1) as usize)
-        .saturating_mul(size)
-        .min(matching.len());
-    let end = (start + size).min(matching.len());
+    let page = number_page(matching.len(), f.page_number, size)?;
+    let end = page.end;
     #[derive(Serialize)]
     struct Row {
         order_id: String,
@@ -270,7 +250,7 @@ pub fn legacy_search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         more: bool,
     }
     let clock = ctx.view.clock;
-    let order_list = matching[start..end]
+    let order_list = matching[page]
         .iter()
         .map(|&(_, i)| {
             let o = &sb.data.orders[i as usize];

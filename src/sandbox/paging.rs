@@ -125,6 +125,56 @@ pub fn walk<T: Copy>(
     }
 }
 
+/// One token-style page: decodes the client's `page_token` (if any), walks, and encodes
+/// the next token (empty on the last page, like the real API).
+pub fn token_page<T: Copy>(
+    page_token: Option<&str>,
+    fingerprint: u64,
+    range: &[T],
+    descending: bool,
+    size: usize,
+    keep: impl Fn(T) -> bool,
+) -> Result<(Vec<T>, String, u32), ApiFault> {
+    let token = match page_token.filter(|t| !t.is_empty()) {
+        Some(t) => Some(PageToken::decode(t, fingerprint)?),
+        None => None,
+    };
+    let w = walk(
+        range,
+        descending,
+        token.map_or(0, |t| t.pos),
+        size,
+        token.map(|t| t.total),
+        keep,
+    );
+    let next = w
+        .next
+        .map(|pos| {
+            PageToken {
+                fingerprint,
+                pos,
+                total: w.total,
+            }
+            .encode()
+        })
+        .unwrap_or_default();
+    Ok((w.rows, next, w.total))
+}
+
+/// The slice of `len` matching rows that 1-based `page_number` of `size` covers.
+pub fn number_page(
+    len: usize,
+    page_number: Option<u32>,
+    size: usize,
+) -> Result<std::ops::Range<usize>, ApiFault> {
+    let number = page_number.unwrap_or(1);
+    if number == 0 {
+        return Err(ApiFault::param("page_number starts at 1"));
+    }
+    let start = ((number - 1) as usize).saturating_mul(size).min(len);
+    Ok(start..(start + size).min(len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +211,14 @@ mod tests {
             let want: Vec<u32> = data.iter().copied().filter(|x| x % 3 != 0).collect();
             assert_eq!(seen, want);
         }
+    }
+
+    #[test]
+    fn page_numbers_are_one_based() {
+        assert_eq!(number_page(25, None, 10).unwrap(), 0..10);
+        assert_eq!(number_page(25, Some(3), 10).unwrap(), 20..25);
+        assert_eq!(number_page(25, Some(4), 10).unwrap(), 25..25);
+        assert!(number_page(25, Some(0), 10).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{Dataset, Product};
 use super::gate::ApiFault;
 use super::orders::parse_body;
-use super::paging::{PageToken, Walked, fingerprint, page_size, walk};
+use super::paging::{fingerprint, number_page, page_size, token_page};
 use super::{Ctx, Sandbox};
 use crate::region::format_minor;
 
@@ -178,19 +178,11 @@ pub fn search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let shop = ctx.shop.unwrap_or(0);
     let index = &ctx.view.shops[shop].products_by_update;
     let fp = fingerprint(&[&shop.to_le_bytes(), &ctx.body]);
-    let token = match ctx.q("page_token").filter(|t| !t.is_empty()) {
-        Some(t) => Some(PageToken::decode(t, fp)?),
-        None => None,
-    };
     let ds = &sb.data;
-    let Walked { rows, next, total } = walk(
-        index,
-        false,
-        token.map_or(0, |t| t.pos),
-        size,
-        token.map(|t| t.total),
-        |(_, i)| f.keep(&ds.products[i as usize]),
-    );
+    let (rows, next_page_token, total) =
+        token_page(ctx.q("page_token"), fp, index, false, size, |(_, i)| {
+            f.keep(&ds.products[i as usize])
+        })?;
     #[derive(Serialize)]
     struct Out<'a> {
         total_count: u32,
@@ -199,16 +191,7 @@ pub fn search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     }
     let out = Out {
         total_count: total,
-        next_page_token: next
-            .map(|pos| {
-                PageToken {
-                    fingerprint: fp,
-                    pos,
-                    total,
-                }
-                .encode()
-            })
-            .unwrap_or_default(),
+        next_page_token,
         products: rows
             .iter()
             .map(|&(_, i)| render(ds, &ds.products[i as usize], false))
@@ -247,10 +230,6 @@ pub fn detail(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
 pub fn legacy_search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let f: SearchFilter = parse_body(ctx)?;
     let size = page_size(f.page_size.map(|n| n.to_string()).as_deref(), 100)?;
-    let number = f.page_number.unwrap_or(1);
-    if number == 0 {
-        return Err(ApiFault::param("page_number starts at 1"));
-    }
     let shop = ctx.shop.unwrap_or(0);
     let ds = &sb.data;
     let matching: Vec<u32> = ctx.view.shops[shop]
@@ -259,10 +238,7 @@ pub fn legacy_search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         .map(|&(_, i)| i)
         .filter(|&i| f.keep(&ds.products[i as usize]))
         .collect();
-    let start = ((number - 1) as usize)
-        .saturating_mul(size)
-        .min(matching.len());
-    let end = (start + size).min(matching.len());
+    let page = number_page(matching.len(), f.page_number, size)?;
     #[derive(Serialize)]
     struct Out<'a> {
         total: usize,
@@ -270,7 +246,7 @@ pub fn legacy_search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     }
     let out = Out {
         total: matching.len(),
-        products: matching[start..end]
+        products: matching[page]
             .iter()
             .map(|&i| render(ds, &ds.products[i as usize], false))
             .collect(),

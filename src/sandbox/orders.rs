@@ -342,11 +342,8 @@ impl Serialize for Prefixed {
         if total > buf.len() {
             return s.collect_str(self);
         }
-        let mut len = 0;
-        for part in [self.prefix.as_bytes()] {
-            buf[len..len + part.len()].copy_from_slice(part);
-            len += part.len();
-        }
+        let mut len = self.prefix.len();
+        buf[..len].copy_from_slice(self.prefix.as_bytes());
         buf[len..len + pad].fill(b'0');
         len += pad;
         for i in (0..k).rev() {

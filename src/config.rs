@@ -36,6 +36,98 @@ fn err(key: &str, message: impl Into<String>) -> ConfigError {
 pub struct Config {
     /// `[api]`: where and how to call the TikTok Shop API.
     pub api: ApiSection,
+    /// `[warehouse]`: where the Delta lake lives.
+    pub warehouse: WarehouseSection,
+    /// `[serve]`: the Flight SQL endpoint.
+    pub serve: ServeSection,
+    /// `[project]`: where pipelines/, schemas/ and sql/ are.
+    pub project: ProjectSection,
+}
+
+/// `[warehouse]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarehouseSection {
+    /// Lake root: a directory (default `<data-dir>/lake`) or a `file://` URI.
+    pub uri: Option<String>,
+}
+
+/// `[serve]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeSection {
+    /// Flight SQL listen address.
+    pub flight_addr: String,
+    /// User name for basic auth; no auth when unset (bind to loopback then).
+    pub username: Option<String>,
+    /// Password (prefer `SHOPLAKE_SERVE__PASSWORD`).
+    pub password: Option<Secret>,
+}
+
+impl Default for ServeSection {
+    fn default() -> Self {
+        ServeSection {
+            flight_addr: "127.0.0.1:50051".into(),
+            username: None,
+            password: None,
+        }
+    }
+}
+
+/// `[project]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectSection {
+    /// Directory holding pipelines/, schemas/ and sql/ (default: the current directory
+    /// when it has pipelines/, else the directory shoplake was built from).
+    pub dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// The project directory (pipelines/, schemas/, sql/).
+    pub fn project_dir(&self) -> Result<PathBuf, ConfigError> {
+        let dir = match &self.project.dir {
+            Some(d) => d.clone(),
+            None if Path::new("pipelines").is_dir() => PathBuf::from("."),
+            None => PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        };
+        if !dir.join("pipelines").is_dir() {
+            return Err(err(
+                "project.dir",
+                format!(
+                    "{} has no pipelines/ directory; point it at a shoplake checkout, e.g. dir = \"/opt/shoplake\"",
+                    dir.display()
+                ),
+            ));
+        }
+        Ok(dir)
+    }
+
+    /// The lake URI: `[warehouse] uri` or `<data_dir>/lake`.
+    pub fn lake_uri(&self, data_dir: &Path) -> String {
+        self.warehouse
+            .uri
+            .clone()
+            .unwrap_or_else(|| data_dir.join("lake").display().to_string())
+    }
+
+    /// Flight SQL basic auth from `[serve]`; both or neither of user and password.
+    pub fn serve_auth(&self) -> Result<Option<(String, Secret)>, ConfigError> {
+        match (&self.serve.username, &self.serve.password) {
+            (None, None) => Ok(None),
+            (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
+                Ok(Some((u.clone(), p.clone())))
+            }
+            (Some(_), _) => Err(err(
+                "serve.password",
+                "serve.username is set but the password is missing: set SHOPLAKE_SERVE__PASSWORD",
+            )),
+            (None, Some(_)) => Err(err(
+                "serve.username",
+                "a password is set but no user name, e.g. username = \"analyst\"",
+            )),
+        }
+    }
 }
 
 /// `[api]`.

@@ -1,6 +1,10 @@
 //! The `shoplake` command line: parse, load config, call into the library.
 
+use std::io::Write;
 use std::path::PathBuf;
+
+use arrow::array::RecordBatch;
+use arrow::util::pretty::pretty_format_batches;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +14,11 @@ use tracing::info;
 
 use shoplake::api::ApiClient;
 use shoplake::api::auth::{TokenStore, authorize_url, exchange_and_store};
+use shoplake::app::{App, parse_time};
 use shoplake::config::Config;
+use shoplake::demo::DemoSpec;
+use shoplake::models::{BuildReport, TestResult};
+use shoplake::pipeline::extract::RunSummary;
 use shoplake::sandbox::{self, DataConfig, SandboxConfig};
 
 /// TikTok Shop seller API → Delta Lake warehouse → Flight SQL.
@@ -56,11 +64,106 @@ enum Command {
         #[command(subcommand)]
         command: AuthCommand,
     },
+    /// Run the whole path on one machine: sandbox → backfill → build → test → Flight SQL.
+    Demo(DemoArgs),
+    /// Land every window of a date range (re-running it lands identical tables).
+    Backfill {
+        /// First day (YYYY-MM-DD, UTC) or RFC 3339 time.
+        #[arg(long)]
+        from: String,
+        /// Last day, inclusive (YYYY-MM-DD), or an exclusive RFC 3339 end.
+        #[arg(long)]
+        to: String,
+        /// One shop (id, cipher or name).
+        #[arg(long)]
+        shop: Option<String>,
+        /// One pipeline (category such as `orders`) or stream.
+        #[arg(long)]
+        pipeline: Option<String>,
+    },
+    /// Incremental sync from each stream's committed cursor.
+    Extract {
+        /// One shop (id, cipher or name).
+        #[arg(long)]
+        shop: Option<String>,
+        /// One pipeline (category) or stream.
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// End of the sync (RFC 3339; default: now minus 2 minutes for late updates).
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Per shop and stream: cursor, last run, rows, last error.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Every stream: category, endpoint, kind, tables, schedule.
+    Pipelines,
+    /// Build SQL models into Delta tables.
+    Build {
+        /// MODEL, MODEL+ (and downstream), +MODEL (and upstream); comma-separated.
+        #[arg(long)]
+        select: Option<String>,
+        /// Plan only: check every selected model and list the build order.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run the models' data tests.
+    Test {
+        /// Same syntax as build --select.
+        #[arg(long)]
+        select: Option<String>,
+    },
+    /// Run read-only SQL against the lake and print the result.
+    Query {
+        /// SQL, e.g. "select * from marts.gmv_daily limit 10".
+        sql: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Serve the lake over Arrow Flight SQL until Ctrl-C.
+    Serve {
+        /// Listen address (default: [serve] flight_addr, 127.0.0.1:50051).
+        #[arg(long)]
+        addr: Option<String>,
+    },
     /// Measure performance and write a results file.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Shops.
+    #[arg(long, default_value_t = 3)]
+    shops: usize,
+    /// Orders over all shops.
+    #[arg(long, default_value_t = 100_000)]
+    orders: usize,
+    /// Days of history.
+    #[arg(long, default_value_t = 365)]
+    days: u32,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Exit after the build instead of serving Flight SQL.
+    #[arg(long)]
+    no_serve: bool,
+    /// Flight SQL address.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    addr: String,
 }
 
 #[derive(Args)]
@@ -168,6 +271,143 @@ fn init_logs(cli: &Cli) {
     }
 }
 
+fn app(cli: &Cli) -> Result<App> {
+    let config = Config::load(cli.config.as_deref())?;
+    Ok(App::new(config, &cli.data_dir)?)
+}
+
+fn print_batches(batches: &[RecordBatch], format: Format) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Table => writeln!(out, "{}", pretty_format_batches(batches)?)?,
+        Format::Csv => {
+            let mut w = arrow::csv::Writer::new(&mut out);
+            for b in batches {
+                w.write(b)?;
+            }
+        }
+        Format::Json => {
+            let mut w = arrow::json::LineDelimitedWriter::new(&mut out);
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+    }
+    Ok(())
+}
+
+fn summary(what: &str, s: &RunSummary, secs: f64) -> Result<()> {
+    println!(
+        "{what}: {} windows, {} rows, {} pages in {secs:.1}s ({:.0} rows/s)",
+        s.windows,
+        s.rows,
+        s.pages,
+        s.rows as f64 / secs.max(1e-9)
+    );
+    if !s.errors.is_empty() {
+        for e in &s.errors {
+            eprintln!("failed: {e}");
+        }
+        anyhow::bail!(
+            "{} shop/stream sequence(s) failed; their cursors stay at the last landed window, rerun to resume",
+            s.errors.len()
+        );
+    }
+    Ok(())
+}
+
+fn print_build(reports: &[BuildReport], dry_run: bool) {
+    for r in reports {
+        if dry_run {
+            println!("{}", r.model);
+        } else {
+            println!(
+                "built {:<32} {:>9} rows  {:>6} ms",
+                r.model, r.rows, r.millis
+            );
+        }
+    }
+}
+
+fn print_tests(results: &[TestResult]) -> usize {
+    let mut failed = 0;
+    for t in results {
+        if t.passed() {
+            println!("PASS {} {}", t.model, t.test);
+        } else {
+            failed += 1;
+            match &t.error {
+                Some(e) => println!("ERROR {} {}: {e}", t.model, t.test),
+                None => println!("FAIL {} {}: {} rows", t.model, t.test, t.failures),
+            }
+        }
+    }
+    println!("{} tests, {} failed", results.len(), failed);
+    failed
+}
+
+async fn serve_until_ctrl_c(app: &App, addr: &str) -> Result<()> {
+    let server = app.serve(addr).await?;
+    println!(
+        "Flight SQL listening on grpc://{} (Ctrl-C to stop)",
+        server.addr
+    );
+    shutdown_signal().await;
+    server.stop().await;
+    Ok(())
+}
+
+async fn run_demo(cli: &Cli, a: &DemoArgs) -> Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    let spec = DemoSpec {
+        shops: a.shops,
+        orders: a.orders,
+        days: a.days,
+        seed: a.seed,
+    };
+    let t = std::time::Instant::now();
+    let (app, sb, r) = shoplake::demo::run(config, &cli.data_dir, &spec).await?;
+    println!(
+        "sandbox: {} shops, {} orders, {} days (seed {}) generated in {:.1}s",
+        a.shops, a.orders, a.days, a.seed, r.generate_secs
+    );
+    println!(
+        "backfill: {} windows, {} rows, {} API requests in {:.1}s ({:.0} rows/s)",
+        r.windows,
+        r.rows,
+        r.requests,
+        r.backfill_secs,
+        r.rows as f64 / r.backfill_secs.max(1e-9)
+    );
+    println!("build: {} models in {:.1}s", r.models, r.build_secs);
+    println!(
+        "test: {} data tests, {} failed, in {:.1}s",
+        r.tests, r.tests_failed, r.test_secs
+    );
+    println!("total: {:.1}s", t.elapsed().as_secs_f64());
+    println!("lake: {}", app.lake.root());
+    println!(
+        "try: shoplake --data-dir {} query \"select * from marts.gmv_daily order by order_date desc limit 5\"",
+        cli.data_dir.display()
+    );
+    if r.tests_failed > 0 {
+        anyhow::bail!(
+            "{} data test(s) failed (see the warnings above)",
+            r.tests_failed
+        );
+    }
+    if !a.no_serve {
+        println!(
+            "connect: ADBC/Python `adbc_driver_flightsql.dbapi.connect(\"grpc://{}\")`, DBeaver `jdbc:arrow-flight-sql://{}/?useEncryption=false`",
+            a.addr, a.addr
+        );
+        serve_until_ctrl_c(&app, &a.addr).await?;
+    }
+    sb.stop().await;
+    Ok(())
+}
+
 fn client(cli: &Cli) -> Result<ApiClient> {
     let config = Config::load(cli.config.as_deref())?;
     let cc = config.client_config()?;
@@ -237,12 +477,136 @@ async fn run_sandbox(a: SandboxArgs) -> Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logs(&cli);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the whole cause chain, newlines folded.
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {msg}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Sandbox(a) => run_sandbox(a).await,
+        Command::Demo(ref a) => run_demo(&cli, a).await,
+        Command::Backfill {
+            ref from,
+            ref to,
+            ref shop,
+            ref pipeline,
+        } => {
+            let from_t = parse_time(from)?;
+            // A plain date as --to means "through that day".
+            let to_t = parse_time(to)? + if to.len() == 10 { 86_400 } else { 0 };
+            let t = std::time::Instant::now();
+            let s = app(&cli)?
+                .backfill(from_t, to_t, shop.as_deref(), pipeline.as_deref())
+                .await?;
+            summary("backfill", &s, t.elapsed().as_secs_f64())
+        }
+        Command::Extract {
+            ref shop,
+            ref pipeline,
+            ref until,
+        } => {
+            let until = match until {
+                Some(u) => parse_time(u)?,
+                None => chrono::Utc::now().timestamp() - 120,
+            };
+            let t = std::time::Instant::now();
+            let s = app(&cli)?
+                .extract(until, shop.as_deref(), pipeline.as_deref())
+                .await?;
+            summary("extract", &s, t.elapsed().as_secs_f64())
+        }
+        Command::Status { format } => {
+            let rows = app(&cli)?.status().await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+                _ => {
+                    println!(
+                        "{:<22} {:<16} {:<22} {:<22} {:<7} {:>9}  last error",
+                        "shop", "stream", "cursor", "last run", "status", "rows"
+                    );
+                    for r in rows {
+                        println!(
+                            "{:<22} {:<16} {:<22} {:<22} {:<7} {:>9}  {}",
+                            r.shop,
+                            r.stream,
+                            r.cursor.unwrap_or_else(|| "-".into()),
+                            r.last_run.unwrap_or_else(|| "-".into()),
+                            r.status,
+                            r.rows,
+                            r.last_error.unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Pipelines => {
+            let (p, _) = app(&cli)?.pipelines()?;
+            println!(
+                "{:<12} {:<16} {:<12} {:<8} {:<40} tables",
+                "category", "stream", "kind", "schedule", "endpoint"
+            );
+            for s in &p.streams {
+                println!(
+                    "{:<12} {:<16} {:<12} {:<8} {:<40} {}",
+                    s.category,
+                    s.name,
+                    format!("{:?}", s.kind).to_lowercase(),
+                    s.schedule.clone().unwrap_or_else(|| "parent".into()),
+                    format!("{} {}", s.method, s.path),
+                    s.tables.join(", ")
+                );
+            }
+            for n in &p.not_extracted {
+                println!("not extracted: {} ({})", n.path, n.reason);
+            }
+            Ok(())
+        }
+        Command::Build {
+            ref select,
+            dry_run,
+        } => {
+            let r = app(&cli)?.build(select.as_deref(), dry_run).await?;
+            print_build(&r, dry_run);
+            Ok(())
+        }
+        Command::Test { ref select } => {
+            let r = app(&cli)?.test(select.as_deref()).await?;
+            let failed = print_tests(&r);
+            anyhow::ensure!(failed == 0, "{failed} data test(s) failed");
+            Ok(())
+        }
+        Command::Query { ref sql, format } => {
+            let batches = app(&cli)?.query(sql).await?;
+            print_batches(&batches, format)
+        }
+        Command::Serve { ref addr } => {
+            let app = app(&cli)?;
+            let addr = addr
+                .clone()
+                .unwrap_or_else(|| app.config.serve.flight_addr.clone());
+            serve_until_ctrl_c(&app, &addr).await
+        }
         Command::Auth { ref command } => match command {
             AuthCommand::Url { state } => {
                 let cc = Config::load(cli.config.as_deref())?.client_config()?;

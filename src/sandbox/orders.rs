@@ -193,7 +193,7 @@ pub fn detail(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
                     format!("Order or package does not belong to this seller: {id}"),
                 )
             })?;
-        orders.push(render(&sb.data, o, clock));
+        orders.push(with_detail(render(&sb.data, o, clock), o));
     }
     #[derive(Serialize)]
     struct Out<'a> {
@@ -429,6 +429,13 @@ pub struct OrderJson<'a> {
     payment: Payment,
     recipient_address: Address,
     line_items: Vec<LineItemJson<'a>>,
+    // Get Order Detail only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_method_code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_card_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_auth_code: Option<Prefixed>,
 }
 
 fn package_id(o: &Order) -> Prefixed {
@@ -591,5 +598,31 @@ pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
             address_detail: "******",
         },
         line_items,
+        payment_method_code: None,
+        payment_card_type: None,
+        payment_auth_code: None,
     }
+}
+
+/// The detail-only fields of Get Order Detail.
+fn with_detail<'a>(mut j: OrderJson<'a>, o: &Order) -> OrderJson<'a> {
+    let method = PAYMENT_METHODS[o.payment_method as usize];
+    j.payment_method_code = Some(match method {
+        "Cash on delivery" => "COD",
+        m if m.contains("card") || m.contains("Card") => "CARD",
+        _ => "WALLET",
+    });
+    j.payment_card_type =
+        (j.payment_method_code == Some("CARD")).then_some(if o.user_id % 3 == 0 {
+            "MASTERCARD"
+        } else {
+            "VISA"
+        });
+    j.payment_auth_code = j.paid_time.map(|_| Prefixed {
+        prefix: "AUTH",
+        n: o.id % 1_000_000,
+        width: 6,
+        suffix: "",
+    });
+    j
 }

@@ -136,3 +136,43 @@ pub fn minor(s: &str, digits: u32) -> i64 {
         };
     if neg { -v } else { v }
 }
+
+/// A Python virtual environment under target/ with `packages` installed (pip from PyPI).
+/// Created once and reused; panics with a clear message when python3 or PyPI is missing.
+pub fn python_venv(packages: &[&str]) -> std::path::PathBuf {
+    use std::process::Command;
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py-venv");
+    let py = venv.join("bin/python");
+    if !py.exists() {
+        let st = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 is needed for the Python client tests (install Python 3.9+)");
+        assert!(st.success(), "python3 -m venv {} failed", venv.display());
+    }
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            let name = p.split(['=', '<', '>']).next().unwrap_or(p);
+            !Command::new(&py)
+                .args(["-m", "pip", "show", "-q", name])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if !missing.is_empty() {
+        let out = Command::new(&py)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .args(&missing)
+            .output()
+            .expect("run pip");
+        assert!(
+            out.status.success(),
+            "pip install {missing:?} failed (is PyPI reachable?): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    py
+}

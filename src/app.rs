@@ -1,0 +1,418 @@
+//! Wiring: config + data dir → client, lake, extractor, model project, server. The CLI and
+//! `jobs/` are the only callers; stages never reach into each other.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use chrono::{NaiveDate, Utc};
+use datafusion::prelude::SessionContext;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::api::auth::TokenStore;
+use crate::api::{ApiClient, ClientConfig};
+use crate::config::{Config, ConfigError};
+use crate::models::{self, BuildReport, Project, TestResult};
+use crate::pipeline::extract::{RunSummary, Sequence, windows};
+use crate::pipeline::state::{StateStore, key};
+use crate::pipeline::{Extractor, PipelineError, Pipelines, Shop, schema};
+use crate::serve::{BasicAuth, RunningFlight};
+use crate::warehouse::{Lake, catalog};
+
+/// Errors a command can end with; each names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// API / token store.
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiError),
+    /// Extraction.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// Lake.
+    #[error(transparent)]
+    Warehouse(#[from] crate::warehouse::WarehouseError),
+    /// Models.
+    #[error(transparent)]
+    Model(#[from] models::ModelError),
+    /// A query.
+    #[error("query: {0}")]
+    Query(String),
+    /// Anything else, with context.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result with [`AppError`].
+pub type Result<T> = std::result::Result<T, AppError>;
+
+/// One row of `shoplake status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusRow {
+    /// Shop id.
+    pub shop: String,
+    /// Shop name.
+    pub shop_name: String,
+    /// Stream.
+    pub stream: String,
+    /// Committed cursor (RFC 3339), from the Delta table.
+    pub cursor: Option<String>,
+    /// Last run (RFC 3339).
+    pub last_run: Option<String>,
+    /// `ok` / `failed` / `never`.
+    pub status: String,
+    /// Rows in the stream's raw table for this shop.
+    pub rows: u64,
+    /// Last error.
+    pub last_error: Option<String>,
+}
+
+/// The application: config, data dir, project files and lake.
+pub struct App {
+    /// Loaded config.
+    pub config: Config,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Project directory (pipelines/, schemas/, sql/).
+    pub project: PathBuf,
+    /// The lake.
+    pub lake: Lake,
+    client_override: Option<ClientConfig>,
+}
+
+fn rfc3339(secs: i64) -> String {
+    chrono::DateTime::<Utc>::from_timestamp(secs, 0)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// Parses a `YYYY-MM-DD` (UTC midnight) or RFC 3339 time into unix seconds.
+pub fn parse_time(s: &str) -> Result<i64> {
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp());
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|d| d.timestamp())
+        .map_err(|_| AppError::Other(format!("`{s}` is not a date (YYYY-MM-DD) or RFC 3339 time")))
+}
+
+impl App {
+    /// Builds the app from config and the data directory.
+    pub fn new(config: Config, data_dir: &Path) -> Result<App> {
+        let project = config.project_dir()?;
+        let lake = Lake::new(&config.lake_uri(data_dir))?;
+        Ok(App {
+            config,
+            data_dir: data_dir.to_path_buf(),
+            project,
+            lake,
+            client_override: None,
+        })
+    }
+
+    /// Uses `cc` instead of `[api]` (the demo's in-process sandbox).
+    pub fn with_client_config(mut self, cc: ClientConfig) -> App {
+        self.client_override = Some(cc);
+        self
+    }
+
+    /// The token store.
+    pub fn token_store(&self) -> Result<TokenStore> {
+        Ok(TokenStore::open(
+            self.data_dir.join("secrets").join("tokens"),
+        )?)
+    }
+
+    /// An API client with the token store.
+    pub fn client(&self) -> Result<ApiClient> {
+        let cc = match &self.client_override {
+            Some(c) => c.clone(),
+            None => self.config.client_config()?,
+        };
+        Ok(ApiClient::new(cc, Some(Arc::new(self.token_store()?)))?)
+    }
+
+    /// `sql/seeds`.
+    pub fn seeds_dir(&self) -> PathBuf {
+        self.project.join("sql").join("seeds")
+    }
+
+    /// Loads pipelines and schemas.
+    pub fn pipelines(
+        &self,
+    ) -> Result<(
+        Pipelines,
+        std::collections::BTreeMap<String, schema::TableSchema>,
+    )> {
+        let p = Pipelines::load(&self.project.join("pipelines"))?;
+        let s = schema::load_dir(&self.project.join("schemas"))?;
+        Ok((p, s))
+    }
+
+    /// The extractor.
+    pub fn extractor(&self) -> Result<Extractor> {
+        let (p, s) = self.pipelines()?;
+        let state = Arc::new(StateStore::open(&self.data_dir.join("state"))?);
+        Ok(Extractor::new(
+            self.client()?,
+            self.lake.clone(),
+            Arc::new(p),
+            s,
+            state,
+        )?)
+    }
+
+    /// Authorized shops, filtered by `[api] shops` and `--shop` (id, cipher or name).
+    pub fn shops(&self, filter: Option<&str>) -> Result<Vec<Shop>> {
+        let store = self.token_store()?;
+        let all = store.shops();
+        if all.is_empty() {
+            return Err(AppError::Other(
+                "no authorized shops: run `shoplake auth exchange --code <code>` first (the sandbox's code is SANDBOX_AUTH_CODE)".into(),
+            ));
+        }
+        let cfg = &self.config.api.shops;
+        let picked: Vec<Shop> = all
+            .iter()
+            .filter(|s| cfg.is_empty() || cfg.contains(&s.cipher) || cfg.contains(&s.id))
+            .filter(|s| filter.is_none_or(|f| s.id == f || s.cipher == f || s.name == f))
+            .map(Shop::from_info)
+            .collect();
+        if picked.is_empty() {
+            return Err(PipelineError::UnknownShop {
+                name: filter.unwrap_or("(api.shops)").to_string(),
+                known: all
+                    .iter()
+                    .map(|s| format!("{} ({})", s.name, s.id))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into());
+        }
+        Ok(picked)
+    }
+
+    fn progress(total: u64, what: &str) -> ProgressBar {
+        if !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let pb = ProgressBar::new(total);
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {pos}/{len} windows, {elapsed} elapsed, ETA {eta}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        pb.set_message(what.to_string());
+        pb
+    }
+
+    async fn run(&self, ex: &Extractor, seqs: Vec<Sequence<'_>>, what: &str) -> Result<RunSummary> {
+        let total: usize = seqs.iter().map(|s| s.windows.len()).sum();
+        let pb = Self::progress(total as u64, what);
+        let concurrency = seqs.len().clamp(1, 4);
+        let on = |r: &crate::pipeline::WindowReport| {
+            pb.inc(1);
+            pb.set_message(format!("{what}: {} {}", r.shop, r.stream));
+        };
+        let sum = ex.run_sequences(seqs, concurrency, &on).await;
+        pb.finish_and_clear();
+        Ok(sum)
+    }
+
+    /// `shoplake backfill`: every window of `[from, to)` for the selected shops and
+    /// streams. Re-running lands identical tables.
+    pub async fn backfill(
+        &self,
+        from: i64,
+        to: i64,
+        shop: Option<&str>,
+        pipeline: Option<&str>,
+    ) -> Result<RunSummary> {
+        if from >= to {
+            return Err(PipelineError::Invalid(format!(
+                "--from ({}) must be before --to ({})",
+                rfc3339(from),
+                rfc3339(to)
+            ))
+            .into());
+        }
+        let ex = self.extractor()?;
+        let shops = self.shops(shop)?;
+        let streams = ex.pipelines().select(pipeline)?;
+        let mut seqs = Vec::new();
+        for s in &shops {
+            for st in &streams {
+                let size = st
+                    .window
+                    .as_ref()
+                    .map_or(86_400, |w| w.size.as_secs() as i64);
+                seqs.push(Sequence {
+                    shop: s.clone(),
+                    stream: st,
+                    windows: windows(from, to, size),
+                });
+            }
+        }
+        self.run(&ex, seqs, "backfill").await
+    }
+
+    /// `shoplake extract`: from each stream's committed cursor up to `until`.
+    pub async fn extract(
+        &self,
+        until: i64,
+        shop: Option<&str>,
+        pipeline: Option<&str>,
+    ) -> Result<RunSummary> {
+        let ex = self.extractor()?;
+        let shops = self.shops(shop)?;
+        let streams = ex.pipelines().select(pipeline)?;
+        let mut seqs = Vec::new();
+        for s in &shops {
+            for st in &streams {
+                let Some(cursor) = ex.cursor(&s.id, st).await? else {
+                    return Err(AppError::Other(format!(
+                        "shop {} stream {}: no cursor yet; run `shoplake backfill --from DATE --to DATE` first",
+                        s.id, st.name
+                    )));
+                };
+                let size = st
+                    .window
+                    .as_ref()
+                    .map_or(86_400, |w| w.size.as_secs() as i64);
+                seqs.push(Sequence {
+                    shop: s.clone(),
+                    stream: st,
+                    windows: windows(cursor, until, size),
+                });
+            }
+        }
+        self.run(&ex, seqs, "extract").await
+    }
+
+    /// `shoplake status`.
+    pub async fn status(&self) -> Result<Vec<StatusRow>> {
+        let ex = self.extractor()?;
+        let runs = ex.state().all();
+        let shops = self.token_store()?.shops();
+        let ctx = self.session().await?;
+        let mut out = Vec::new();
+        for s in &shops {
+            for st in ex.pipelines().streams.iter().filter(|s| s.enabled) {
+                let app = crate::pipeline::extract::app_id(&st.name, &s.id);
+                let cursor = self.lake.txn_version("raw", &st.tables[0], &app).await?;
+                let rows = if self.lake.open("raw", &st.tables[0]).await?.is_some() {
+                    let sql = format!(
+                        "select count(*) from raw.{} where _shop_id = '{}'",
+                        st.tables[0],
+                        s.id.replace('\'', "''")
+                    );
+                    count(&ctx, &sql).await?
+                } else {
+                    0
+                };
+                let r = runs.get(&key(&s.id, &st.name));
+                out.push(StatusRow {
+                    shop: s.id.clone(),
+                    shop_name: s.name.clone(),
+                    stream: st.name.clone(),
+                    cursor: cursor.map(rfc3339),
+                    last_run: r.map(|r| rfc3339(r.last_run_at)),
+                    status: r.map_or("never".into(), |r| r.status.clone()),
+                    rows,
+                    last_error: r.and_then(|r| r.last_error.clone()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// A DataFusion session over the lake (+ seeds).
+    pub async fn session(&self) -> Result<SessionContext> {
+        catalog::session(&self.lake, Some(&self.seeds_dir()))
+            .await
+            .map_err(|e| AppError::Query(e.to_string()))
+    }
+
+    /// The SQL model project.
+    pub async fn project(&self, ctx: &SessionContext) -> Result<Project> {
+        Ok(Project::load(&self.project.join("sql"), ctx)?)
+    }
+
+    /// `shoplake build`: plans every selected model first (a broken model fails before
+    /// anything is written), then builds them in order.
+    pub async fn build(&self, select: Option<&str>, dry_run: bool) -> Result<Vec<BuildReport>> {
+        let ctx = self.session().await?;
+        let project = self.project(&ctx).await?;
+        let selected = project.select(select)?;
+        if dry_run {
+            return Ok(selected
+                .iter()
+                .map(|m| BuildReport {
+                    model: m.qualified(),
+                    rows: 0,
+                    version: -1,
+                    millis: 0,
+                })
+                .collect());
+        }
+        Ok(models::build(&self.lake, &ctx, &selected).await?)
+    }
+
+    /// `shoplake test`: every model's data tests.
+    pub async fn test(&self, select: Option<&str>) -> Result<Vec<TestResult>> {
+        let ctx = self.session().await?;
+        let project = self.project(&ctx).await?;
+        let selected = project.select(select)?;
+        Ok(models::test(&ctx, &selected).await)
+    }
+
+    /// `shoplake query`: runs read-only SQL.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let ctx = self.session().await?;
+        let df = ctx
+            .sql_with_options(sql, models::run::read_only())
+            .await
+            .map_err(|e| AppError::Query(e.to_string()))?;
+        df.collect()
+            .await
+            .map_err(|e| AppError::Query(e.to_string()))
+    }
+
+    /// `shoplake serve`: Flight SQL on `addr`.
+    pub async fn serve(&self, addr: &str) -> Result<RunningFlight> {
+        let auth = self
+            .config
+            .serve_auth()?
+            .map(|(username, password)| BasicAuth { username, password });
+        crate::serve::spawn(&self.lake, Some(&self.seeds_dir()), addr, auth)
+            .await
+            .map_err(|e| AppError::Other(format!("flight sql on {addr}: {e}")))
+    }
+}
+
+async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
+    let b = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| AppError::Query(e.to_string()))?
+        .collect()
+        .await
+        .map_err(|e| AppError::Query(e.to_string()))?;
+    Ok(b.first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0) as u64)
+}

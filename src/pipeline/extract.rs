@@ -1,0 +1,619 @@
+//! The one extract loop. A window of a stream for a shop:
+//! 1. walks every page of the list endpoint with the window's filter (the one paginator);
+//! 2. converts records into the stream's tables (nested arrays → child tables);
+//! 3. calls the detail streams for the ids it saw;
+//! 4. commits child tables, then the stream's own table with the cursor (window end) in
+//!    the same Delta commit.
+//!
+//! Nothing is committed until every page of the window converted, so a bad page fails the
+//! window, the cursor stays and the next run resumes there. Windows of different shops
+//! fetch concurrently; commits are serialized per process.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use futures::{StreamExt, TryStreamExt};
+use serde_json::Value;
+use tracing::{debug, info, instrument};
+
+use super::convert::{RowContext, StreamConverter};
+use super::schema::{PARTITION_COLUMNS, TableSchema};
+use super::spec::{Pagination, ParamsIn, Pipelines, StreamKind, StreamSpec};
+use super::state::StateStore;
+use super::{PipelineError, Result};
+use crate::api::auth::ShopInfo;
+use crate::api::paginate::{self, PageSpec, PageStyle};
+use crate::api::{ApiClient, ApiRequest};
+use crate::warehouse::{Lake, UpsertSpec};
+
+/// A shop to extract.
+#[derive(Debug, Clone)]
+pub struct Shop {
+    /// Shop id (`_shop_id`).
+    pub id: String,
+    /// `shop_cipher` sent with every request.
+    pub cipher: String,
+    /// Name.
+    pub name: String,
+    /// Region code.
+    pub region: String,
+    /// Time zone for shop-local dates.
+    pub tz: Tz,
+}
+
+impl Shop {
+    /// From an authorized shop; the time zone comes from the region table (UTC when the
+    /// region is unknown, with a warning).
+    pub fn from_info(info: &ShopInfo) -> Shop {
+        let tz = match crate::region::region(&info.region) {
+            Some(r) => r.tz,
+            None => {
+                tracing::warn!(shop = %info.id, region = %info.region, "unknown region; local dates use UTC");
+                Tz::UTC
+            }
+        };
+        Shop {
+            id: info.id.clone(),
+            cipher: info.cipher.clone(),
+            name: info.name.clone(),
+            region: info.region.clone(),
+            tz,
+        }
+    }
+}
+
+/// A half-open time window `[from, to)` in unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Start, inclusive.
+    pub from: i64,
+    /// End, exclusive.
+    pub to: i64,
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = |s: i64| {
+            DateTime::<Utc>::from_timestamp(s, 0)
+                .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_else(|| s.to_string())
+        };
+        write!(f, "{}..{}", t(self.from), t(self.to))
+    }
+}
+
+/// Splits `[from, to)` into windows of `size` seconds.
+pub fn windows(from: i64, to: i64, size: i64) -> Vec<Window> {
+    let size = size.max(1);
+    let mut out = Vec::new();
+    let mut s = from;
+    while s < to {
+        let e = (s + size).min(to);
+        out.push(Window { from: s, to: e });
+        s = e;
+    }
+    out
+}
+
+/// What one window landed.
+#[derive(Debug, Clone, Default)]
+pub struct WindowReport {
+    /// Shop id.
+    pub shop: String,
+    /// Stream.
+    pub stream: String,
+    /// Window.
+    pub window: String,
+    /// Rows per table (input rows after dedup).
+    pub rows: BTreeMap<String, usize>,
+    /// Pages fetched (list and detail calls).
+    pub pages: u32,
+}
+
+impl WindowReport {
+    /// Rows over all tables.
+    pub fn total_rows(&self) -> u64 {
+        self.rows.values().map(|&n| n as u64).sum()
+    }
+}
+
+/// Delta `txn` app id holding a stream's cursor for a shop.
+pub fn app_id(stream: &str, shop_id: &str) -> String {
+    format!("shoplake/{stream}/{shop_id}")
+}
+
+/// Runs windows of streams for shops and lands them.
+pub struct Extractor {
+    client: ApiClient,
+    lake: Lake,
+    pipelines: Arc<Pipelines>,
+    schemas: BTreeMap<String, Arc<TableSchema>>,
+    state: Arc<StateStore>,
+    commit_lock: tokio::sync::Mutex<()>,
+}
+
+struct Fetched {
+    tables: BTreeMap<String, arrow::array::RecordBatch>,
+    pages: u32,
+}
+
+fn record_id(v: &Value, field: &str) -> Option<String> {
+    match v.get(field)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn toml_to_json(v: &toml::Value) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+impl Extractor {
+    /// Checks that every stream's tables have schemas.
+    pub fn new(
+        client: ApiClient,
+        lake: Lake,
+        pipelines: Arc<Pipelines>,
+        schemas: BTreeMap<String, TableSchema>,
+        state: Arc<StateStore>,
+    ) -> Result<Extractor> {
+        for s in &pipelines.streams {
+            for (i, t) in s.tables.iter().enumerate() {
+                let Some(schema) = schemas.get(t) else {
+                    return Err(PipelineError::Spec {
+                        file: format!("pipelines/{}.toml", s.category),
+                        message: format!(
+                            "stream `{}`: no schema for table `{t}` (add schemas/{t}.toml)",
+                            s.name
+                        ),
+                    });
+                };
+                if (i > 0) != schema.nested.is_some() {
+                    return Err(PipelineError::Spec {
+                        file: format!("schemas/{t}.toml"),
+                        message: format!(
+                            "table `{t}` of stream `{}`: child tables (after the first) need `nested`, the first must not have it",
+                            s.name
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(Extractor {
+            client,
+            lake,
+            pipelines,
+            schemas: schemas.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+            state,
+            commit_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The pipelines.
+    pub fn pipelines(&self) -> &Pipelines {
+        &self.pipelines
+    }
+
+    /// The lake.
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
+    /// Run state.
+    pub fn state(&self) -> &StateStore {
+        &self.state
+    }
+
+    /// API client (for stats).
+    pub fn client(&self) -> &ApiClient {
+        &self.client
+    }
+
+    /// A schema by table name.
+    pub fn schema(&self, table: &str) -> Option<&Arc<TableSchema>> {
+        self.schemas.get(table)
+    }
+
+    /// The committed cursor (end of the last landed window) of `stream` for `shop`.
+    pub async fn cursor(&self, shop_id: &str, stream: &StreamSpec) -> Result<Option<i64>> {
+        Ok(self
+            .lake
+            .txn_version("raw", &stream.tables[0], &app_id(&stream.name, shop_id))
+            .await?)
+    }
+
+    fn converter(&self, stream: &StreamSpec) -> StreamConverter {
+        let main = self.schemas[&stream.tables[0]].clone();
+        let children = stream.tables[1..]
+            .iter()
+            .map(|t| self.schemas[t].clone())
+            .collect();
+        StreamConverter::new(main, children)
+    }
+
+    fn base_request(
+        &self,
+        stream: &StreamSpec,
+        shop: &Shop,
+        body: serde_json::Map<String, Value>,
+    ) -> ApiRequest {
+        let mut req = if stream.method == "POST" {
+            ApiRequest::post(&stream.path, &Value::Object(body))
+        } else {
+            ApiRequest::get(&stream.path)
+        };
+        for (k, v) in &stream.query {
+            req = req.query(k, v);
+        }
+        req = req.shop(&shop.cipher);
+        req.family(stream.family.clone().unwrap_or_else(|| stream.path.clone()))
+    }
+
+    /// Runs one window of a top-level stream and its detail streams, records the outcome
+    /// in run state, and returns what landed.
+    #[instrument(skip_all, fields(shop = %shop.id, stream = %stream.name, window = %window))]
+    pub async fn run_window(
+        &self,
+        shop: &Shop,
+        stream: &StreamSpec,
+        window: Window,
+    ) -> Result<WindowReport> {
+        let res = self.run_window_inner(shop, stream, window).await;
+        let outcome = match &res {
+            Ok(r) => Ok(r.total_rows()),
+            Err(e) => Err(e.to_string()),
+        };
+        self.state
+            .record(&shop.id, &stream.name, &window.to_string(), outcome)?;
+        res.map_err(|e| PipelineError::Window {
+            shop: shop.id.clone(),
+            stream: stream.name.clone(),
+            window: window.to_string(),
+            source: Box::new(e),
+        })
+    }
+
+    async fn run_window_inner(
+        &self,
+        shop: &Shop,
+        stream: &StreamSpec,
+        window: Window,
+    ) -> Result<WindowReport> {
+        if stream.kind != StreamKind::Incremental {
+            return Err(PipelineError::Invalid(format!(
+                "stream `{}` is a {:?} stream; it runs with its parent",
+                stream.name, stream.kind
+            )));
+        }
+        let ctx = RowContext {
+            shop_id: shop.id.clone(),
+            tz: shop.tz,
+            extracted_at_us: Utc::now().timestamp_micros(),
+        };
+        let mut conv = self.converter(stream);
+        let detail_streams: Vec<&StreamSpec> = self.pipelines.children(&stream.name).collect();
+        let id_fields: Vec<String> = detail_streams
+            .iter()
+            .filter_map(|d| d.detail.as_ref().map(|x| x.id_field.clone()))
+            .collect();
+        let mut ids: Vec<Vec<String>> = vec![Vec::new(); detail_streams.len()];
+
+        // 1-2: list pages → batches.
+        let w = stream
+            .window
+            .as_ref()
+            .expect("validated: incremental has a window");
+        let end = if w.end_inclusive {
+            window.to - 1
+        } else {
+            window.to
+        };
+        let mut body = serde_json::Map::new();
+        for (k, v) in &stream.body {
+            body.insert(k.clone(), toml_to_json(v));
+        }
+        let mut req_query = Vec::new();
+        match w.params_in {
+            ParamsIn::Body => {
+                body.insert(w.start_param.clone(), window.from.into());
+                body.insert(w.end_param.clone(), end.into());
+            }
+            ParamsIn::Query => {
+                req_query.push((w.start_param.clone(), window.from.to_string()));
+                req_query.push((w.end_param.clone(), end.to_string()));
+            }
+        }
+        let mut req = self.base_request(stream, shop, body);
+        for (k, v) in req_query {
+            req = req.query(k, v);
+        }
+        let mut pages = 0u32;
+        let mut on_records = |records: &[Value], page: u32, request_id: &str| -> Result<()> {
+            conv.push_page(records, &ctx, request_id)
+                .map_err(|source| PipelineError::Convert {
+                    page,
+                    request_id: request_id.to_string(),
+                    source,
+                })?;
+            for (i, f) in id_fields.iter().enumerate() {
+                ids[i].extend(records.iter().filter_map(|r| record_id(r, f)));
+            }
+            Ok(())
+        };
+        match stream.pagination {
+            Pagination::None => {
+                let resp = self.client.send(&req).await?;
+                let records = records_of(resp.data, &stream.records);
+                on_records(&records, 0, &resp.request_id)?;
+                pages += 1;
+            }
+            p => {
+                let spec = PageSpec {
+                    request: req,
+                    style: if p == Pagination::PageToken {
+                        PageStyle::Token
+                    } else {
+                        PageStyle::Number
+                    },
+                    page_size: stream.page_size,
+                    params_in: match stream.page_params_in {
+                        ParamsIn::Query => paginate::ParamsIn::Query,
+                        ParamsIn::Body => paginate::ParamsIn::Body,
+                    },
+                    records: stream.records.clone(),
+                };
+                let mut s = std::pin::pin!(paginate::pages(self.client.clone(), spec));
+                while let Some(page) = s.try_next().await? {
+                    on_records(&page.records, page.index, &page.request_id)?;
+                    pages += 1;
+                }
+            }
+        }
+        let mut fetched = Fetched {
+            tables: conv.finish(),
+            pages,
+        };
+        debug!(pages, "list pages fetched");
+
+        // 3: detail streams for the ids seen.
+        let mut detail_batches = Vec::new();
+        for (d, mut ids) in detail_streams.iter().zip(ids) {
+            ids.sort();
+            ids.dedup();
+            let f = self.fetch_details(shop, d, &ids, &ctx).await?;
+            fetched.pages += f.pages;
+            detail_batches.push((*d, f.tables));
+        }
+
+        // 4: commit children first, the stream's own table (with its cursor) last.
+        let mut report = WindowReport {
+            shop: shop.id.clone(),
+            stream: stream.name.clone(),
+            window: window.to_string(),
+            rows: BTreeMap::new(),
+            pages: fetched.pages,
+        };
+        let _guard = self.commit_lock.lock().await;
+        for (d, tables) in detail_batches {
+            for (t, b) in tables {
+                let n = self
+                    .commit(&t, b, &app_id(&d.name, &shop.id), window.to)
+                    .await?;
+                report.rows.insert(t, n);
+            }
+        }
+        let main = stream.tables[0].clone();
+        let mut tables = fetched.tables;
+        let main_batch = tables
+            .remove(&main)
+            .expect("converter yields the main table");
+        for (t, b) in tables {
+            let n = self
+                .commit(&t, b, &app_id(&stream.name, &shop.id), window.to)
+                .await?;
+            report.rows.insert(t, n);
+        }
+        let n = self
+            .commit(
+                &main,
+                main_batch,
+                &app_id(&stream.name, &shop.id),
+                window.to,
+            )
+            .await?;
+        report.rows.insert(main, n);
+        info!(
+            rows = report.total_rows(),
+            pages = report.pages,
+            "window landed"
+        );
+        Ok(report)
+    }
+
+    async fn commit(
+        &self,
+        table: &str,
+        batch: arrow::array::RecordBatch,
+        app: &str,
+        version: i64,
+    ) -> Result<usize> {
+        let schema = &self.schemas[table];
+        let keys = schema.merge_keys();
+        let spec = UpsertSpec {
+            keys: &keys,
+            version_column: schema.version_column.as_deref(),
+            partition_by: &PARTITION_COLUMNS,
+        };
+        let m = self
+            .lake
+            .upsert("raw", table, batch, &spec, Some((app, version)))
+            .await?;
+        Ok(m.rows)
+    }
+
+    async fn fetch_details(
+        &self,
+        shop: &Shop,
+        d: &StreamSpec,
+        ids: &[String],
+        ctx: &RowContext,
+    ) -> Result<Fetched> {
+        let detail = d
+            .detail
+            .as_ref()
+            .expect("validated: detail streams have [detail]");
+        let requests: Vec<ApiRequest> = match &detail.ids_param {
+            Some(param) => ids
+                .chunks(detail.batch.max(1))
+                .map(|chunk| {
+                    self.base_request(d, shop, Default::default())
+                        .query(param, chunk.join(","))
+                })
+                .collect(),
+            None => ids
+                .iter()
+                .map(|id| {
+                    let mut spec = d.clone();
+                    spec.path = d.path.replace("{id}", id);
+                    let family = d.family.clone().unwrap_or_else(|| d.path.clone());
+                    self.base_request(&spec, shop, Default::default())
+                        .family(family)
+                })
+                .collect(),
+        };
+        let pages = requests.len() as u32;
+        let client = &self.client;
+        let mut responses = futures::stream::iter(requests)
+            .map(|r| async move { client.send(&r).await })
+            .buffered(4);
+        let mut conv = self.converter(d);
+        let mut page = 0u32;
+        while let Some(resp) = responses.next().await {
+            let resp = resp?;
+            let records = records_of(resp.data, &d.records);
+            conv.push_page(&records, ctx, &resp.request_id)
+                .map_err(|source| PipelineError::Convert {
+                    page,
+                    request_id: resp.request_id.clone(),
+                    source,
+                })?;
+            page += 1;
+        }
+        Ok(Fetched {
+            tables: conv.finish(),
+            pages,
+        })
+    }
+}
+
+/// Totals of a multi-window run.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Windows landed.
+    pub windows: usize,
+    /// Rows landed (all tables).
+    pub rows: u64,
+    /// Pages fetched.
+    pub pages: u64,
+    /// Failed shop × stream sequences (each stopped at its failed window).
+    pub errors: Vec<String>,
+}
+
+/// One shop × stream and its windows, run in order.
+pub struct Sequence<'a> {
+    /// Shop.
+    pub shop: Shop,
+    /// Stream.
+    pub stream: &'a StreamSpec,
+    /// Windows, oldest first.
+    pub windows: Vec<Window>,
+}
+
+impl Extractor {
+    /// Runs sequences concurrently (up to `concurrency`), each one's windows in order; a
+    /// failed window stops its sequence, so the cursor never skips past a gap.
+    /// `on_window` sees every landed window (progress).
+    pub async fn run_sequences(
+        &self,
+        seqs: Vec<Sequence<'_>>,
+        concurrency: usize,
+        on_window: &(dyn Fn(&WindowReport) + Sync),
+    ) -> RunSummary {
+        let results: Vec<(Vec<WindowReport>, Option<String>)> = futures::stream::iter(seqs)
+            .map(|seq| async move {
+                let mut done = Vec::new();
+                for w in &seq.windows {
+                    match self.run_window(&seq.shop, seq.stream, *w).await {
+                        Ok(r) => {
+                            on_window(&r);
+                            done.push(r);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "window failed; later windows of this shop and stream wait for the next run");
+                            return (done, Some(e.to_string()));
+                        }
+                    }
+                }
+                (done, None)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        let mut sum = RunSummary::default();
+        for (done, err) in results {
+            sum.windows += done.len();
+            sum.rows += done.iter().map(|r| r.total_rows()).sum::<u64>();
+            sum.pages += done.iter().map(|r| r.pages as u64).sum::<u64>();
+            sum.errors.extend(err);
+        }
+        sum
+    }
+}
+
+/// Records at `path` under `data`: an array's items, or `data` itself when `path` is empty.
+fn records_of(mut data: Value, path: &str) -> Vec<Value> {
+    let mut cur = &mut data;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        match cur.get_mut(part) {
+            Some(v) => cur = v,
+            None => return Vec::new(),
+        }
+    }
+    match cur.take() {
+        Value::Array(v) => v,
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_the_range_without_gaps() {
+        let w = windows(0, 100, 30);
+        assert_eq!(
+            w,
+            vec![
+                Window { from: 0, to: 30 },
+                Window { from: 30, to: 60 },
+                Window { from: 60, to: 90 },
+                Window { from: 90, to: 100 }
+            ]
+        );
+        assert!(windows(5, 5, 10).is_empty());
+    }
+
+    #[test]
+    fn records_of_handles_arrays_objects_and_missing() {
+        let d = serde_json::json!({"orders": [{"id": "1"}, {"id": "2"}]});
+        assert_eq!(records_of(d, "orders").len(), 2);
+        let d = serde_json::json!({"id": "1", "title": "x"});
+        assert_eq!(records_of(d, "").len(), 1);
+        assert!(records_of(serde_json::json!({}), "orders").is_empty());
+    }
+}

@@ -1,0 +1,94 @@
+//! Extraction: pipeline specs (`pipelines/*.toml`), raw schemas (`schemas/*.toml`), the one
+//! extract loop (stream → pages → typed batches → Delta, cursor in the same commit) and
+//! run state for `shoplake status`.
+//!
+//! - [`spec`]: streams as data.
+//! - [`schema`]: raw table schemas.
+//! - [`convert`]: JSON records → Arrow batches (`_extra` keeps unknown fields).
+//! - [`extract`]: windows, pages, detail calls, commits; backfill and incremental runs.
+//! - [`state`]: last run, rows and last error per shop and stream.
+
+pub mod convert;
+pub mod extract;
+pub mod schema;
+pub mod spec;
+pub mod state;
+
+pub use extract::{Extractor, Shop, Window, WindowReport};
+pub use spec::{Pipelines, StreamSpec};
+
+/// Pipeline errors carry shop, stream and window.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A pipeline or schema file is invalid.
+    #[error("{file}: {message}")]
+    Spec {
+        /// File.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// `--pipeline` names nothing.
+    #[error("unknown pipeline `{name}`; known: {known}")]
+    UnknownPipeline {
+        /// Given name.
+        name: String,
+        /// Known categories and streams.
+        known: String,
+    },
+    /// `--shop` names no authorized shop.
+    #[error(
+        "unknown shop `{name}`; authorized shops: {known} (run `shoplake auth exchange` to add one)"
+    )]
+    UnknownShop {
+        /// Given name.
+        name: String,
+        /// Known shops.
+        known: String,
+    },
+    /// A window failed; nothing of it was committed and the cursor did not move.
+    #[error("shop {shop} stream {stream} window {window}: {source}")]
+    Window {
+        /// Shop id.
+        shop: String,
+        /// Stream.
+        stream: String,
+        /// `from..to` (UTC).
+        window: String,
+        /// Cause.
+        #[source]
+        source: Box<PipelineError>,
+    },
+    /// The API failed (after retries).
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiError),
+    /// A record could not be converted.
+    #[error("page {page} (request {request_id}): {source}")]
+    Convert {
+        /// Page index.
+        page: u32,
+        /// Request id of the page.
+        request_id: String,
+        /// Cause.
+        source: convert::ConvertError,
+    },
+    /// Writing to the lake failed.
+    #[error(transparent)]
+    Warehouse(#[from] crate::warehouse::WarehouseError),
+    /// Run state could not be saved.
+    #[error("run state {path}: {message}")]
+    State {
+        /// File.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// Invalid arguments (dates out of order …).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl std::error::Error for convert::ConvertError {}
+
+/// Result with [`PipelineError`].
+pub type Result<T> = std::result::Result<T, PipelineError>;

@@ -1,0 +1,305 @@
+//! Pipeline files (`pipelines/<category>.toml`): the streams of one API category, as
+//! data. A stream names its endpoint, pagination, records path, the raw tables it lands
+//! and how it is windowed; adding an endpoint is a TOML block plus a schema file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{PipelineError, Result};
+
+/// How a stream is extracted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamKind {
+    /// Time-windowed list by a cursor field (update_time).
+    Incremental,
+    /// Detail calls for the ids a parent stream landed in the same window.
+    Detail,
+}
+
+/// Pagination style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pagination {
+    /// `page_token` / `next_page_token`.
+    PageToken,
+    /// 1-based `page_number`.
+    PageNumber,
+    /// One call, no paging.
+    None,
+}
+
+/// Where request params go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamsIn {
+    /// Query string.
+    #[default]
+    Query,
+    /// JSON body.
+    Body,
+}
+
+/// The time window filter of an incremental stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// Request field for the window start (inclusive), e.g. `update_time_ge`.
+    pub start_param: String,
+    /// Request field for the window end, e.g. `update_time_lt`.
+    pub end_param: String,
+    /// The end field is inclusive (`update_time_le`): shoplake sends end − 1.
+    #[serde(default)]
+    pub end_inclusive: bool,
+    /// Where the window params go.
+    #[serde(default)]
+    pub params_in: ParamsIn,
+    /// Window size for backfills (e.g. `30d`).
+    #[serde(with = "humantime_serde_shim")]
+    pub size: Duration,
+}
+
+mod humantime_serde_shim {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration: {e}")))
+    }
+}
+
+/// Detail calls: ids from the parent stream's records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailSpec {
+    /// Field of the parent record holding the id.
+    #[serde(default = "default_id_field")]
+    pub id_field: String,
+    /// Query param taking a comma-separated id list (batched calls); when absent, the
+    /// path holds `{id}` and one call is made per id.
+    #[serde(default)]
+    pub ids_param: Option<String>,
+    /// Ids per call when batched.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+}
+
+fn default_id_field() -> String {
+    "id".into()
+}
+fn default_batch() -> usize {
+    50
+}
+fn default_page_size() -> u32 {
+    100
+}
+fn yes() -> bool {
+    true
+}
+
+/// One stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSpec {
+    /// Stream name (unique across pipelines).
+    pub name: String,
+    /// What it extracts.
+    pub doc: String,
+    /// Incremental or detail.
+    pub kind: StreamKind,
+    /// HTTP method.
+    pub method: String,
+    /// Versioned path (`/order/202309/orders/search`; `{id}` for per-id detail).
+    pub path: String,
+    /// Pagination.
+    #[serde(default = "pagination_none")]
+    pub pagination: Pagination,
+    /// Page size.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// Where page params go.
+    #[serde(default)]
+    pub page_params_in: ParamsIn,
+    /// Dotted path of the records under `data` (empty: `data` is one record).
+    pub records: String,
+    /// Tables landed: the stream's own table first, then child tables (schemas with
+    /// `nested`).
+    pub tables: Vec<String>,
+    /// Fixed query params.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Fixed JSON body fields.
+    #[serde(default)]
+    pub body: BTreeMap<String, toml::Value>,
+    /// Time window (incremental streams).
+    #[serde(default)]
+    pub window: Option<WindowSpec>,
+    /// Parent stream (detail streams).
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// Detail call shape.
+    #[serde(default)]
+    pub detail: Option<DetailSpec>,
+    /// Rate-limit family (defaults to the path).
+    #[serde(default)]
+    pub family: Option<String>,
+    /// Default schedule (e.g. `15m`), used by `shoplake run`.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// Extracted by default.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Category (the pipeline file's stem), filled at load.
+    #[serde(skip)]
+    pub category: String,
+}
+
+fn pagination_none() -> Pagination {
+    Pagination::None
+}
+
+/// A write endpoint listed in a pipeline file as not extracted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotExtracted {
+    /// Path.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineFile {
+    doc: String,
+    #[serde(default)]
+    streams: Vec<StreamSpec>,
+    #[serde(default)]
+    not_extracted: Vec<NotExtracted>,
+}
+
+/// Every pipeline in a directory.
+#[derive(Debug, Clone, Default)]
+pub struct Pipelines {
+    /// Streams in file order (parents before their detail streams).
+    pub streams: Vec<StreamSpec>,
+    /// Category docs by category.
+    pub categories: BTreeMap<String, String>,
+    /// Endpoints deliberately not extracted.
+    pub not_extracted: Vec<NotExtracted>,
+}
+
+impl Pipelines {
+    /// Loads `dir/*.toml`; checks names, parents and window/detail config.
+    pub fn load(dir: &Path) -> Result<Pipelines> {
+        let mut out = Pipelines::default();
+        let entries = std::fs::read_dir(dir).map_err(|e| PipelineError::Spec {
+            file: dir.display().to_string(),
+            message: format!("cannot read the pipelines directory: {e}"),
+        })?;
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            let file = p.display().to_string();
+            let err = |message: String| PipelineError::Spec {
+                file: file.clone(),
+                message,
+            };
+            let text = std::fs::read_to_string(&p).map_err(|e| err(e.to_string()))?;
+            let f: PipelineFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+            let category = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            for mut s in f.streams {
+                s.category = category.clone();
+                match s.kind {
+                    StreamKind::Incremental if s.window.is_none() => {
+                        return Err(err(format!(
+                            "stream `{}`: incremental needs [window]",
+                            s.name
+                        )));
+                    }
+                    StreamKind::Detail if s.parent.is_none() || s.detail.is_none() => {
+                        return Err(err(format!(
+                            "stream `{}`: detail needs `parent` and [detail]",
+                            s.name
+                        )));
+                    }
+                    _ => {}
+                }
+                if s.tables.is_empty() {
+                    return Err(err(format!("stream `{}`: `tables` is empty", s.name)));
+                }
+                if !matches!(s.method.as_str(), "GET" | "POST") {
+                    return Err(err(format!(
+                        "stream `{}`: method must be GET or POST, got `{}`",
+                        s.name, s.method
+                    )));
+                }
+                if out.streams.iter().any(|o: &StreamSpec| o.name == s.name) {
+                    return Err(err(format!("stream `{}` is declared twice", s.name)));
+                }
+                if let Some(parent) = &s.parent {
+                    if !out.streams.iter().any(|o| &o.name == parent) {
+                        return Err(err(format!(
+                            "stream `{}`: parent `{parent}` must be declared before it",
+                            s.name
+                        )));
+                    }
+                }
+                out.streams.push(s);
+            }
+            out.not_extracted.extend(f.not_extracted);
+            out.categories.insert(category, f.doc);
+        }
+        Ok(out)
+    }
+
+    /// A stream by name.
+    pub fn get(&self, name: &str) -> Option<&StreamSpec> {
+        self.streams.iter().find(|s| s.name == name)
+    }
+
+    /// Detail streams of `parent`.
+    pub fn children<'a>(&'a self, parent: &'a str) -> impl Iterator<Item = &'a StreamSpec> + 'a {
+        self.streams
+            .iter()
+            .filter(move |s| s.enabled && s.parent.as_deref() == Some(parent))
+    }
+
+    /// Top-level streams selected by `--pipeline` (a category or a stream name).
+    pub fn select(&self, pipeline: Option<&str>) -> Result<Vec<&StreamSpec>> {
+        let top = self
+            .streams
+            .iter()
+            .filter(|s| s.enabled && s.kind == StreamKind::Incremental);
+        let picked: Vec<_> = match pipeline {
+            None => top.collect(),
+            Some(p) => top.filter(|s| s.category == p || s.name == p).collect(),
+        };
+        if picked.is_empty() {
+            let known: Vec<_> = self
+                .categories
+                .keys()
+                .cloned()
+                .chain(self.streams.iter().map(|s| s.name.clone()))
+                .collect();
+            return Err(PipelineError::UnknownPipeline {
+                name: pipeline.unwrap_or_default().to_string(),
+                known: known.join(", "),
+            });
+        }
+        Ok(picked)
+    }
+}

@@ -1,0 +1,714 @@
+//! Flight SQL over the lake (arrow-flight's `FlightSqlService`), for Grafana, Superset,
+//! DBeaver and ADBC. What each client calls is in shared/flightsql-and-delta-notes.md;
+//! this server answers:
+//! - Handshake (Basic in, `authorization: Bearer <token>` header and payload out) and
+//!   bearer/basic checks on every call when a user is configured;
+//! - statements and (parameterless) prepared statements: the ticket/handle is the SQL
+//!   itself, so any replica can serve a DoGet; results stream batch by batch;
+//! - GetCatalogs, GetDbSchemas and GetTables (with schemas, patterns, table types) also
+//!   when no catalog is sent; GetTableTypes; GetSqlInfo (ids 0–4, 8, 500–508 …);
+//!   GetXdbcTypeInfo, primary/foreign keys answer empty rather than failing.
+//!
+//! Tables are opened at their latest Delta version when a query plans, so a new build is
+//! visible without a restart. The session is read-only: DDL/DML are refused.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::Schema;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetCrossReference,
+    CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementQuery, CommandStatementQuery, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
+};
+use arrow_flight::{
+    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
+    SchemaAsIpc, Ticket,
+};
+use base64::Engine;
+use bytes::Bytes;
+use datafusion::prelude::SessionContext;
+use futures::{Stream, TryStreamExt};
+use prost::Message;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::info;
+
+use crate::models::run::read_only;
+use crate::secret::Secret;
+use crate::warehouse::catalog::CATALOG;
+use crate::warehouse::{Lake, SCHEMAS};
+
+/// The table type every lake table reports (DataFusion's and Grafana's spelling).
+pub const TABLE_TYPE: &str = "BASE TABLE";
+
+/// Optional basic auth: one user.
+#[derive(Debug, Clone)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: Secret,
+}
+
+/// The Flight SQL service.
+pub struct LakeFlightSql {
+    ctx: SessionContext,
+    auth: Option<BasicAuth>,
+    tokens: Mutex<HashMap<String, String>>,
+    sql_info: SqlInfoData,
+}
+
+type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
+
+fn status(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+fn sql_info() -> SqlInfoData {
+    let mut b = SqlInfoDataBuilder::new();
+    b.append(SqlInfo::FlightSqlServerName, "shoplake");
+    b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+    b.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
+    b.append(SqlInfo::FlightSqlServerReadOnly, true);
+    b.append(SqlInfo::FlightSqlServerSql, true);
+    b.append(SqlInfo::FlightSqlServerSubstrait, false);
+    b.append(SqlInfo::FlightSqlServerTransaction, 0i32);
+    b.append(SqlInfo::FlightSqlServerCancel, false);
+    b.append(SqlInfo::FlightSqlServerStatementTimeout, 0i32);
+    b.append(SqlInfo::FlightSqlServerTransactionTimeout, 0i32);
+    b.append(SqlInfo::SqlDdlCatalog, false);
+    b.append(SqlInfo::SqlDdlSchema, false);
+    b.append(SqlInfo::SqlDdlTable, false);
+    b.append(SqlInfo::SqlIdentifierCase, 1i32); // case insensitive (lowercased)
+    b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    b.append(SqlInfo::SqlQuotedIdentifierCase, 3i32); // case sensitive
+    b.append(SqlInfo::SqlAllTablesAreSelectable, true);
+    b.append(SqlInfo::SqlNullOrdering, 2i32); // nulls sorted at end
+    b.append(
+        SqlInfo::SqlKeywords,
+        &[
+            "absolute", "action", "add", "all", "allocate", "alter", "and", "any",
+        ][..],
+    );
+    b.append(
+        SqlInfo::SqlNumericFunctions,
+        &["abs", "ceil", "floor", "round", "power", "sqrt"][..],
+    );
+    b.append(
+        SqlInfo::SqlStringFunctions,
+        &[
+            "lower",
+            "upper",
+            "trim",
+            "substr",
+            "concat",
+            "regexp_like",
+            "strpos",
+        ][..],
+    );
+    b.append(
+        SqlInfo::SqlDatetimeFunctions,
+        &["date_trunc", "date_part", "date_bin", "now"][..],
+    );
+    b.append(SqlInfo::SqlSearchStringEscape, "\\");
+    b.append(SqlInfo::SqlExtraNameCharacters, "");
+    b.append(SqlInfo::SqlSupportsColumnAliasing, true);
+    b.append(SqlInfo::SqlNullPlusNullIsNull, true);
+    b.append(SqlInfo::SqlSchemaTerm, "schema");
+    b.append(SqlInfo::SqlCatalogTerm, "catalog");
+    b.append(SqlInfo::SqlCatalogAtStart, true);
+    b.append(SqlInfo::SqlTransactionsSupported, false);
+    b.build().expect("static sql info builds")
+}
+
+fn schema_bytes(schema: &Schema) -> Result<Bytes, Status> {
+    let msg: IpcMessage = SchemaAsIpc::new(schema, &Default::default())
+        .try_into()
+        .map_err(status)?;
+    Ok(msg.0)
+}
+
+fn info_for(
+    cmd: impl ProstMessageExt,
+    schema: &Schema,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
+    // One endpoint, empty location: clients fetch from this server (Grafana requires
+    // exactly one endpoint; a location makes ADBC dial a new client).
+    let ticket = Ticket::new(cmd.as_any().encode_to_vec());
+    let info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(status)?
+        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+        .with_descriptor(descriptor);
+    Ok(Response::new(info))
+}
+
+fn batch_stream(batch: arrow::array::RecordBatch) -> DoGetStream {
+    let schema = batch.schema();
+    let s = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(futures::stream::once(async { Ok(batch) }))
+        .map_err(Status::from);
+    Box::pin(s)
+}
+
+impl LakeFlightSql {
+    /// A service over `ctx` (a lake session from [`crate::warehouse::catalog::session`]).
+    pub fn new(ctx: SessionContext, auth: Option<BasicAuth>) -> LakeFlightSql {
+        LakeFlightSql {
+            ctx,
+            auth,
+            tokens: Mutex::new(HashMap::new()),
+            sql_info: sql_info(),
+        }
+    }
+
+    /// Checks the caller: bearer token from a handshake, or basic credentials.
+    fn check(&self, md: &MetadataMap) -> Result<String, Status> {
+        let Some(auth) = &self.auth else {
+            return Ok("anonymous".into());
+        };
+        let header = md
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "authorization required: use basic auth (Handshake) or a bearer token",
+                )
+            })?;
+        if let Some(tok) = header.strip_prefix("Bearer ") {
+            return self
+                .tokens
+                .lock()
+                .expect("token lock")
+                .get(tok.trim())
+                .cloned()
+                .ok_or_else(|| {
+                    Status::unauthenticated("unknown or expired bearer token; authenticate again")
+                });
+        }
+        if let Some(b) = header.strip_prefix("Basic ") {
+            let (u, p) = decode_basic(b)?;
+            if u == auth.username
+                && bool::from(subtle::ConstantTimeEq::ct_eq(
+                    p.as_bytes(),
+                    auth.password.expose().as_bytes(),
+                ))
+            {
+                return Ok(u);
+            }
+            return Err(Status::unauthenticated("wrong user name or password"));
+        }
+        Err(Status::unauthenticated(
+            "unsupported authorization scheme (use Basic or Bearer)",
+        ))
+    }
+
+    async fn plan(&self, sql: &str) -> Result<datafusion::prelude::DataFrame, Status> {
+        self.ctx
+            .sql_with_options(sql, read_only())
+            .await
+            .map_err(|e| Status::invalid_argument(format!("{e}")))
+    }
+
+    async fn execute(&self, sql: &str, user: &str) -> Result<DoGetStream, Status> {
+        let start = std::time::Instant::now();
+        let df = self.plan(sql).await?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let stream = df
+            .execute_stream()
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        info!(user, sql, ms = start.elapsed().as_millis() as u64, "query");
+        let s = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(stream.map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e))))
+            .map_err(Status::from);
+        Ok(Box::pin(s))
+    }
+
+    async fn table_schema(&self, schema: &str, table: &str) -> Result<Schema, Status> {
+        let p = self
+            .ctx
+            .catalog(CATALOG)
+            .and_then(|c| c.schema(schema))
+            .ok_or_else(|| Status::not_found(format!("schema {schema}")))?
+            .table(table)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .ok_or_else(|| Status::not_found(format!("table {schema}.{table}")))?;
+        Ok(p.schema().as_ref().clone())
+    }
+
+    fn schema_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = SCHEMAS.iter().map(|s| s.to_string()).collect();
+        v.push("seeds".into());
+        v
+    }
+}
+
+fn decode_basic(b64: &str) -> Result<(String, String), Status> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| Status::unauthenticated("malformed basic credentials"))?;
+    let s = String::from_utf8(raw)
+        .map_err(|_| Status::unauthenticated("malformed basic credentials"))?;
+    let (u, p) = s
+        .split_once(':')
+        .ok_or_else(|| Status::unauthenticated("malformed basic credentials"))?;
+    Ok((u.to_string(), p.to_string()))
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for LakeFlightSql {
+    type FlightService = LakeFlightSql;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        let user = match &self.auth {
+            None => "anonymous".to_string(),
+            Some(_) => {
+                let header = request
+                    .metadata()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let Some(b) = header.strip_prefix("Basic ") else {
+                    return Err(Status::unauthenticated(
+                        "handshake needs `authorization: Basic …`",
+                    ));
+                };
+                let (u, _) = decode_basic(b)?;
+                self.check(request.metadata())?;
+                u
+            }
+        };
+        let token = hex::encode(rand::random::<[u8; 24]>());
+        self.tokens
+            .lock()
+            .expect("token lock")
+            .insert(token.clone(), user.clone());
+        info!(user, "flight sql handshake");
+        let resp = HandshakeResponse {
+            protocol_version: 0,
+            payload: Bytes::from(token.clone()),
+        };
+        let mut out: Response<
+            Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>,
+        > = Response::new(Box::pin(futures::stream::iter(vec![Ok(resp)])));
+        out.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().map_err(status)?,
+        );
+        Ok(out)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(request.metadata())?;
+        let df = self.plan(&query.query).await?;
+        let schema = df.schema().as_arrow().clone();
+        let ticket = TicketStatementQuery {
+            statement_handle: Bytes::from(query.query.clone()),
+        };
+        info_for(ticket, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(request.metadata())?;
+        let sql = String::from_utf8(cmd.prepared_statement_handle.to_vec()).map_err(status)?;
+        let df = self.plan(&sql).await?;
+        let schema = df.schema().as_arrow().clone();
+        info_for(cmd, &schema, request.into_inner())
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let user = self.check(request.metadata())?;
+        let sql = String::from_utf8(ticket.statement_handle.to_vec()).map_err(status)?;
+        Ok(Response::new(self.execute(&sql, &user).await?))
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let user = self.check(request.metadata())?;
+        let sql = String::from_utf8(cmd.prepared_statement_handle.to_vec()).map_err(status)?;
+        Ok(Response::new(self.execute(&sql, &user).await?))
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        self.check(request.metadata())?;
+        let df = self.plan(&query.query).await?;
+        let schema = df.schema().as_arrow().clone();
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: Bytes::from(query.query),
+            dataset_schema: schema_bytes(&schema)?,
+            parameter_schema: schema_bytes(&Schema::empty())?,
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        _query: ActionClosePreparedStatementRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<(), Status> {
+        // Handles are stateless (the SQL itself): nothing to free.
+        self.check(request.metadata())?;
+        Ok(())
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        info_for(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(request.metadata())?;
+        let mut b = query.into_builder();
+        b.append(CATALOG);
+        Ok(Response::new(batch_stream(b.build().map_err(status)?)))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        info_for(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(request.metadata())?;
+        let mut b = query.into_builder();
+        for s in self.schema_names() {
+            b.append(CATALOG, s);
+        }
+        Ok(Response::new(batch_stream(b.build().map_err(status)?)))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        info_for(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(request.metadata())?;
+        let include_schema = query.include_schema;
+        let catalog_ok = query
+            .catalog
+            .as_deref()
+            .is_none_or(|c| c.is_empty() || c == CATALOG);
+        let mut b = query.into_builder();
+        if catalog_ok {
+            let catalog = self.ctx.catalog(CATALOG);
+            for s in self.schema_names() {
+                let Some(sp) = catalog.as_ref().and_then(|c| c.schema(&s)) else {
+                    continue;
+                };
+                for t in sp.table_names() {
+                    let schema = if include_schema {
+                        self.table_schema(&s, &t).await?
+                    } else {
+                        Schema::empty()
+                    };
+                    b.append(CATALOG, &s, &t, TABLE_TYPE, &schema)
+                        .map_err(status)?;
+                }
+            }
+        }
+        Ok(Response::new(batch_stream(b.build().map_err(status)?)))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        info_for(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(request.metadata())?;
+        let mut b = query.into_builder();
+        b.append(TABLE_TYPE);
+        Ok(Response::new(batch_stream(b.build().map_err(status)?)))
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(request.metadata())?;
+        let schema = query.clone().into_builder(&self.sql_info).schema();
+        info_for(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(request.metadata())?;
+        let batch = query.into_builder(&self.sql_info).build().map_err(status)?;
+        Ok(Response::new(batch_stream(batch)))
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(request.metadata())?;
+        let data = arrow_flight::sql::metadata::XdbcTypeInfoDataBuilder::new()
+            .build()
+            .map_err(status)?;
+        let schema = query.clone().into_builder(&data).schema();
+        info_for(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(request.metadata())?;
+        let data = arrow_flight::sql::metadata::XdbcTypeInfoDataBuilder::new()
+            .build()
+            .map_err(status)?;
+        let batch = query.into_builder(&data).build().map_err(status)?;
+        Ok(Response::new(batch_stream(batch)))
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(request.metadata())?;
+        info_for(query, &keys_schema(false), request.into_inner())
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(request.metadata())?;
+        Ok(Response::new(batch_stream(
+            arrow::array::RecordBatch::new_empty(Arc::new(keys_schema(false))),
+        )))
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(request.metadata())?;
+        info_for(query, &keys_schema(true), request.into_inner())
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(request.metadata())?;
+        Ok(Response::new(batch_stream(
+            arrow::array::RecordBatch::new_empty(Arc::new(keys_schema(true))),
+        )))
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(request.metadata())?;
+        info_for(query, &keys_schema(true), request.into_inner())
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(request.metadata())?;
+        Ok(Response::new(batch_stream(
+            arrow::array::RecordBatch::new_empty(Arc::new(keys_schema(true))),
+        )))
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(request.metadata())?;
+        info_for(query, &keys_schema(true), request.into_inner())
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(request.metadata())?;
+        Ok(Response::new(batch_stream(
+            arrow::array::RecordBatch::new_empty(Arc::new(keys_schema(true))),
+        )))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// Result schema of GetPrimaryKeys (`foreign = false`) and the foreign-key commands.
+fn keys_schema(foreign: bool) -> Schema {
+    use arrow::datatypes::{DataType, Field};
+    let s = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
+    if !foreign {
+        return Schema::new(vec![
+            s("catalog_name", true),
+            s("db_schema_name", true),
+            s("table_name", false),
+            s("column_name", false),
+            Field::new("key_sequence", DataType::Int32, false),
+            s("key_name", true),
+        ]);
+    }
+    Schema::new(vec![
+        s("pk_catalog_name", true),
+        s("pk_db_schema_name", true),
+        s("pk_table_name", false),
+        s("pk_column_name", false),
+        s("fk_catalog_name", true),
+        s("fk_db_schema_name", true),
+        s("fk_table_name", false),
+        s("fk_column_name", false),
+        Field::new("key_sequence", DataType::Int32, false),
+        s("fk_key_name", true),
+        s("pk_key_name", true),
+        Field::new("update_rule", DataType::UInt8, false),
+        Field::new("delete_rule", DataType::UInt8, false),
+    ])
+}
+
+/// A running Flight SQL server.
+pub struct RunningFlight {
+    /// Bound address.
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl RunningFlight {
+    /// Stops accepting and waits for the server task.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = self.handle.await;
+    }
+
+    /// Waits until the server ends (e.g. on Ctrl-C handled by the caller).
+    pub async fn wait(self) -> Result<(), tonic::transport::Error> {
+        match self.handle.await {
+            Ok(r) => r,
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// Binds `addr` (port 0 picks one) and serves the lake over Flight SQL.
+pub async fn spawn(
+    lake: &Lake,
+    seeds_dir: Option<&std::path::Path>,
+    addr: &str,
+    auth: Option<BasicAuth>,
+) -> std::io::Result<RunningFlight> {
+    let ctx = crate::warehouse::catalog::session(lake, seeds_dir)
+        .await
+        .map_err(std::io::Error::other)?;
+    let svc = LakeFlightSql::new(ctx, auth);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let handle = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(arrow_flight::flight_service_server::FlightServiceServer::new(svc))
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            }),
+    );
+    info!(%addr, "flight sql listening");
+    Ok(RunningFlight {
+        addr,
+        stop: Some(tx),
+        handle,
+    })
+}

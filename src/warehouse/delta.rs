@@ -1,0 +1,351 @@
+//! The one Delta writer: every raw table and every model lands through [`Lake`].
+//!
+//! - [`Lake::upsert`]: dedups the batch by key (latest version wins), then MERGEs it into
+//!   the table on `_shop_id`, `_month` (so only touched partitions are read) and the
+//!   primary key; a row is replaced only by a strictly newer version, so re-running a
+//!   window leaves the table unchanged. The stream's cursor rides in the same commit as a
+//!   Delta `txn` action (app id per shop and stream, version = window end), so data and
+//!   cursor are committed atomically or not at all.
+//! - [`Lake::replace`]: overwrites a model's table in one commit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
+use arrow::datatypes::SchemaRef;
+use arrow::row::{RowConverter, SortField};
+use datafusion::prelude::SessionContext;
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableError};
+use url::Url;
+
+use super::{Result, WarehouseError};
+
+/// Where the lake lives: a local directory or an object-store URI.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: Url,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteMetrics {
+    /// Rows in the input after dedup.
+    pub rows: usize,
+    /// Rows inserted.
+    pub inserted: usize,
+    /// Rows updated (replaced by a newer version).
+    pub updated: usize,
+    /// Table version after the commit.
+    pub version: i64,
+}
+
+/// How [`Lake::upsert`] identifies and orders rows.
+#[derive(Debug, Clone)]
+pub struct UpsertSpec<'a> {
+    /// Key columns, including the partition columns.
+    pub keys: &'a [String],
+    /// Larger value wins; without it the incoming row always wins.
+    pub version_column: Option<&'a str>,
+    /// Partition columns.
+    pub partition_by: &'a [&'a str],
+}
+
+impl Lake {
+    /// A lake at `uri` (`./dir`, `/abs/dir`, `file:///…`).
+    pub fn new(uri: &str) -> Result<Lake> {
+        let root = if uri.contains("://") {
+            Url::parse(uri).map_err(|e| WarehouseError::Uri {
+                uri: uri.to_string(),
+                message: e.to_string(),
+            })?
+        } else {
+            std::fs::create_dir_all(uri).map_err(|e| WarehouseError::Uri {
+                uri: uri.to_string(),
+                message: e.to_string(),
+            })?;
+            let abs = std::fs::canonicalize(uri).map_err(|e| WarehouseError::Uri {
+                uri: uri.to_string(),
+                message: e.to_string(),
+            })?;
+            Url::from_directory_path(&abs).map_err(|_| WarehouseError::Uri {
+                uri: uri.to_string(),
+                message: "not an absolute path".into(),
+            })?
+        };
+        let mut root = root;
+        if !root.path().ends_with('/') {
+            root.set_path(&format!("{}/", root.path()));
+        }
+        Ok(Lake { root })
+    }
+
+    /// The lake's root URI.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// URI of `schema.table`.
+    pub fn table_url(&self, schema: &str, table: &str) -> Url {
+        self.root
+            .join(&format!("{schema}/{table}/"))
+            .expect("schema and table names are URL-safe")
+    }
+
+    /// Local directory of the lake, when it is on disk.
+    pub fn local_dir(&self) -> Option<std::path::PathBuf> {
+        self.root.to_file_path().ok()
+    }
+
+    /// Opens a table; `None` when it has not been created yet.
+    pub async fn open(&self, schema: &str, table: &str) -> Result<Option<DeltaTable>> {
+        let url = self.table_url(schema, table);
+        if let Some(p) = url.to_file_path().ok() {
+            if !p.join("_delta_log").exists() {
+                return Ok(None);
+            }
+        }
+        match deltalake::open_table(url).await {
+            Ok(t) => Ok(Some(t)),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(WarehouseError::delta(schema, table, e)),
+        }
+    }
+
+    /// A handle for writing `schema.table`, creating its directory on local disk.
+    async fn new_table(&self, schema: &str, table: &str) -> Result<DeltaTable> {
+        let url = self.table_url(schema, table);
+        if let Ok(p) = url.to_file_path() {
+            std::fs::create_dir_all(&p).map_err(|e| WarehouseError::Uri {
+                uri: url.to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        DeltaTable::try_from_url(url)
+            .await
+            .map_err(|e| WarehouseError::delta(schema, table, e))
+    }
+
+    /// Every table of `schema` (by listing the lake).
+    pub async fn list(&self, schema: &str) -> Result<Vec<String>> {
+        let Some(dir) = self.local_dir() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(dir.join(schema)) {
+            for e in rd.flatten() {
+                if e.path().join("_delta_log").is_dir() {
+                    if let Some(n) = e.file_name().to_str() {
+                        out.push(n.to_string());
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The cursor stored with the data: the table's `txn` version for `app_id`.
+    pub async fn txn_version(
+        &self,
+        schema: &str,
+        table: &str,
+        app_id: &str,
+    ) -> Result<Option<i64>> {
+        let Some(t) = self.open(schema, table).await? else {
+            return Ok(None);
+        };
+        let snap = t
+            .snapshot()
+            .map_err(|e| WarehouseError::delta(schema, table, e))?;
+        snap.transaction_version(t.log_store().as_ref(), app_id)
+            .await
+            .map_err(|e| WarehouseError::delta(schema, table, e))
+    }
+
+    /// Upserts `batch` into `schema.table` (created on first write), committing `txn`
+    /// (app id, version) in the same commit.
+    pub async fn upsert(
+        &self,
+        schema: &str,
+        table: &str,
+        batch: RecordBatch,
+        spec: &UpsertSpec<'_>,
+        txn: Option<(&str, i64)>,
+    ) -> Result<WriteMetrics> {
+        let err = |e: DeltaTableError| WarehouseError::delta(schema, table, e);
+        let batch = dedup(&batch, spec.keys, spec.version_column)
+            .map_err(|e| WarehouseError::Arrow(e.to_string()))?;
+        let rows = batch.num_rows();
+        let mut props = CommitProperties::default();
+        if let Some((app, version)) = txn {
+            // Never move a cursor backwards when an older window is re-run.
+            let stored = self
+                .txn_version(schema, table, app)
+                .await?
+                .unwrap_or(i64::MIN);
+            props = props.with_application_transaction(Transaction::new(app, version.max(stored)));
+        }
+        let existing = self.open(schema, table).await?;
+        let Some(target) = existing else {
+            let t = self.new_table(schema, table).await?;
+            let t = t
+                .write(vec![batch])
+                .with_save_mode(SaveMode::Append)
+                .with_partition_columns(spec.partition_by.iter().map(|s| s.to_string()))
+                .with_table_name(table)
+                .with_commit_properties(props)
+                .await
+                .map_err(err)?;
+            return Ok(WriteMetrics {
+                rows,
+                inserted: rows,
+                updated: 0,
+                version: t.version().map_or(0, |v| v as i64),
+            });
+        };
+        let ctx = SessionContext::new();
+        let source = ctx
+            .read_batch(batch.clone())
+            .map_err(|e| WarehouseError::Arrow(e.to_string()))?;
+        let on = spec
+            .keys
+            .iter()
+            .map(|k| format!("target.\"{k}\" = source.\"{k}\""))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let columns: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let newer = spec
+            .version_column
+            .map(|v| format!("source.\"{v}\" > target.\"{v}\""));
+        let (t, m) = target
+            .merge(source, on)
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .with_commit_properties(props)
+            .when_matched_update(|mut u| {
+                if let Some(p) = &newer {
+                    u = u.predicate(p.as_str());
+                }
+                for c in &columns {
+                    u = u.update(format!("\"{c}\""), format!("source.\"{c}\""));
+                }
+                u
+            })
+            .map_err(err)?
+            .when_not_matched_insert(|mut i| {
+                for c in &columns {
+                    i = i.set(format!("\"{c}\""), format!("source.\"{c}\""));
+                }
+                i
+            })
+            .map_err(err)?
+            .await
+            .map_err(err)?;
+        Ok(WriteMetrics {
+            rows,
+            inserted: m.num_target_rows_inserted,
+            updated: m.num_target_rows_updated,
+            version: t.version().map_or(0, |v| v as i64),
+        })
+    }
+
+    /// Replaces `schema.table` with `batches` in one commit (created on first write).
+    pub async fn replace(
+        &self,
+        schema: &str,
+        table: &str,
+        arrow_schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        partition_by: &[String],
+    ) -> Result<WriteMetrics> {
+        let err = |e: DeltaTableError| WarehouseError::delta(schema, table, e);
+        let rows = batches.iter().map(|b| b.num_rows()).sum();
+        let t = self.new_table(schema, table).await?;
+        let batches = if batches.is_empty() {
+            vec![RecordBatch::new_empty(arrow_schema)]
+        } else {
+            batches
+        };
+        let t = t
+            .write(batches)
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
+            .with_partition_columns(partition_by.iter().cloned())
+            .with_table_name(table)
+            .await
+            .map_err(err)?;
+        Ok(WriteMetrics {
+            rows,
+            inserted: rows,
+            updated: 0,
+            version: t.version().map_or(0, |v| v as i64),
+        })
+    }
+}
+
+/// Keeps one row per key: the one with the largest version (the last one on ties).
+pub fn dedup(
+    batch: &RecordBatch,
+    keys: &[String],
+    version: Option<&str>,
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    if batch.num_rows() < 2 {
+        return Ok(batch.clone());
+    }
+    let cols: Vec<Arc<dyn Array>> = keys
+        .iter()
+        .map(|k| {
+            batch.column_by_name(k).cloned().ok_or_else(|| {
+                arrow::error::ArrowError::SchemaError(format!("key column `{k}` is missing"))
+            })
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    let conv = RowConverter::new(
+        cols.iter()
+            .map(|c| SortField::new(c.data_type().clone()))
+            .collect(),
+    )?;
+    let rows = conv.convert_columns(&cols)?;
+    let ver = match version {
+        Some(v) => {
+            let c = batch.column_by_name(v).cloned().ok_or_else(|| {
+                arrow::error::ArrowError::SchemaError(format!("version column `{v}` is missing"))
+            })?;
+            let vc = RowConverter::new(vec![SortField::new(c.data_type().clone())])?;
+            Some(vc.convert_columns(&[c])?)
+        }
+        None => None,
+    };
+    let mut best: HashMap<arrow::row::Row<'_>, usize> = HashMap::with_capacity(rows.num_rows());
+    for i in 0..rows.num_rows() {
+        match best.get_mut(&rows.row(i)) {
+            None => {
+                best.insert(rows.row(i), i);
+            }
+            Some(j) => {
+                let newer = match &ver {
+                    Some(v) => v.row(i) >= v.row(*j),
+                    None => true,
+                };
+                if newer {
+                    *j = i;
+                }
+            }
+        }
+    }
+    if best.len() == batch.num_rows() {
+        return Ok(batch.clone());
+    }
+    let mut idx: Vec<u32> = best.into_values().map(|i| i as u32).collect();
+    idx.sort_unstable();
+    take_record_batch(batch, &UInt32Array::from(idx))
+}

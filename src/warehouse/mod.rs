@@ -1,0 +1,53 @@
+//! The lake: Delta tables under one root, addressed as `raw.<stream>`,
+//! `staging.<model>`, `marts.<model>`.
+//!
+//! - [`delta`]: the one writer (upsert with the cursor in the same commit; replace).
+//! - [`catalog`]: registers every table in a DataFusion session as catalog `shoplake`.
+
+pub mod catalog;
+pub mod delta;
+
+pub use delta::{Lake, UpsertSpec, WriteMetrics};
+
+/// The three schemas of the lake.
+pub const SCHEMAS: [&str; 3] = ["raw", "staging", "marts"];
+
+/// Warehouse errors name the table.
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    /// A Delta operation failed.
+    #[error("delta table {schema}.{table}: {source}")]
+    Delta {
+        /// Schema.
+        schema: String,
+        /// Table.
+        table: String,
+        /// Cause.
+        #[source]
+        source: Box<deltalake::DeltaTableError>,
+    },
+    /// The lake URI is unusable.
+    #[error("warehouse uri `{uri}`: {message} (set [warehouse] uri, e.g. `./shoplake-data/lake`)")]
+    Uri {
+        /// The URI.
+        uri: String,
+        /// Why.
+        message: String,
+    },
+    /// Arrow/DataFusion error while preparing data.
+    #[error("arrow: {0}")]
+    Arrow(String),
+}
+
+impl WarehouseError {
+    fn delta(schema: &str, table: &str, e: deltalake::DeltaTableError) -> WarehouseError {
+        WarehouseError::Delta {
+            schema: schema.to_string(),
+            table: table.to_string(),
+            source: Box::new(e),
+        }
+    }
+}
+
+/// Result with [`WarehouseError`].
+pub type Result<T> = std::result::Result<T, WarehouseError>;

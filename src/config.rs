@@ -186,8 +186,9 @@ mod de {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Num {
-        F(f64),
+        // Integers first: an untagged f64 would also accept `2`.
         I(i64),
+        F(f64),
         S(String),
     }
 
@@ -424,6 +425,11 @@ mod tests {
         assert_eq!(e.key, "api.app_secret");
         let e = load("[api]\nbase_urll = \"x\"\n", &[]).unwrap_err();
         assert!(e.message.contains("base_urll"), "{e}");
+        let c = load("[api]\nmax_attempts = 2\nmax_rps = 2.5\n", &[])
+            .unwrap()
+            .client_config()
+            .unwrap();
+        assert_eq!((c.retry.max_attempts, c.max_rps), (2, 2.5));
         let e = load("[api]\nmax_rps = \"fast\"\n", &[]).unwrap_err();
         assert!(e.message.contains("fast"), "{e}");
     }

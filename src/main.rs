@@ -260,8 +260,15 @@ fn init_logs(cli: &Cli) {
             _ => "trace",
         }
     };
-    let filter = EnvFilter::try_from_env("SHOPLAKE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,h2=warn")));
+    // Our logs at the chosen level; dependencies only when something is wrong (the Delta
+    // kernel logs a benign error whenever a table is first created, so it is off unless
+    // asked for with SHOPLAKE_LOG).
+    let others = if cli.verbose >= 2 { "debug" } else { "warn" };
+    let filter = EnvFilter::try_from_env("SHOPLAKE_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{others},shoplake={level},buoyant_kernel=off,deltalake_core::operations::merge=error"
+        ))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

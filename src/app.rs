@@ -228,6 +228,40 @@ impl App {
         Ok(sum)
     }
 
+    /// One sequence per selected shop × stream, windows from `start(shop, stream)` to `to`
+    /// in the stream's window size.
+    async fn sequences<'a, F, Fut>(
+        &self,
+        ex: &'a Extractor,
+        shop: Option<&str>,
+        pipeline: Option<&str>,
+        start: F,
+        to: i64,
+    ) -> Result<Vec<Sequence<'a>>>
+    where
+        F: Fn(&Shop, &crate::pipeline::StreamSpec) -> Fut,
+        Fut: std::future::Future<Output = Result<i64>>,
+    {
+        let shops = self.shops(shop)?;
+        let streams = ex.pipelines().select(pipeline)?;
+        let mut seqs = Vec::new();
+        for s in &shops {
+            for st in &streams {
+                let from = start(s, st).await?;
+                let size = st
+                    .window
+                    .as_ref()
+                    .map_or(86_400, |w| w.size.as_secs() as i64);
+                seqs.push(Sequence {
+                    shop: s.clone(),
+                    stream: st,
+                    windows: windows(from, to, size),
+                });
+            }
+        }
+        Ok(seqs)
+    }
+
     /// `shoplake backfill`: every window of `[from, to)` for the selected shops and
     /// streams. Re-running lands identical tables.
     pub async fn backfill(
@@ -246,22 +280,9 @@ impl App {
             .into());
         }
         let ex = self.extractor()?;
-        let shops = self.shops(shop)?;
-        let streams = ex.pipelines().select(pipeline)?;
-        let mut seqs = Vec::new();
-        for s in &shops {
-            for st in &streams {
-                let size = st
-                    .window
-                    .as_ref()
-                    .map_or(86_400, |w| w.size.as_secs() as i64);
-                seqs.push(Sequence {
-                    shop: s.clone(),
-                    stream: st,
-                    windows: windows(from, to, size),
-                });
-            }
-        }
+        let seqs = self
+            .sequences(&ex, shop, pipeline, |_, _| async { Ok(from) }, to)
+            .await?;
         self.run(&ex, seqs, "backfill").await
     }
 
@@ -273,28 +294,18 @@ impl App {
         pipeline: Option<&str>,
     ) -> Result<RunSummary> {
         let ex = self.extractor()?;
-        let shops = self.shops(shop)?;
-        let streams = ex.pipelines().select(pipeline)?;
-        let mut seqs = Vec::new();
-        for s in &shops {
-            for st in &streams {
-                let Some(cursor) = ex.cursor(&s.id, st).await? else {
-                    return Err(AppError::Other(format!(
-                        "shop {} stream {}: no cursor yet; run `shoplake backfill --from DATE --to DATE` first",
-                        s.id, st.name
-                    )));
-                };
-                let size = st
-                    .window
-                    .as_ref()
-                    .map_or(86_400, |w| w.size.as_secs() as i64);
-                seqs.push(Sequence {
-                    shop: s.clone(),
-                    stream: st,
-                    windows: windows(cursor, until, size),
-                });
+        let start = |s: &Shop, st: &crate::pipeline::StreamSpec| {
+            let (ex, id, st) = (&ex, s.id.clone(), st.clone());
+            async move {
+                ex.cursor(&id, &st).await?.ok_or_else(|| {
+                    AppError::Other(format!(
+                        "shop {id} stream {}: no cursor yet; run `shoplake backfill --from DATE --to DATE` first",
+                        st.name
+                    ))
+                })
             }
-        }
+        };
+        let seqs = self.sequences(&ex, shop, pipeline, start, until).await?;
         self.run(&ex, seqs, "extract").await
     }
 
@@ -347,8 +358,9 @@ impl App {
         Ok(Project::load(&self.project.join("sql"), ctx)?)
     }
 
-    /// `shoplake build`: plans every selected model first (a broken model fails before
-    /// anything is written), then builds them in order.
+    /// `shoplake build`: loads every model (a model that does not parse fails before
+    /// anything is written), then builds the selected ones in dependency order; a model
+    /// that fails to plan or run stops the build and leaves its table as it was.
     pub async fn build(&self, select: Option<&str>, dry_run: bool) -> Result<Vec<BuildReport>> {
         let ctx = self.session().await?;
         let project = self.project(&ctx).await?;

@@ -222,3 +222,45 @@ fn tempfile_dir() -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(&d)?;
     Ok(d)
 }
+
+/// Peak resident set size of this process, in MiB (Linux `VmHWM`; 0 elsewhere).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// `shoplake bench e2e`: the demo path (sandbox → backfill → build → test) in a fresh
+/// temp data dir, with phase timings, rows/s and peak RSS, written to `out`.
+pub async fn run_e2e_bench(
+    spec: &crate::demo::DemoSpec,
+    out: &std::path::Path,
+) -> anyhow::Result<serde_json::Value> {
+    let dir = tempfile::tempdir()?;
+    let t = Instant::now();
+    let (_app, sb, r) =
+        crate::demo::run(crate::config::Config::default(), dir.path(), spec).await?;
+    let total = t.elapsed().as_secs_f64();
+    sb.stop().await;
+    let result = json!({
+        "spec": spec,
+        "phases": r,
+        "total_seconds": total,
+        "rows_per_second_backfill": r.rows as f64 / r.backfill_secs.max(1e-9),
+        "orders_per_second_backfill": spec.orders as f64 / r.backfill_secs.max(1e-9),
+        "peak_rss_mib": peak_rss_mib(),
+        "process_cpu_seconds": process_cpu_seconds(),
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+    });
+    if let Some(p) = out.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    std::fs::write(out, serde_json::to_vec_pretty(&result)?)?;
+    Ok(result)
+}

@@ -229,6 +229,22 @@ enum AuthCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The demo path (sandbox → backfill → build → test) in a temp dir: timings, rows/s,
+    /// peak RSS.
+    E2e {
+        /// Orders.
+        #[arg(long, default_value_t = 100_000)]
+        orders: usize,
+        /// Shops.
+        #[arg(long, default_value_t = 3)]
+        shops: usize,
+        /// Days.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Results file.
+        #[arg(long, default_value = "bench/results/e2e.json")]
+        out: PathBuf,
+    },
     /// Client throughput against an in-process sandbox, and sandbox CPU per page.
     Api {
         /// Orders to generate.
@@ -644,6 +660,26 @@ async fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         },
+        Command::Bench {
+            command:
+                BenchCommand::E2e {
+                    orders,
+                    shops,
+                    days,
+                    out,
+                },
+        } => {
+            let spec = DemoSpec {
+                shops,
+                orders,
+                days,
+                seed: 42,
+            };
+            let r = shoplake::bench::run_e2e_bench(&spec, &out).await?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            println!("results written to {}", out.display());
+            Ok(())
+        }
         Command::Bench {
             command:
                 BenchCommand::Api {

@@ -29,15 +29,6 @@ async fn app_for(sb: &sandbox::RunningSandbox, dir: &std::path::Path) -> App {
     app
 }
 
-async fn flight(addr: std::net::SocketAddr) -> FlightSqlServiceClient<tonic::transport::Channel> {
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    FlightSqlServiceClient::new(ch)
-}
-
 async fn fetch(
     client: &mut FlightSqlServiceClient<tonic::transport::Channel>,
     info: arrow_flight::FlightInfo,
@@ -103,7 +94,7 @@ fn truth_days(
 async fn marts_over_flight(
     addr: std::net::SocketAddr,
 ) -> BTreeMap<(String, String), (u64, u64, u64, i128, i128, i128)> {
-    let mut c = flight(addr).await;
+    let mut c = flight_client(addr).await;
     let info = c
         .execute(
             "select shop_id, cast(order_date as varchar) as d, orders, cancelled_orders, units, \
@@ -184,7 +175,7 @@ async fn backfill_build_serve_equals_ground_truth_and_reruns_change_nothing() {
 
     // Flight SQL: metadata without a catalog, SqlInfo, and the marts against the truth.
     let server = app.serve("127.0.0.1:0").await.unwrap();
-    let mut c = flight(server.addr).await;
+    let mut c = flight_client(server.addr).await;
     let info = c
         .get_tables(CommandGetTables {
             catalog: None,
@@ -266,6 +257,10 @@ async fn incremental_extract_follows_the_clock_and_replaces_updated_orders() {
         .await
         .unwrap();
     assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    app.build(None, false).await.unwrap();
+    // The server runs through the whole test: it must see later builds without a restart.
+    let server = app.serve("127.0.0.1:0").await.unwrap();
+    let before = marts_over_flight(server.addr).await;
 
     // The world moves on three days: orders ship, deliver, cancel; update_time moves.
     let advance = 3 * 86_400;
@@ -290,9 +285,9 @@ async fn incremental_extract_follows_the_clock_and_replaces_updated_orders() {
     let (n, d) = (strings(&b, "n"), strings(&b, "d"));
     assert_eq!(n, d, "no duplicate orders");
 
-    let server = app.serve("127.0.0.1:0").await.unwrap();
     let want = truth_days(&truth(&sb).await);
     let got = marts_over_flight(server.addr).await;
+    assert_ne!(got, before, "the running server sees the new build");
     assert_eq!(
         got, want,
         "marts follow the sandbox after an incremental extract"

@@ -517,33 +517,22 @@ columns = [
         assert_eq!(e.column, "id");
         let batch = b.finish();
         assert_eq!(batch.num_rows(), 1);
-        let extra = batch
-            .column_by_name("_extra")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<arrow::array::StringArray>()
-            .unwrap()
-            .value(0)
-            .to_string();
+        let text = |name: &str| {
+            let c = arrow::compute::cast(
+                batch.column_by_name(name).unwrap(),
+                &arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            c.as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .unwrap()
+                .value(0)
+                .to_string()
+        };
+        let extra = text("_extra");
         let extra: Value = serde_json::from_str(&extra).unwrap();
         assert_eq!(extra, serde_json::json!({"payment.fee": "0.1", "new": [1]}));
-        let month = batch
-            .column_by_name("_month")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<arrow::array::StringArray>()
-            .unwrap()
-            .value(0)
-            .to_string();
-        assert_eq!(month, "2026-11");
-        let date = batch
-            .column_by_name("create_date")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<arrow::array::Date32Array>()
-            .unwrap()
-            .value_as_date(0)
-            .unwrap();
-        assert_eq!(date.to_string(), "2026-11-01");
+        assert_eq!(text("_month"), "2026-11");
+        assert_eq!(text("create_date"), "2026-11-01");
     }
 }

@@ -249,15 +249,7 @@ impl TableSchema {
 /// Every schema in a directory, by table name.
 pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, TableSchema>> {
     let mut out = BTreeMap::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| PipelineError::Spec {
-        file: dir.display().to_string(),
-        message: format!("cannot read the schemas directory: {e}"),
-    })?;
-    let mut paths: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
+    let paths = super::toml_files(dir, "schemas")?;
     for p in paths {
         let stem = p
             .file_stem()

@@ -199,15 +199,7 @@ impl Pipelines {
     /// Loads `dir/*.toml`; checks names, parents and window/detail config.
     pub fn load(dir: &Path) -> Result<Pipelines> {
         let mut out = Pipelines::default();
-        let entries = std::fs::read_dir(dir).map_err(|e| PipelineError::Spec {
-            file: dir.display().to_string(),
-            message: format!("cannot read the pipelines directory: {e}"),
-        })?;
-        let mut paths: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        paths.sort();
+        let paths = super::toml_files(dir, "pipelines")?;
         for p in paths {
             let file = p.display().to_string();
             let err = |message: String| PipelineError::Spec {

@@ -133,10 +133,3 @@ pub async fn register_seeds(ctx: &SessionContext, dir: &Path) -> DfResult<()> {
     }
     Ok(())
 }
-
-/// Whether `catalog` has been set up with the lake (for callers holding a context).
-pub fn has_lake(ctx: &SessionContext) -> bool {
-    ctx.catalog(CATALOG)
-        .map(|c: Arc<dyn CatalogProvider>| c.schema_names().iter().any(|s| s == "raw"))
-        .unwrap_or(false)
-}

@@ -129,25 +129,6 @@ impl Lake {
             .map_err(|e| WarehouseError::delta(schema, table, e))
     }
 
-    /// Every table of `schema` (by listing the lake).
-    pub async fn list(&self, schema: &str) -> Result<Vec<String>> {
-        let Some(dir) = self.local_dir() else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(dir.join(schema)) {
-            for e in rd.flatten() {
-                if e.path().join("_delta_log").is_dir() {
-                    if let Some(n) = e.file_name().to_str() {
-                        out.push(n.to_string());
-                    }
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
-
     /// The cursor stored with the data: the table's `txn` version for `app_id`.
     pub async fn txn_version(
         &self,
@@ -155,15 +136,12 @@ impl Lake {
         table: &str,
         app_id: &str,
     ) -> Result<Option<i64>> {
-        let Some(t) = self.open(schema, table).await? else {
-            return Ok(None);
-        };
-        let snap = t
-            .snapshot()
-            .map_err(|e| WarehouseError::delta(schema, table, e))?;
-        snap.transaction_version(t.log_store().as_ref(), app_id)
-            .await
-            .map_err(|e| WarehouseError::delta(schema, table, e))
+        match self.open(schema, table).await? {
+            Some(t) => txn_of(&t, app_id)
+                .await
+                .map_err(|e| WarehouseError::delta(schema, table, e)),
+            None => Ok(None),
+        }
     }
 
     /// Upserts `batch` into `schema.table` (created on first write), committing `txn`
@@ -180,16 +158,16 @@ impl Lake {
         let batch = dedup(&batch, spec.keys, spec.version_column)
             .map_err(|e| WarehouseError::Arrow(e.to_string()))?;
         let rows = batch.num_rows();
+        let existing = self.open(schema, table).await?;
         let mut props = CommitProperties::default();
         if let Some((app, version)) = txn {
             // Never move a cursor backwards when an older window is re-run.
-            let stored = self
-                .txn_version(schema, table, app)
-                .await?
-                .unwrap_or(i64::MIN);
+            let stored = match &existing {
+                Some(t) => txn_of(t, app).await.map_err(err)?.unwrap_or(i64::MIN),
+                None => i64::MIN,
+            };
             props = props.with_application_transaction(Transaction::new(app, version.max(stored)));
         }
-        let existing = self.open(schema, table).await?;
         let Some(target) = existing else {
             let t = self.new_table(schema, table).await?;
             let t = t
@@ -290,6 +268,13 @@ impl Lake {
             version: t.version().map_or(0, |v| v as i64),
         })
     }
+}
+
+/// The `txn` version for `app_id` in the table's current snapshot.
+async fn txn_of(t: &DeltaTable, app_id: &str) -> std::result::Result<Option<i64>, DeltaTableError> {
+    t.snapshot()?
+        .transaction_version(t.log_store().as_ref(), app_id)
+        .await
 }
 
 /// Keeps one row per key: the one with the largest version (the last one on ties).

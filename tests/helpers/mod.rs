@@ -176,3 +176,15 @@ pub fn python_venv(packages: &[&str]) -> std::path::PathBuf {
     }
     py
 }
+
+/// A Flight SQL client connected to `addr` (plaintext).
+pub async fn flight_client(
+    addr: std::net::SocketAddr,
+) -> arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel> {
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    arrow_flight::sql::client::FlightSqlServiceClient::new(ch)
+}

@@ -19,17 +19,33 @@ with lines as (
     select * from staging.stg_order_lines
 ),
 
+-- One row per order and brand first: counting orders is then a plain count (a
+-- count(distinct) per group holds every order id in memory at once).
+by_order as (
+    select
+        shop_id,
+        order_date,
+        brand,
+        currency,
+        order_id,
+        count(*) as units,
+        sum(sale_price) as gross_gmv,
+        sum(case when is_cancelled then null else sale_price end) as net_gmv
+    from lines
+    group by shop_id, order_date, brand, currency, order_id
+),
+
 by_brand as (
     select
         shop_id,
         order_date,
         brand,
         currency,
-        count(distinct order_id) as orders,
-        count(*) as units,
-        sum(sale_price) as gross_gmv,
-        coalesce(sum(case when is_cancelled then null else sale_price end), cast(0 as decimal(38, 6))) as net_gmv
-    from lines
+        count(*) as orders,
+        sum(units) as units,
+        sum(gross_gmv) as gross_gmv,
+        coalesce(sum(net_gmv), cast(0 as decimal(38, 6))) as net_gmv
+    from by_order
     group by shop_id, order_date, brand, currency
 ),
 

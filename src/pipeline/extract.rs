@@ -7,7 +7,7 @@
 //!
 //! Nothing is committed until every page of the window converted, so a bad page fails the
 //! window, the cursor stays and the next run resumes there. Windows of different shops
-//! fetch concurrently; commits are serialized per process.
+//! fetch concurrently; commits to one table are serialized per process.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -131,7 +131,9 @@ pub struct Extractor {
     pipelines: Arc<Pipelines>,
     schemas: BTreeMap<String, Arc<TableSchema>>,
     state: Arc<StateStore>,
-    commit_lock: tokio::sync::Mutex<()>,
+    /// One lock per table: commits to a table are serialized in this process (no
+    /// self-inflicted Delta conflicts); different tables commit in parallel.
+    commit_locks: BTreeMap<String, tokio::sync::Mutex<()>>,
 }
 
 struct Fetched {
@@ -186,9 +188,12 @@ impl Extractor {
             client,
             lake,
             pipelines,
+            commit_locks: schemas
+                .keys()
+                .map(|k| (k.clone(), tokio::sync::Mutex::new(())))
+                .collect(),
             schemas: schemas.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
             state,
-            commit_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -396,7 +401,6 @@ impl Extractor {
             rows: BTreeMap::new(),
             pages: fetched.pages,
         };
-        let _guard = self.commit_lock.lock().await;
         for (d, tables) in detail_batches {
             for (t, b) in tables {
                 let n = self
@@ -441,6 +445,7 @@ impl Extractor {
         version: i64,
     ) -> Result<usize> {
         let schema = &self.schemas[table];
+        let _guard = self.commit_locks[table].lock().await;
         let keys = schema.merge_keys();
         let spec = UpsertSpec {
             keys: &keys,

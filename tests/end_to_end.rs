@@ -211,6 +211,27 @@ async fn backfill_build_serve_equals_ground_truth_and_reruns_change_nothing() {
     let ids = strings(&fetch(&mut c, info).await, "info_name");
     assert_eq!(ids, vec!["0", "2", "3", "504"]);
 
+    // Partition columns (dictionaries in the plan) and strings reach clients as plain
+    // Utf8, and the FlightInfo schema is exactly the stream's schema.
+    let info = c
+        .execute(
+            "select _shop_id, _month, id, total_amount from raw.orders limit 5".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let announced = arrow::datatypes::Schema::try_from(info.clone()).unwrap();
+    let rows = fetch(&mut c, info).await;
+    assert_eq!(rows[0].schema().fields(), announced.fields());
+    assert_eq!(
+        announced.field(0).data_type(),
+        &arrow::datatypes::DataType::Utf8
+    );
+    assert_eq!(
+        announced.field(2).data_type(),
+        &arrow::datatypes::DataType::Utf8
+    );
+
     let want = truth_days(&truth(&sb).await);
     let got = marts_over_flight(server.addr).await;
     assert_eq!(got.len(), want.len(), "days");

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use arrow::datatypes::Schema;
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
@@ -130,6 +131,49 @@ fn sql_info() -> SqlInfoData {
     b.build().expect("static sql info builds")
 }
 
+/// The type clients receive for `t`: dictionaries are unpacked (Delta partition columns
+/// plan as dictionaries) and view types become plain Utf8/Binary, which every Flight SQL
+/// client (Go arrow v12 in Grafana, JDBC, ADBC) reads.
+fn client_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Dictionary(_, v) => client_type(v),
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        other => other.clone(),
+    }
+}
+
+/// `schema` as clients receive it (see [`client_type`]); FlightInfo, GetTables and the
+/// DoGet stream all use it, so they always agree.
+pub fn client_schema(schema: &Schema) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            f.as_ref()
+                .clone()
+                .with_data_type(client_type(f.data_type()))
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+fn to_client(
+    batch: RecordBatch,
+    schema: &SchemaRef,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch);
+    }
+    let cols = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), cols)
+}
+
 fn schema_bytes(schema: &Schema) -> Result<Bytes, Status> {
     let msg: IpcMessage = SchemaAsIpc::new(schema, &Default::default())
         .try_into()
@@ -153,7 +197,7 @@ fn info_for(
     Ok(Response::new(info))
 }
 
-fn batch_stream(batch: arrow::array::RecordBatch) -> DoGetStream {
+fn batch_stream(batch: RecordBatch) -> DoGetStream {
     let schema = batch.schema();
     let s = FlightDataEncoderBuilder::new()
         .with_schema(schema)
@@ -224,15 +268,22 @@ impl LakeFlightSql {
     async fn execute(&self, sql: &str, user: &str) -> Result<DoGetStream, Status> {
         let start = std::time::Instant::now();
         let df = self.plan(sql).await?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
+        let schema: SchemaRef = Arc::new(client_schema(df.schema().as_arrow()));
         let stream = df
             .execute_stream()
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
         info!(user, sql, ms = start.elapsed().as_millis() as u64, "query");
+        let target = schema.clone();
+        let batches = stream
+            .map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e)))
+            .and_then(move |b| {
+                let r = to_client(b, &target).map_err(arrow_flight::error::FlightError::Arrow);
+                async move { r }
+            });
         let s = FlightDataEncoderBuilder::new()
             .with_schema(schema)
-            .build(stream.map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e))))
+            .build(batches)
             .map_err(Status::from);
         Ok(Box::pin(s))
     }
@@ -247,7 +298,7 @@ impl LakeFlightSql {
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .ok_or_else(|| Status::not_found(format!("table {schema}.{table}")))?;
-        Ok(p.schema().as_ref().clone())
+        Ok(client_schema(p.schema().as_ref()))
     }
 
     fn schema_names(&self) -> Vec<String> {
@@ -326,7 +377,7 @@ impl FlightSqlService for LakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.check(request.metadata())?;
         let df = self.plan(&query.query).await?;
-        let schema = df.schema().as_arrow().clone();
+        let schema = client_schema(df.schema().as_arrow());
         let ticket = TicketStatementQuery {
             statement_handle: Bytes::from(query.query.clone()),
         };
@@ -341,7 +392,7 @@ impl FlightSqlService for LakeFlightSql {
         self.check(request.metadata())?;
         let sql = String::from_utf8(cmd.prepared_statement_handle.to_vec()).map_err(status)?;
         let df = self.plan(&sql).await?;
-        let schema = df.schema().as_arrow().clone();
+        let schema = client_schema(df.schema().as_arrow());
         info_for(cmd, &schema, request.into_inner())
     }
 
@@ -372,7 +423,7 @@ impl FlightSqlService for LakeFlightSql {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         self.check(request.metadata())?;
         let df = self.plan(&query.query).await?;
-        let schema = df.schema().as_arrow().clone();
+        let schema = client_schema(df.schema().as_arrow());
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: Bytes::from(query.query),
             dataset_schema: schema_bytes(&schema)?,

@@ -84,10 +84,17 @@ impl SchemaProvider for LakeSchema {
 /// A session with the lake registered as catalog `shoplake` (default schema `marts`)
 /// and the seeds in `seeds_dir` as `shoplake.seeds.<file stem>`.
 pub async fn session(lake: &Lake, seeds_dir: Option<&Path>) -> DfResult<SessionContext> {
+    // Plain Utf8 rather than Utf8View: older Arrow clients (Grafana's Go arrow v12, the
+    // JDBC driver) do not know the view types.
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG, "marts")
         .with_information_schema(true)
-        .with_create_default_catalog_and_schema(false);
+        .with_create_default_catalog_and_schema(false)
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        )
+        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false);
     let ctx = SessionContext::new_with_config(config);
     let catalog = Arc::new(MemoryCatalogProvider::new());
     for s in SCHEMAS {

@@ -330,7 +330,8 @@ impl App {
                 } else {
                     0
                 };
-                let r = runs.get(&key(&s.id, &st.name));
+                // Detail streams run inside their parent's windows.
+                let r = runs.get(&key(&s.id, st.parent.as_deref().unwrap_or(&st.name)));
                 out.push(StatusRow {
                     shop: s.id.clone(),
                     shop_name: s.name.clone(),

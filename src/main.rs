@@ -322,9 +322,10 @@ fn print_batches(batches: &[RecordBatch], format: Format) -> Result<()> {
 
 fn summary(what: &str, s: &RunSummary, secs: f64) -> Result<()> {
     println!(
-        "{what}: {} windows, {} rows, {} pages in {secs:.1}s ({:.0} rows/s)",
+        "{what}: {} windows, {} rows ({} inserted or updated), {} pages in {secs:.1}s ({:.0} rows/s)",
         s.windows,
         s.rows,
+        s.changed,
         s.pages,
         s.rows as f64 / secs.max(1e-9)
     );

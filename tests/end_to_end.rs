@@ -248,6 +248,8 @@ async fn backfill_build_serve_equals_ground_truth_and_reruns_change_nothing() {
     );
     let again = app.backfill(from, CLOCK + 1, None, None).await.unwrap();
     assert!(again.errors.is_empty(), "{:?}", again.errors);
+    assert_eq!(again.changed, 0, "a rerun inserts or updates nothing");
+    assert_eq!(again.rows, sum.rows, "the rerun fetched the same rows");
     let after = (
         snapshot(&app, "orders", "_shop_id, id").await,
         snapshot(&app, "order_line_items", "_shop_id, order_id, id").await,

@@ -108,6 +108,8 @@ pub struct WindowReport {
     pub window: String,
     /// Rows per table (input rows after dedup).
     pub rows: BTreeMap<String, usize>,
+    /// Rows inserted or replaced by a newer version (0 when a rerun changed nothing).
+    pub changed: u64,
     /// Pages fetched (list and detail calls).
     pub pages: u32,
 }
@@ -399,6 +401,7 @@ impl Extractor {
             stream: stream.name.clone(),
             window: window.to_string(),
             rows: BTreeMap::new(),
+            changed: 0,
             pages: fetched.pages,
         };
         for (d, tables) in detail_batches {
@@ -406,7 +409,8 @@ impl Extractor {
                 let n = self
                     .commit(&t, b, &app_id(&d.name, &shop.id), window.to)
                     .await?;
-                report.rows.insert(t, n);
+                report.changed += n.inserted as u64 + n.updated as u64;
+                report.rows.insert(t, n.rows);
             }
         }
         let main = stream.tables[0].clone();
@@ -418,7 +422,8 @@ impl Extractor {
             let n = self
                 .commit(&t, b, &app_id(&stream.name, &shop.id), window.to)
                 .await?;
-            report.rows.insert(t, n);
+            report.changed += n.inserted as u64 + n.updated as u64;
+            report.rows.insert(t, n.rows);
         }
         let n = self
             .commit(
@@ -428,9 +433,11 @@ impl Extractor {
                 window.to,
             )
             .await?;
-        report.rows.insert(main, n);
+        report.changed += n.inserted as u64 + n.updated as u64;
+        report.rows.insert(main, n.rows);
         info!(
             rows = report.total_rows(),
+            changed = report.changed,
             pages = report.pages,
             "window landed"
         );
@@ -443,7 +450,7 @@ impl Extractor {
         batch: arrow::array::RecordBatch,
         app: &str,
         version: i64,
-    ) -> Result<usize> {
+    ) -> Result<crate::warehouse::WriteMetrics> {
         let schema = &self.schemas[table];
         let _guard = self.commit_locks[table].lock().await;
         let keys = schema.merge_keys();
@@ -456,7 +463,7 @@ impl Extractor {
             .lake
             .upsert("raw", table, batch, &spec, Some((app, version)))
             .await?;
-        Ok(m.rows)
+        Ok(m)
     }
 
     async fn fetch_details(
@@ -519,8 +526,10 @@ impl Extractor {
 pub struct RunSummary {
     /// Windows landed.
     pub windows: usize,
-    /// Rows landed (all tables).
+    /// Rows fetched and merged (all tables).
     pub rows: u64,
+    /// Rows inserted or replaced by a newer version.
+    pub changed: u64,
     /// Pages fetched.
     pub pages: u64,
     /// Failed shop × stream sequences (each stopped at its failed window).
@@ -571,6 +580,7 @@ impl Extractor {
         for (done, err) in results {
             sum.windows += done.len();
             sum.rows += done.iter().map(|r| r.total_rows()).sum::<u64>();
+            sum.changed += done.iter().map(|r| r.changed).sum::<u64>();
             sum.pages += done.iter().map(|r| r.pages as u64).sum::<u64>();
             sum.errors.extend(err);
         }

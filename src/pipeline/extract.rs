@@ -404,37 +404,26 @@ impl Extractor {
             changed: 0,
             pages: fetched.pages,
         };
-        for (d, tables) in detail_batches {
-            for (t, b) in tables {
-                let n = self
-                    .commit(&t, b, &app_id(&d.name, &shop.id), window.to)
-                    .await?;
-                report.changed += n.inserted as u64 + n.updated as u64;
-                report.rows.insert(t, n.rows);
-            }
-        }
+        // Commit order: detail tables, child tables, then the stream's own table, whose
+        // txn is the cursor: a crash in between re-runs the window over idempotent merges.
         let main = stream.tables[0].clone();
         let mut tables = fetched.tables;
         let main_batch = tables
             .remove(&main)
             .expect("converter yields the main table");
-        for (t, b) in tables {
-            let n = self
-                .commit(&t, b, &app_id(&stream.name, &shop.id), window.to)
-                .await?;
+        let own = app_id(&stream.name, &shop.id);
+        let mut commits = Vec::new();
+        for (d, tables) in detail_batches {
+            let app = app_id(&d.name, &shop.id);
+            commits.extend(tables.into_iter().map(|(t, b)| (t, b, app.clone())));
+        }
+        commits.extend(tables.into_iter().map(|(t, b)| (t, b, own.clone())));
+        commits.push((main, main_batch, own));
+        for (t, b, app) in commits {
+            let n = self.commit(&t, b, &app, window.to).await?;
             report.changed += n.inserted as u64 + n.updated as u64;
             report.rows.insert(t, n.rows);
         }
-        let n = self
-            .commit(
-                &main,
-                main_batch,
-                &app_id(&stream.name, &shop.id),
-                window.to,
-            )
-            .await?;
-        report.changed += n.inserted as u64 + n.updated as u64;
-        report.rows.insert(main, n.rows);
         info!(
             rows = report.total_rows(),
             changed = report.changed,

@@ -257,6 +257,25 @@ async fn backfill_build_serve_equals_ground_truth_and_reruns_change_nothing() {
     );
     assert!(before == after, "a rerun changed raw tables");
 
+    // Buyer PII is not landed, not even in _extra; the detail stream landed its fields.
+    let b = app
+        .query(
+            "select count(*) as n from raw.orders \
+             where _extra like '%buyer_email%' or _extra like '%phone%' or _extra like '%\"name\"%'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(strings(&b, "n"), vec!["0"]);
+    let b = app
+        .query(
+            "select count(*) as n from raw.orders o join raw.order_details d \
+             on d._shop_id = o._shop_id and d.id = o.id where d.payment_method_code is not null",
+        )
+        .await
+        .unwrap();
+    let n: u64 = strings(&b, "n")[0].parse().unwrap();
+    assert!(n >= 3000, "order details for every order: {n}");
+
     // Writes are refused.
     let err = app
         .query("drop table raw.orders")

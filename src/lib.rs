@@ -4,6 +4,7 @@
 //! Data flows one way: `api` → `pipeline` → `warehouse` → `models` → `serve`.
 //! - [`app`]: wiring of the stages for the CLI (config → client, lake, models, server).
 //! - [`demo`]: `shoplake demo` (sandbox → backfill → build → test → serve).
+//! - [`files`]: listing project files (pipelines, schemas, models, seeds).
 //! - [`api`]: signing, OAuth tokens, the one request path (envelope, retries, rate limit)
 //!   and the one paginator.
 //! - [`pipeline`]: pipeline/schema specs, the one extract loop, run state.
@@ -22,6 +23,7 @@ pub mod app;
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod files;
 pub mod models;
 pub mod pipeline;
 pub mod region;

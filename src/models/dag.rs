@@ -276,15 +276,10 @@ impl Project {
         let mut models = Vec::new();
         for schema in MODEL_SCHEMAS {
             let dir = sql_dir.join(schema);
-            let Ok(rd) = std::fs::read_dir(&dir) else {
+            // A project may have only one of staging/ and marts/.
+            let Ok(paths) = crate::files::with_extension(&dir, "sql") else {
                 continue;
             };
-            let mut paths: Vec<PathBuf> = rd
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "sql"))
-                .collect();
-            paths.sort();
             for path in paths {
                 let file = path.display().to_string();
                 let sql = std::fs::read_to_string(&path).map_err(|e| ModelError::Config {

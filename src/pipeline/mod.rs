@@ -92,16 +92,10 @@ impl std::error::Error for convert::ConvertError {}
 
 /// The `*.toml` files of `dir`, sorted; `what` names the directory in errors.
 pub(crate) fn toml_files(dir: &std::path::Path, what: &str) -> Result<Vec<std::path::PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| PipelineError::Spec {
+    crate::files::with_extension(dir, "toml").map_err(|e| PipelineError::Spec {
         file: dir.display().to_string(),
         message: format!("cannot read the {what} directory: {e}"),
-    })?;
-    let mut paths: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
-    Ok(paths)
+    })
 }
 
 /// Result with [`PipelineError`].

@@ -111,15 +111,10 @@ pub async fn session(lake: &Lake, seeds_dir: Option<&Path>) -> DfResult<SessionC
 
 /// Registers every `*.csv` under `dir` as `shoplake.seeds.<stem>` (all columns text).
 pub async fn register_seeds(ctx: &SessionContext, dir: &Path) -> DfResult<()> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
+    // No seeds directory: no seeds.
+    let Ok(paths) = crate::files::with_extension(dir, "csv") else {
         return Ok(());
     };
-    let mut paths: Vec<_> = rd
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
-        .collect();
-    paths.sort();
     for p in paths {
         let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         let header = std::fs::read_to_string(&p)

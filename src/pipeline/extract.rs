@@ -269,6 +269,10 @@ impl Extractor {
         window: Window,
     ) -> Result<WindowReport> {
         let res = self.run_window_inner(shop, stream, window).await;
+        if let Err(e @ PipelineError::WindowTooLarge { .. }) = res {
+            // Not a failure: the caller splits the window; nothing was written.
+            return Err(e);
+        }
         let outcome = match &res {
             Ok(r) => Ok(r.total_rows()),
             Err(e) => Err(e.to_string()),
@@ -374,6 +378,12 @@ impl Extractor {
                 };
                 let mut s = std::pin::pin!(paginate::pages(self.client.clone(), spec));
                 while let Some(page) = s.try_next().await? {
+                    if let (0, Some(total), Some(max)) = (page.index, page.total, w.max_records) {
+                        // Split windows of one second or more; a busier second lands whole.
+                        if total > max && window.to - window.from > 1 {
+                            return Err(PipelineError::WindowTooLarge { total, max });
+                        }
+                    }
                     on_records(&page.records, page.index, &page.request_id)?;
                     pages += 1;
                 }
@@ -548,11 +558,18 @@ impl Extractor {
         let results: Vec<(Vec<WindowReport>, Option<String>)> = futures::stream::iter(seqs)
             .map(|seq| async move {
                 let mut done = Vec::new();
-                for w in &seq.windows {
-                    match self.run_window(&seq.shop, seq.stream, *w).await {
+                let mut todo: std::collections::VecDeque<Window> = seq.windows.into();
+                while let Some(w) = todo.pop_front() {
+                    match self.run_window(&seq.shop, seq.stream, w).await {
                         Ok(r) => {
                             on_window(&r);
                             done.push(r);
+                        }
+                        Err(PipelineError::WindowTooLarge { total, max }) => {
+                            let mid = w.from + (w.to - w.from) / 2;
+                            debug!(window = %w, total, max, "splitting window");
+                            todo.push_front(Window { from: mid, to: w.to });
+                            todo.push_front(Window { from: w.from, to: mid });
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "window failed; later windows of this shop and stream wait for the next run");

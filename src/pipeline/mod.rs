@@ -83,6 +83,14 @@ pub enum PipelineError {
         /// Why.
         message: String,
     },
+    /// The window holds more records than `max_records`; the caller splits it.
+    #[error("window holds {total} records, more than max_records {max}")]
+    WindowTooLarge {
+        /// `total_count` of the first page.
+        total: u64,
+        /// The stream's `max_records`.
+        max: u64,
+    },
     /// Invalid arguments (dates out of order …).
     #[error("{0}")]
     Invalid(String),

@@ -60,6 +60,11 @@ pub struct WindowSpec {
     /// Window size for backfills (e.g. `30d`).
     #[serde(with = "humantime_serde_shim")]
     pub size: Duration,
+    /// A window whose first page reports more records than this (`total_count`) is split
+    /// in half before anything is fetched further, so memory per window stays bounded
+    /// while quiet periods still land in few, large commits.
+    #[serde(default)]
+    pub max_records: Option<u64>,
 }
 
 mod humantime_serde_shim {

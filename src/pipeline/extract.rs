@@ -379,7 +379,7 @@ impl Extractor {
                 let mut s = std::pin::pin!(paginate::pages(self.client.clone(), spec));
                 while let Some(page) = s.try_next().await? {
                     if let (0, Some(total), Some(max)) = (page.index, page.total, w.max_records) {
-                        // Split windows of one second or more; a busier second lands whole.
+                        // Split windows longer than one second; a single busier second lands whole.
                         if total > max && window.to - window.from > 1 {
                             return Err(PipelineError::WindowTooLarge { total, max });
                         }

@@ -14,7 +14,7 @@ use crate::api::auth::TokenStore;
 use crate::api::{ApiClient, ClientConfig};
 use crate::config::{Config, ConfigError};
 use crate::models::{self, BuildReport, Project, TestResult};
-use crate::pipeline::extract::{RunSummary, Sequence, windows};
+use crate::pipeline::extract::{Progress, RunSummary, Sequence, windows};
 use crate::pipeline::state::{StateStore, key};
 use crate::pipeline::{Extractor, PipelineError, Pipelines, Shop, schema};
 use crate::serve::{BasicAuth, RunningFlight};
@@ -219,9 +219,12 @@ impl App {
         let total: usize = seqs.iter().map(|s| s.windows.len()).sum();
         let pb = Self::progress(total as u64, what);
         let concurrency = seqs.len().clamp(1, 4);
-        let on = |r: &crate::pipeline::WindowReport| {
-            pb.inc(1);
-            pb.set_message(format!("{what}: {} {}", r.shop, r.stream));
+        let on = |p: Progress<'_>| match p {
+            Progress::Landed(r) => {
+                pb.inc(1);
+                pb.set_message(format!("{what}: {} {}", r.shop, r.stream));
+            }
+            Progress::Split => pb.inc_length(1),
         };
         let sum = ex.run_sequences(seqs, concurrency, &on).await;
         pb.finish_and_clear();

@@ -535,6 +535,15 @@ pub struct RunSummary {
     pub errors: Vec<String>,
 }
 
+/// What [`Extractor::run_sequences`] reports as it goes (progress bars, logs).
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// A window landed.
+    Landed(&'a WindowReport),
+    /// A window was split in two (one more window to go).
+    Split,
+}
+
 /// One shop × stream and its windows, run in order.
 pub struct Sequence<'a> {
     /// Shop.
@@ -548,12 +557,12 @@ pub struct Sequence<'a> {
 impl Extractor {
     /// Runs sequences concurrently (up to `concurrency`), each one's windows in order; a
     /// failed window stops its sequence, so the cursor never skips past a gap.
-    /// `on_window` sees every landed window (progress).
+    /// `on_progress` sees every landed and every split window.
     pub async fn run_sequences(
         &self,
         seqs: Vec<Sequence<'_>>,
         concurrency: usize,
-        on_window: &(dyn Fn(&WindowReport) + Sync),
+        on_progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> RunSummary {
         let results: Vec<(Vec<WindowReport>, Option<String>)> = futures::stream::iter(seqs)
             .map(|seq| async move {
@@ -562,7 +571,7 @@ impl Extractor {
                 while let Some(w) = todo.pop_front() {
                     match self.run_window(&seq.shop, seq.stream, w).await {
                         Ok(r) => {
-                            on_window(&r);
+                            on_progress(Progress::Landed(&r));
                             done.push(r);
                         }
                         Err(PipelineError::WindowTooLarge { total, max }) => {
@@ -570,6 +579,7 @@ impl Extractor {
                             debug!(window = %w, total, max, "splitting window");
                             todo.push_front(Window { from: mid, to: w.to });
                             todo.push_front(Window { from: w.from, to: mid });
+                            on_progress(Progress::Split);
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "window failed; later windows of this shop and stream wait for the next run");

@@ -62,18 +62,6 @@ fn a_bad_config_key_is_named() {
     assert!(error_line(&err).contains("serve.password"), "{err}");
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_broken_model_names_its_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -147,7 +135,7 @@ async fn an_unreachable_api_fails_the_window_and_keeps_what_landed() {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let (ok, _, err) = run(s(&["auth", "exchange", "--code", "SANDBOX_AUTH_CODE"])).await;
     assert!(ok, "{err}");
-    let (ok, out, err) = run(s(&[
+    let backfill = s(&[
         "backfill",
         "--from",
         "2026-10-01",
@@ -155,8 +143,8 @@ async fn an_unreachable_api_fails_the_window_and_keeps_what_landed() {
         "2026-10-31",
         "--pipeline",
         "orders",
-    ]))
-    .await;
+    ]);
+    let (ok, out, err) = run(backfill.clone()).await;
     assert!(ok, "{out}{err}");
     let count = s(&[
         "query",
@@ -175,16 +163,7 @@ async fn an_unreachable_api_fails_the_window_and_keeps_what_landed() {
     );
 
     sb.stop().await;
-    let (ok, _, err) = run(s(&[
-        "backfill",
-        "--from",
-        "2026-10-01",
-        "--to",
-        "2026-10-31",
-        "--pipeline",
-        "orders",
-    ]))
-    .await;
+    let (ok, _, err) = run(backfill).await;
     assert!(!ok);
     let line = error_line(&err);
     assert!(line.contains("failed"), "{line}");

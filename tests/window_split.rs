@@ -9,18 +9,6 @@ use shoplake::app::App;
 use shoplake::config::Config;
 use shoplake::sandbox;
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 async fn landed(app: &App) -> String {
     let b = app
         .query(

@@ -188,3 +188,16 @@ pub async fn flight_client(
         .unwrap();
     arrow_flight::sql::client::FlightSqlServiceClient::new(ch)
 }
+
+/// Copies a directory tree (a project's pipelines/, schemas/, sql/ for a modified copy).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}

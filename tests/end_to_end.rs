@@ -232,6 +232,33 @@ async fn backfill_build_serve_equals_ground_truth_and_reruns_change_nothing() {
         &arrow::datatypes::DataType::Utf8
     );
 
+    // A prepared statement with a bound parameter (stateless handle rewritten by DoPut).
+    let shop = strings(&rows, "_shop_id")[0].clone();
+    let mut stmt = c
+        .prepare(
+            "select count(*) as n from marts.gmv_daily where shop_id = $1".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stmt.parameter_schema().unwrap().fields().len(), 1);
+    let param = RecordBatch::try_from_iter(vec![(
+        "$1",
+        std::sync::Arc::new(StringArray::from(vec![shop.clone()])) as arrow::array::ArrayRef,
+    )])
+    .unwrap();
+    stmt.set_parameters(param).unwrap();
+    let info = stmt.execute().await.unwrap();
+    let bound = strings(&fetch(&mut c, info).await, "n");
+    let direct = app
+        .query(&format!(
+            "select count(*) as n from marts.gmv_daily where shop_id = '{shop}'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(bound, strings(&direct, "n"));
+    assert_ne!(bound, vec!["0"]);
+
     let want = truth_days(&truth(&sb).await);
     let got = marts_over_flight(server.addr).await;
     assert_eq!(got.len(), want.len(), "days");

@@ -3,8 +3,9 @@
 //! this server answers:
 //! - Handshake (Basic in, `authorization: Bearer <token>` header and payload out) and
 //!   bearer/basic checks on every call when a user is configured;
-//! - statements and (parameterless) prepared statements: the ticket/handle is the SQL
-//!   itself, so any replica can serve a DoGet; results stream batch by batch;
+//! - statements and prepared statements with parameters (`$1`…, bound by DoPut): tickets
+//!   and handles carry the SQL and the bound row, so any replica can serve them; results
+//!   stream batch by batch;
 //! - GetCatalogs, GetDbSchemas and GetTables (with schemas, patterns, table types) also
 //!   when no catalog is sent; GetTableTypes; GetSqlInfo (ids 0–4, 8, 500–508 …);
 //!   GetXdbcTypeInfo, primary/foreign keys answer empty rather than failing.
@@ -174,6 +175,44 @@ fn to_client(
     RecordBatch::try_new(schema.clone(), cols)
 }
 
+/// Prepared statement handles are stateless, so any server process can serve them:
+/// `SLH1`, the SQL's length (u32 LE), the SQL, then the bound parameters (one row) as an
+/// Arrow IPC stream, or nothing before DoPut binds them.
+const HANDLE_MAGIC: &[u8; 4] = b"SLH1";
+
+fn encode_handle(sql: &str, params: Option<&RecordBatch>) -> Result<Bytes, Status> {
+    let mut out = Vec::with_capacity(8 + sql.len());
+    out.extend_from_slice(HANDLE_MAGIC);
+    out.extend_from_slice(&(sql.len() as u32).to_le_bytes());
+    out.extend_from_slice(sql.as_bytes());
+    if let Some(b) = params {
+        let mut w =
+            arrow::ipc::writer::StreamWriter::try_new(&mut out, &b.schema()).map_err(status)?;
+        w.write(b).map_err(status)?;
+        w.finish().map_err(status)?;
+    }
+    Ok(Bytes::from(out))
+}
+
+fn decode_handle(h: &[u8]) -> Result<(String, Option<RecordBatch>), Status> {
+    let bad = || {
+        Status::invalid_argument("malformed prepared statement handle; prepare the statement again")
+    };
+    let rest = h.strip_prefix(HANDLE_MAGIC.as_slice()).ok_or_else(bad)?;
+    let len = rest.get(..4).ok_or_else(bad)?;
+    let len = u32::from_le_bytes(len.try_into().map_err(|_| bad())?) as usize;
+    let sql = rest.get(4..4 + len).ok_or_else(bad)?;
+    let sql = String::from_utf8(sql.to_vec()).map_err(|_| bad())?;
+    let params = &rest[4 + len..];
+    if params.is_empty() {
+        return Ok((sql, None));
+    }
+    let mut r = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(params), None)
+        .map_err(status)?;
+    let batch = r.next().transpose().map_err(status)?;
+    Ok((sql, batch))
+}
+
 fn schema_bytes(schema: &Schema) -> Result<Bytes, Status> {
     let msg: IpcMessage = SchemaAsIpc::new(schema, &Default::default())
         .try_into()
@@ -265,9 +304,39 @@ impl LakeFlightSql {
             .map_err(|e| Status::invalid_argument(format!("{e}")))
     }
 
+    /// Plans a prepared statement's handle, with its bound parameters (`$1`, `$2`, … in
+    /// column order of the bound row).
+    async fn plan_handle(
+        &self,
+        handle: &[u8],
+    ) -> Result<(String, datafusion::prelude::DataFrame), Status> {
+        let (sql, params) = decode_handle(handle)?;
+        let df = self.plan(&sql).await?;
+        let Some(p) = params else {
+            return Ok((sql, df));
+        };
+        let values = p
+            .columns()
+            .iter()
+            .map(|c| datafusion::scalar::ScalarValue::try_from_array(c, 0))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(status)?;
+        let df = df.with_param_values(values).map_err(status)?;
+        Ok((sql, df))
+    }
+
     async fn execute(&self, sql: &str, user: &str) -> Result<DoGetStream, Status> {
-        let start = std::time::Instant::now();
         let df = self.plan(sql).await?;
+        self.execute_df(df, sql, user).await
+    }
+
+    async fn execute_df(
+        &self,
+        df: datafusion::prelude::DataFrame,
+        sql: &str,
+        user: &str,
+    ) -> Result<DoGetStream, Status> {
+        let start = std::time::Instant::now();
         let schema: SchemaRef = Arc::new(client_schema(df.schema().as_arrow()));
         let stream = df
             .execute_stream()
@@ -390,8 +459,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.check(request.metadata())?;
-        let sql = String::from_utf8(cmd.prepared_statement_handle.to_vec()).map_err(status)?;
-        let df = self.plan(&sql).await?;
+        let (_, df) = self.plan_handle(&cmd.prepared_statement_handle).await?;
         let schema = client_schema(df.schema().as_arrow());
         info_for(cmd, &schema, request.into_inner())
     }
@@ -412,8 +480,8 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let user = self.check(request.metadata())?;
-        let sql = String::from_utf8(cmd.prepared_statement_handle.to_vec()).map_err(status)?;
-        Ok(Response::new(self.execute(&sql, &user).await?))
+        let (sql, df) = self.plan_handle(&cmd.prepared_statement_handle).await?;
+        Ok(Response::new(self.execute_df(df, &sql, &user).await?))
     }
 
     async fn do_action_create_prepared_statement(
@@ -424,10 +492,59 @@ impl FlightSqlService for LakeFlightSql {
         self.check(request.metadata())?;
         let df = self.plan(&query.query).await?;
         let schema = client_schema(df.schema().as_arrow());
+        // Parameters `$1..$n` in order; an untyped one is announced as Utf8.
+        let types = df.logical_plan().get_parameter_types().map_err(status)?;
+        let mut names: Vec<&String> = types.keys().collect();
+        names.sort_by_key(|n| {
+            n.trim_start_matches('$')
+                .parse::<usize>()
+                .unwrap_or(usize::MAX)
+        });
+        let params = Schema::new(
+            names
+                .iter()
+                .map(|n| {
+                    Field::new(
+                        n.as_str(),
+                        types[*n].clone().unwrap_or(DataType::Utf8),
+                        true,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
         Ok(ActionCreatePreparedStatementResult {
-            prepared_statement_handle: Bytes::from(query.query),
+            prepared_statement_handle: encode_handle(&query.query, None)?,
             dataset_schema: schema_bytes(&schema)?,
-            parameter_schema: schema_bytes(&Schema::empty())?,
+            parameter_schema: schema_bytes(&params)?,
+        })
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<arrow_flight::sql::server::PeekableFlightDataStream>,
+    ) -> Result<arrow_flight::sql::DoPutPreparedStatementResult, Status> {
+        self.check(request.metadata())?;
+        let (sql, _) = decode_handle(&cmd.prepared_statement_handle)?;
+        let stream = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
+            request
+                .into_inner()
+                .map_err(arrow_flight::error::FlightError::from),
+        );
+        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(status)?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if rows != 1 {
+            return Err(Status::invalid_argument(format!(
+                "bind exactly one row of parameters (got {rows}); run the statement once per row"
+            )));
+        }
+        let row = batches
+            .into_iter()
+            .find(|b| b.num_rows() == 1)
+            .expect("one row");
+        // The new handle carries the parameters: no server-side state to lose.
+        Ok(arrow_flight::sql::DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(encode_handle(&sql, Some(&row))?),
         })
     }
 

@@ -236,7 +236,7 @@ async fn backfill_build_serve_equals_ground_truth_and_reruns_change_nothing() {
     let shop = strings(&rows, "_shop_id")[0].clone();
     let mut stmt = c
         .prepare(
-            "select count(*) as n from marts.gmv_daily where shop_id = $1".into(),
+            "select count(*) as n from marts.gmv_daily where shop_id = ?".into(),
             None,
         )
         .await
@@ -258,6 +258,15 @@ async fn backfill_build_serve_equals_ground_truth_and_reruns_change_nothing() {
         .unwrap();
     assert_eq!(bound, strings(&direct, "n"));
     assert_ne!(bound, vec!["0"]);
+    // Read-only over Flight SQL too.
+    for sql in [
+        "drop table raw.orders",
+        "create table marts.x as select 1",
+        "set datafusion.execution.batch_size = 1",
+    ] {
+        let err = c.execute(sql.into(), None).await.unwrap_err().to_string();
+        assert!(err.contains("not supported"), "{sql}: {err}");
+    }
 
     let want = truth_days(&truth(&sb).await);
     let got = marts_over_flight(server.addr).await;

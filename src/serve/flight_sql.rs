@@ -297,11 +297,19 @@ impl LakeFlightSql {
         ))
     }
 
+    /// Plans read-only SQL. JDBC/ODBC-style `?` placeholders are numbered `$1, $2, …`
+    /// (what DataFusion binds), so ADBC and JDBC prepared statements work unchanged.
     async fn plan(&self, sql: &str) -> Result<datafusion::prelude::DataFrame, Status> {
-        self.ctx
-            .sql_with_options(sql, read_only())
-            .await
-            .map_err(|e| Status::invalid_argument(format!("{e}")))
+        let invalid =
+            |e: datafusion::error::DataFusionError| Status::invalid_argument(e.to_string());
+        let state = self.ctx.state();
+        let mut stmt = state
+            .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
+            .map_err(invalid)?;
+        number_placeholders(&mut stmt);
+        let plan = state.statement_to_plan(stmt).await.map_err(invalid)?;
+        read_only().verify_plan(&plan).map_err(invalid)?;
+        self.ctx.execute_logical_plan(plan).await.map_err(invalid)
     }
 
     /// Plans a prepared statement's handle, with its bound parameters (`$1`, `$2`, … in
@@ -374,6 +382,25 @@ impl LakeFlightSql {
         let mut v: Vec<String> = SCHEMAS.iter().map(|s| s.to_string()).collect();
         v.push("seeds".into());
         v
+    }
+}
+
+/// Rewrites `?` placeholders to `$1`, `$2`, … in order of appearance.
+fn number_placeholders(stmt: &mut datafusion::sql::parser::Statement) {
+    use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions_mut};
+    if let datafusion::sql::parser::Statement::Statement(s) = stmt {
+        let mut n = 0;
+        let _ = visit_expressions_mut(s.as_mut(), |e| {
+            if let Expr::Value(v) = e {
+                if let Value::Placeholder(p) = &mut v.value {
+                    if p == "?" {
+                        n += 1;
+                        *p = format!("${n}");
+                    }
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
     }
 }
 

@@ -753,9 +753,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.check(request.metadata())?;
-        Ok(Response::new(batch_stream(
-            arrow::array::RecordBatch::new_empty(Arc::new(keys_schema(false))),
-        )))
+        Ok(no_keys(false))
     }
 
     async fn get_flight_info_exported_keys(
@@ -773,9 +771,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.check(request.metadata())?;
-        Ok(Response::new(batch_stream(
-            arrow::array::RecordBatch::new_empty(Arc::new(keys_schema(true))),
-        )))
+        Ok(no_keys(true))
     }
 
     async fn get_flight_info_imported_keys(
@@ -793,9 +789,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.check(request.metadata())?;
-        Ok(Response::new(batch_stream(
-            arrow::array::RecordBatch::new_empty(Arc::new(keys_schema(true))),
-        )))
+        Ok(no_keys(true))
     }
 
     async fn get_flight_info_cross_reference(
@@ -813,12 +807,17 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.check(request.metadata())?;
-        Ok(Response::new(batch_stream(
-            arrow::array::RecordBatch::new_empty(Arc::new(keys_schema(true))),
-        )))
+        Ok(no_keys(true))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// The (empty) answer to key commands: the lake declares no keys.
+fn no_keys(foreign: bool) -> Response<DoGetStream> {
+    Response::new(batch_stream(RecordBatch::new_empty(Arc::new(keys_schema(
+        foreign,
+    )))))
 }
 
 /// Result schema of GetPrimaryKeys (`foreign = false`) and the foreign-key commands.

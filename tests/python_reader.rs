@@ -23,7 +23,12 @@ for name in sys.argv[2:]:
         "types": {f.name: str(f.type) for f in tbl.schema},
         "shops": sorted(set(tbl.column("_shop_id").to_pylist())),
     }
-print(json.dumps(out))
+print(json.dumps(out), flush=True)
+# deltalake's background runtime threads can race interpreter teardown and abort the
+# process ("terminate called without an active exception") after the work is done;
+# leave without teardown once the answer is out. Any error above still exits non-zero.
+import os
+os._exit(0)
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

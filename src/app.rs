@@ -17,7 +17,7 @@ use crate::models::{self, BuildReport, Project, TestResult};
 use crate::pipeline::extract::{Progress, RunSummary, Sequence, windows};
 use crate::pipeline::state::{StateStore, key};
 use crate::pipeline::{Extractor, PipelineError, Pipelines, Shop, schema};
-use crate::serve::{BasicAuth, RunningFlight};
+use crate::serve::RunningFlight;
 use crate::warehouse::{Lake, catalog};
 
 /// Errors a command can end with; each names what failed.
@@ -405,11 +405,8 @@ impl App {
 
     /// `shoplake serve`: Flight SQL on `addr`.
     pub async fn serve(&self, addr: &str) -> Result<RunningFlight> {
-        let auth = self
-            .config
-            .serve_auth()?
-            .map(|(username, password)| BasicAuth { username, password });
-        crate::serve::spawn(&self.lake, Some(&self.seeds_dir()), addr, auth)
+        let opts = self.config.serve_options(&self.data_dir)?;
+        crate::serve::spawn(&self.lake, Some(&self.seeds_dir()), addr, opts)
             .await
             .map_err(|e| AppError::Other(format!("flight sql on {addr}: {e}")))
     }

@@ -2,6 +2,7 @@
 //! Every error names the key (file or env var) and shows an example of a good value.
 //! All keys are optional: the defaults talk to the embedded sandbox.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::api::ClientConfig;
 use crate::api::retry::RetryPolicy;
 use crate::sandbox::{DEFAULT_APP_KEY, DEFAULT_APP_SECRET};
 use crate::secret::Secret;
+use crate::serve::{Access, AuditLog, Credential, Limits, ServeOptions, TlsFiles, User};
 
 /// A configuration problem, naming the key.
 #[derive(Debug, thiserror::Error)]
@@ -58,10 +60,46 @@ pub struct WarehouseSection {
 pub struct ServeSection {
     /// Flight SQL listen address.
     pub flight_addr: String,
-    /// User name for basic auth; no auth when unset (bind to loopback then).
+    /// Single-user shorthand: a user with every schema. No auth when no user is set
+    /// (bind to loopback then).
     pub username: Option<String>,
-    /// Password (prefer `SHOPLAKE_SERVE__PASSWORD`).
+    /// Password for `username` (prefer `SHOPLAKE_SERVE__PASSWORD`).
     pub password: Option<Secret>,
+    /// Wall-time limit per query, e.g. `"60s"`.
+    pub query_timeout: String,
+    /// Queries running at once; more are refused with "server busy".
+    #[serde(deserialize_with = "de::u32_or_str")]
+    pub max_concurrent_queries: u32,
+    /// Memory one query may use for sorts, joins, aggregations, e.g. `"1GiB"`.
+    pub query_memory: String,
+    /// Memory all queries together may use, e.g. `"4GiB"`.
+    pub server_memory: String,
+    /// Audit log file (JSON lines); default `<data-dir>/state/audit.jsonl`.
+    pub audit_log: Option<PathBuf>,
+    /// TLS certificate chain (PEM); TLS is on when this and `tls_key` are set.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Role → schemas it may read. `analyst` (marts, seeds) and `engineer` (raw,
+    /// staging, marts, seeds) exist unless redefined here.
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// `[[serve.users]]`: name, role, and `password_hash` (argon2, from
+    /// `shoplake hash-password`) or `password_env` (an env var holding the password).
+    pub users: Vec<UserEntry>,
+}
+
+/// One `[[serve.users]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserEntry {
+    /// Login name.
+    pub name: String,
+    /// Role (a key of `[serve.roles]` or a built-in role).
+    pub role: String,
+    /// Argon2 PHC string, e.g. `"$argon2id$v=19$m=19456,t=2,p=1$…"`.
+    pub password_hash: Option<String>,
+    /// Name of an environment variable holding the password.
+    pub password_env: Option<String>,
 }
 
 impl Default for ServeSection {
@@ -70,6 +108,15 @@ impl Default for ServeSection {
             flight_addr: "127.0.0.1:50051".into(),
             username: None,
             password: None,
+            query_timeout: "60s".into(),
+            max_concurrent_queries: 8,
+            query_memory: "1GiB".into(),
+            server_memory: "4GiB".into(),
+            audit_log: None,
+            tls_cert: None,
+            tls_key: None,
+            roles: BTreeMap::new(),
+            users: Vec::new(),
         }
     }
 }
@@ -111,22 +158,185 @@ impl Config {
             .unwrap_or_else(|| data_dir.join("lake").display().to_string())
     }
 
-    /// Flight SQL basic auth from `[serve]`; both or neither of user and password.
-    pub fn serve_auth(&self) -> Result<Option<(String, Secret)>, ConfigError> {
-        match (&self.serve.username, &self.serve.password) {
-            (None, None) => Ok(None),
-            (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
-                Ok(Some((u.clone(), p.clone())))
+    /// Validates `[serve]` into the server's options (users resolved, passwords from env
+    /// read now, limits parsed); `data_dir` anchors the default audit log.
+    pub fn serve_options(&self, data_dir: &Path) -> Result<ServeOptions, ConfigError> {
+        self.serve_options_with_env(data_dir, |k| std::env::var(k).ok())
+    }
+
+    /// [`Config::serve_options`] with an explicit environment lookup (for tests).
+    pub fn serve_options_with_env(
+        &self,
+        data_dir: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ServeOptions, ConfigError> {
+        let s = &self.serve;
+        let known: BTreeSet<String> = crate::serve::all_schemas().into_iter().collect();
+        let mut roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let set = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>();
+        roles.insert("analyst".into(), set(&["marts", "seeds"]));
+        roles.insert(
+            "engineer".into(),
+            set(&["raw", "staging", "marts", "seeds"]),
+        );
+        roles.insert("admin".into(), known.clone());
+        for (name, schemas) in &s.roles {
+            for sc in schemas {
+                if !known.contains(sc) {
+                    return Err(err(
+                        &format!("serve.roles.{name}"),
+                        format!(
+                            "unknown schema {sc:?}; schemas are {}",
+                            known.iter().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
             }
-            (Some(_), _) => Err(err(
-                "serve.password",
-                "serve.username is set but the password is missing: set SHOPLAKE_SERVE__PASSWORD",
-            )),
-            (None, Some(_)) => Err(err(
-                "serve.username",
-                "a password is set but no user name, e.g. username = \"analyst\"",
-            )),
+            roles.insert(name.clone(), schemas.iter().cloned().collect());
         }
+        let mut users = Vec::new();
+        match (&s.username, &s.password) {
+            (None, None) => {}
+            (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => users.push(User {
+                name: u.clone(),
+                role: "admin".into(),
+                schemas: known.clone(),
+                credential: Credential::Plain(p.clone()),
+            }),
+            (Some(_), _) => {
+                return Err(err(
+                    "serve.password",
+                    "serve.username is set but the password is missing: set SHOPLAKE_SERVE__PASSWORD",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "serve.username",
+                    "a password is set but no user name, e.g. username = \"analyst\"",
+                ));
+            }
+        }
+        for (i, u) in s.users.iter().enumerate() {
+            let key = format!("serve.users[{i}]");
+            if u.name.is_empty() {
+                return Err(err(&format!("{key}.name"), "missing, e.g. name = \"ana\""));
+            }
+            if users.iter().any(|x: &User| x.name == u.name) {
+                return Err(err(
+                    &format!("{key}.name"),
+                    format!("user {:?} is defined twice", u.name),
+                ));
+            }
+            let schemas = roles.get(&u.role).cloned().ok_or_else(|| {
+                err(
+                    &format!("{key}.role"),
+                    format!(
+                        "unknown role {:?}; roles are {}",
+                        u.role,
+                        roles.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?;
+            let credential = match (&u.password_hash, &u.password_env) {
+                (Some(h), None) => {
+                    if !crate::serve::access::valid_hash(h) {
+                        return Err(err(
+                            &format!("{key}.password_hash"),
+                            "not an argon2 hash; make one with `shoplake hash-password`",
+                        ));
+                    }
+                    Credential::Argon2(h.clone())
+                }
+                (None, Some(var)) => match env(var) {
+                    Some(p) if !p.is_empty() => Credential::Plain(Secret::new(p)),
+                    _ => {
+                        return Err(err(
+                            &format!("{key}.password_env"),
+                            format!("environment variable {var} is not set"),
+                        ));
+                    }
+                },
+                _ => {
+                    return Err(err(
+                        &key,
+                        "set exactly one of password_hash (argon2, from `shoplake hash-password`) or password_env",
+                    ));
+                }
+            };
+            users.push(User {
+                name: u.name.clone(),
+                role: u.role.clone(),
+                schemas,
+                credential,
+            });
+        }
+        let bytes = |k: &str, v: &str| {
+            crate::serve::limits::parse_bytes(v).ok_or_else(|| {
+                err(
+                    k,
+                    format!("{v:?} is not a size; e.g. \"512MiB\" or \"2GiB\""),
+                )
+            })
+        };
+        let limits = Limits {
+            query_timeout: duration("serve.query_timeout", &s.query_timeout)?,
+            max_concurrent: match s.max_concurrent_queries {
+                0 => {
+                    return Err(err(
+                        "serve.max_concurrent_queries",
+                        "must be at least 1, e.g. 8",
+                    ));
+                }
+                n => n as usize,
+            },
+            query_memory: bytes("serve.query_memory", &s.query_memory)?,
+            server_memory: bytes("serve.server_memory", &s.server_memory)?,
+        };
+        if limits.query_memory > limits.server_memory {
+            return Err(err(
+                "serve.query_memory",
+                format!(
+                    "{} is more than serve.server_memory ({})",
+                    s.query_memory, s.server_memory
+                ),
+            ));
+        }
+        let tls = match (&s.tls_cert, &s.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                for (k, p) in [("serve.tls_cert", cert), ("serve.tls_key", key)] {
+                    if !p.is_file() {
+                        return Err(err(k, format!("{} is not a readable file", p.display())));
+                    }
+                }
+                Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                })
+            }
+            (Some(_), None) => {
+                return Err(err("serve.tls_key", "tls_cert is set but tls_key is not"));
+            }
+            (None, Some(_)) => {
+                return Err(err("serve.tls_cert", "tls_key is set but tls_cert is not"));
+            }
+        };
+        let audit_path = s
+            .audit_log
+            .clone()
+            .unwrap_or_else(|| data_dir.join("state").join("audit.jsonl"));
+        let audit = AuditLog::to_file(&audit_path).map_err(|e| {
+            err(
+                "serve.audit_log",
+                format!("cannot open {}: {e}", audit_path.display()),
+            )
+        })?;
+        Ok(ServeOptions {
+            access: Access::new(users, known),
+            limits,
+            audit,
+            tls,
+        })
     }
 }
 

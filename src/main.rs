@@ -130,6 +130,9 @@ enum Command {
         #[arg(long)]
         addr: Option<String>,
     },
+    /// Print an argon2 hash of a password read from stdin, for `[[serve.users]]
+    /// password_hash` (the password never appears on the command line).
+    HashPassword,
     /// Measure performance and write a results file.
     Bench {
         #[command(subcommand)]
@@ -623,6 +626,16 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Query { ref sql, format } => {
             let batches = app(&cli)?.query(sql).await?;
             print_batches(&batches, format)
+        }
+        Command::HashPassword => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from stdin")?;
+            let pw = line.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(!pw.is_empty(), "empty password on stdin");
+            println!("{}", shoplake::serve::access::hash_password(pw));
+            Ok(())
         }
         Command::Serve { ref addr } => {
             let app = app(&cli)?;

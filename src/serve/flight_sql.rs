@@ -13,9 +13,8 @@
 //! Tables are opened at their latest Delta version when a query plans, so a new build is
 //! visible without a restart. The session is read-only: DDL/DML are refused.
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -37,35 +36,42 @@ use arrow_flight::{
 };
 use base64::Engine;
 use bytes::Bytes;
-use datafusion::prelude::SessionContext;
-use futures::{Stream, TryStreamExt};
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+};
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{DataFrame, SessionContext};
+use futures::{Future, Stream, StreamExt, TryStreamExt};
 use prost::Message;
+use tokio::sync::OwnedSemaphorePermit;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::info;
 
+use super::access::{Access, Principal};
+use super::audit::{AuditLog, Entry, Outcome};
+use super::limits::{Admission, Limits, QueryPool, ServerPool};
+use super::{ServeOptions, all_schemas};
 use crate::models::run::read_only;
-use crate::secret::Secret;
+use crate::warehouse::Lake;
 use crate::warehouse::catalog::CATALOG;
-use crate::warehouse::{Lake, SCHEMAS};
+use arrow_flight::error::FlightError;
 
 /// The table type every lake table reports (DataFusion's and Grafana's spelling).
 pub const TABLE_TYPE: &str = "BASE TABLE";
 
-/// Optional basic auth: one user.
-#[derive(Debug, Clone)]
-pub struct BasicAuth {
-    /// User name.
-    pub username: String,
-    /// Password.
-    pub password: Secret,
-}
-
 /// The Flight SQL service.
 pub struct LakeFlightSql {
-    ctx: SessionContext,
-    auth: Option<BasicAuth>,
-    tokens: Mutex<HashMap<String, String>>,
+    base: SessionContext,
+    access: Arc<Access>,
+    limits: Limits,
+    admission: Admission,
+    server_pool: ServerPool,
+    audit: AuditLog,
     sql_info: SqlInfoData,
 }
 
@@ -246,21 +252,24 @@ fn batch_stream(batch: RecordBatch) -> DoGetStream {
 }
 
 impl LakeFlightSql {
-    /// A service over `ctx` (a lake session from [`crate::warehouse::catalog::session`]).
-    pub fn new(ctx: SessionContext, auth: Option<BasicAuth>) -> LakeFlightSql {
+    /// A service over `base` (a lake session from [`crate::warehouse::catalog::session`]).
+    pub fn new(base: SessionContext, opts: ServeOptions) -> LakeFlightSql {
         LakeFlightSql {
-            ctx,
-            auth,
-            tokens: Mutex::new(HashMap::new()),
+            base,
+            access: Arc::new(opts.access),
+            admission: Admission::new(opts.limits.max_concurrent),
+            server_pool: ServerPool::new(opts.limits.server_memory),
+            limits: opts.limits,
+            audit: opts.audit,
             sql_info: sql_info(),
         }
     }
 
-    /// Checks the caller: bearer token from a handshake, or basic credentials.
-    fn check(&self, md: &MetadataMap) -> Result<String, Status> {
-        let Some(auth) = &self.auth else {
-            return Ok("anonymous".into());
-        };
+    /// Checks the caller: a bearer token from a handshake, or basic credentials.
+    fn check(&self, md: &MetadataMap) -> Result<Principal, Status> {
+        if !self.access.required() {
+            return Ok(self.access.anonymous());
+        }
         let header = md
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -270,118 +279,294 @@ impl LakeFlightSql {
                 )
             })?;
         if let Some(tok) = header.strip_prefix("Bearer ") {
-            return self
-                .tokens
-                .lock()
-                .expect("token lock")
-                .get(tok.trim())
-                .cloned()
-                .ok_or_else(|| {
-                    Status::unauthenticated("unknown or expired bearer token; authenticate again")
-                });
+            return self.access.bearer(tok.trim()).ok_or_else(|| {
+                Status::unauthenticated("unknown or expired bearer token; authenticate again")
+            });
         }
         if let Some(b) = header.strip_prefix("Basic ") {
             let (u, p) = decode_basic(b)?;
-            if u == auth.username
-                && bool::from(subtle::ConstantTimeEq::ct_eq(
-                    p.as_bytes(),
-                    auth.password.expose().as_bytes(),
-                ))
-            {
-                return Ok(u);
-            }
-            return Err(Status::unauthenticated("wrong user name or password"));
+            return self
+                .access
+                .login(&u, &p)
+                .map_err(|e| Status::unauthenticated(e.to_string()));
         }
         Err(Status::unauthenticated(
             "unsupported authorization scheme (use Basic or Bearer)",
         ))
     }
 
-    /// Plans read-only SQL. JDBC/ODBC-style `?` placeholders are numbered `$1, $2, …`
-    /// (what DataFusion binds), so ADBC and JDBC prepared statements work unchanged.
-    async fn plan(&self, sql: &str) -> Result<datafusion::prelude::DataFrame, Status> {
-        let invalid =
-            |e: datafusion::error::DataFusionError| Status::invalid_argument(e.to_string());
-        let state = self.ctx.state();
+    /// A session for one query by `p`: only the schemas `p` may read are in its catalog
+    /// (so `information_schema` and metadata show nothing else), with the query's own
+    /// memory pool inside the server's and no spilling to disk (a query over its memory
+    /// limit fails instead of filling the server's disk).
+    fn query_ctx(&self, p: &Principal) -> Result<SessionContext, Status> {
+        let full = self
+            .base
+            .catalog(CATALOG)
+            .ok_or_else(|| Status::internal("lake catalog missing"))?;
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        for s in full.schema_names() {
+            if let (true, Some(sp)) = (p.may_read(&s), full.schema(&s)) {
+                catalog.register_schema(&s, sp).map_err(df_status)?;
+            }
+        }
+        let list = Arc::new(MemoryCatalogProviderList::new());
+        list.register_catalog(CATALOG.to_string(), catalog);
+        let pool = QueryPool::new(self.server_pool.clone(), self.limits.query_memory);
+        let rt = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(pool))
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
+            .build_arc()
+            .map_err(df_status)?;
+        let state = SessionStateBuilder::new_from_existing(self.base.state())
+            .with_catalog_list(list)
+            .with_runtime_env(rt)
+            .build();
+        Ok(SessionContext::new_with_state(state))
+    }
+
+    /// Plans read-only SQL for `p`. JDBC/ODBC-style `?` placeholders are numbered `$1, $2,
+    /// …` (what DataFusion binds), so ADBC and JDBC prepared statements work unchanged.
+    /// A table outside `p`'s schemas is refused by name before anything is planned.
+    async fn plan(
+        &self,
+        ctx: &SessionContext,
+        p: &Principal,
+        sql: &str,
+    ) -> Result<DataFrame, Status> {
+        let state = ctx.state();
         let mut stmt = state
             .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
-            .map_err(invalid)?;
+            .map_err(df_status)?;
         number_placeholders(&mut stmt);
-        let plan = state.statement_to_plan(stmt).await.map_err(invalid)?;
-        read_only().verify_plan(&plan).map_err(invalid)?;
-        self.ctx.execute_logical_plan(plan).await.map_err(invalid)
+        for r in state.resolve_table_references(&stmt).map_err(df_status)? {
+            let schema = r.schema().unwrap_or("marts");
+            if !p.may_read(schema) {
+                return Err(Status::permission_denied(format!(
+                    "user {} (role {}) may not read {schema}.{}; the role may read: {}",
+                    p.user,
+                    p.role,
+                    r.table(),
+                    p.schemas.iter().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let plan = state.statement_to_plan(stmt).await.map_err(df_status)?;
+        read_only().verify_plan(&plan).map_err(|e| {
+            Status::permission_denied(format!(
+                "shoplake serves read-only SQL; refused: {}",
+                e.strip_backtrace()
+            ))
+        })?;
+        ctx.execute_logical_plan(plan).await.map_err(df_status)
     }
 
-    /// Plans a prepared statement's handle, with its bound parameters (`$1`, `$2`, … in
-    /// column order of the bound row).
-    async fn plan_handle(
+    /// Plans `sql` (with a prepared statement's bound row) under the caller's role, the
+    /// concurrency cap and the query timeout. Failures are audited as refused/error.
+    async fn prepare(
         &self,
-        handle: &[u8],
-    ) -> Result<(String, datafusion::prelude::DataFrame), Status> {
-        let (sql, params) = decode_handle(handle)?;
-        let df = self.plan(&sql).await?;
-        let Some(p) = params else {
-            return Ok((sql, df));
-        };
-        let values = p
-            .columns()
-            .iter()
-            .map(|c| datafusion::scalar::ScalarValue::try_from_array(c, 0))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(status)?;
-        let df = df.with_param_values(values).map_err(status)?;
-        Ok((sql, df))
-    }
-
-    async fn execute(&self, sql: &str, user: &str) -> Result<DoGetStream, Status> {
-        let df = self.plan(sql).await?;
-        self.execute_df(df, sql, user).await
-    }
-
-    async fn execute_df(
-        &self,
-        df: datafusion::prelude::DataFrame,
+        p: &Principal,
         sql: &str,
-        user: &str,
+        params: Option<RecordBatch>,
+    ) -> Result<(DataFrame, OwnedSemaphorePermit, tokio::time::Instant, Entry), Status> {
+        let entry = self.audit.start(p, sql);
+        let fail = |entry: Entry, s: Status| {
+            let outcome = match s.code() {
+                tonic::Code::PermissionDenied | tonic::Code::ResourceExhausted => Outcome::Refused,
+                tonic::Code::DeadlineExceeded => Outcome::Timeout,
+                _ => Outcome::Error,
+            };
+            entry.finish(outcome, Some(s.message().to_string()));
+            s
+        };
+        let permit = match self.admission.enter() {
+            Ok(p) => p,
+            Err(m) => return Err(fail(entry, Status::resource_exhausted(m))),
+        };
+        let deadline = tokio::time::Instant::now() + self.limits.query_timeout;
+        let planned = tokio::time::timeout_at(deadline, async {
+            let ctx = self.query_ctx(p)?;
+            let df = self.plan(&ctx, p, sql).await?;
+            bind(df, params)
+        })
+        .await;
+        match planned {
+            Ok(Ok(df)) => Ok((df, permit, deadline, entry)),
+            Ok(Err(s)) => Err(fail(entry, s)),
+            Err(_) => Err(fail(entry, self.timed_out())),
+        }
+    }
+
+    fn timed_out(&self) -> Status {
+        Status::deadline_exceeded(format!(
+            "query exceeded its time limit of {} (serve.query_timeout)",
+            humantime::format_duration(self.limits.query_timeout)
+        ))
+    }
+
+    /// The result schema of `sql` for FlightInfo / prepared statements (nothing runs).
+    async fn describe(
+        &self,
+        p: &Principal,
+        sql: &str,
+        params: Option<RecordBatch>,
+    ) -> Result<DataFrame, Status> {
+        let (df, _permit, _, entry) = self.prepare(p, sql, params).await?;
+        // Planned only: the DoGet that runs it writes the audit line.
+        entry.discard();
+        Ok(df)
+    }
+
+    /// Runs `sql` and streams its batches: the permit, the deadline and the audit entry
+    /// travel with the stream, so a slow or abandoned reader is still accounted for.
+    async fn run(
+        &self,
+        p: &Principal,
+        sql: &str,
+        params: Option<RecordBatch>,
     ) -> Result<DoGetStream, Status> {
-        let start = std::time::Instant::now();
+        let (df, permit, deadline, entry) = self.prepare(p, sql, params).await?;
         let schema: SchemaRef = Arc::new(client_schema(df.schema().as_arrow()));
-        let stream = df
-            .execute_stream()
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        info!(user, sql, ms = start.elapsed().as_millis() as u64, "query");
-        let target = schema.clone();
-        let batches = stream
-            .map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e)))
-            .and_then(move |b| {
-                let r = to_client(b, &target).map_err(arrow_flight::error::FlightError::Arrow);
-                async move { r }
-            });
+        let inner = match tokio::time::timeout_at(deadline, df.execute_stream()).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let s = df_status(e);
+                entry.finish(Outcome::Error, Some(s.message().to_string()));
+                return Err(s);
+            }
+            Err(_) => {
+                let s = self.timed_out();
+                entry.finish(Outcome::Timeout, Some(s.message().to_string()));
+                return Err(s);
+            }
+        };
+        let stream = QueryStream {
+            inner,
+            target: schema.clone(),
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            timed_out: self.timed_out(),
+            entry: Some(entry),
+            permit: Some(permit),
+        };
         let s = FlightDataEncoderBuilder::new()
             .with_schema(schema)
-            .build(batches)
+            .build(stream)
             .map_err(Status::from);
         Ok(Box::pin(s))
     }
 
     async fn table_schema(&self, schema: &str, table: &str) -> Result<Schema, Status> {
         let p = self
-            .ctx
+            .base
             .catalog(CATALOG)
             .and_then(|c| c.schema(schema))
             .ok_or_else(|| Status::not_found(format!("schema {schema}")))?
             .table(table)
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(df_status)?
             .ok_or_else(|| Status::not_found(format!("table {schema}.{table}")))?;
         Ok(client_schema(p.schema().as_ref()))
     }
 
-    fn schema_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = SCHEMAS.iter().map(|s| s.to_string()).collect();
-        v.push("seeds".into());
-        v
+    /// The schemas `p` may see, in display order.
+    fn schema_names(&self, p: &Principal) -> Vec<String> {
+        all_schemas()
+            .into_iter()
+            .filter(|s| p.may_read(s))
+            .collect()
+    }
+}
+
+/// Binds a prepared statement's row to `$1`, `$2`, … in column order.
+fn bind(df: DataFrame, params: Option<RecordBatch>) -> Result<DataFrame, Status> {
+    let Some(p) = params else {
+        return Ok(df);
+    };
+    let values = p
+        .columns()
+        .iter()
+        .map(|c| datafusion::scalar::ScalarValue::try_from_array(c, 0))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(df_status)?;
+    df.with_param_values(values).map_err(df_status)
+}
+
+/// A DataFusion error as the gRPC status a client can act on.
+fn df_status(e: DataFusionError) -> Status {
+    let msg = e.strip_backtrace();
+    match e.find_root() {
+        DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(msg),
+        DataFusionError::Plan(_)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::SQL(..)
+        | DataFusionError::NotImplemented(_) => Status::invalid_argument(msg),
+        _ => Status::internal(msg),
+    }
+}
+
+/// A query's batches on their way to the client, converted to client types, counted for
+/// the audit log, cut off at the deadline, holding the query's concurrency permit.
+struct QueryStream {
+    inner: SendableRecordBatchStream,
+    target: SchemaRef,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timed_out: Status,
+    entry: Option<Entry>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl QueryStream {
+    fn end(&mut self, outcome: Outcome, error: Option<String>) {
+        if let Some(e) = self.entry.take() {
+            e.finish(outcome, error);
+        }
+        self.permit = None;
+    }
+}
+
+impl Stream for QueryStream {
+    type Item = Result<RecordBatch, arrow_flight::error::FlightError>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.entry.is_none() {
+            return Poll::Ready(None);
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            let s = this.timed_out.clone();
+            this.end(Outcome::Timeout, Some(s.message().to_string()));
+            return Poll::Ready(Some(Err(FlightError::Tonic(Box::new(s)))));
+        }
+        match this.inner.poll_next_unpin(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                this.end(Outcome::Ok, None);
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let s = df_status(e);
+                this.end(Outcome::Error, Some(s.message().to_string()));
+                Poll::Ready(Some(Err(FlightError::Tonic(Box::new(s)))))
+            }
+            Poll::Ready(Some(Ok(b))) => match to_client(b, &this.target) {
+                Ok(b) => {
+                    if let Some(e) = this.entry.as_mut() {
+                        e.sent(b.num_rows(), b.get_array_memory_size());
+                    }
+                    Poll::Ready(Some(Ok(b)))
+                }
+                Err(e) => {
+                    this.end(Outcome::Error, Some(e.to_string()));
+                    Poll::Ready(Some(Err(FlightError::Arrow(e))))
+                }
+            },
+        }
     }
 }
 
@@ -427,31 +612,23 @@ impl FlightSqlService for LakeFlightSql {
         Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
         Status,
     > {
-        let user = match &self.auth {
-            None => "anonymous".to_string(),
-            Some(_) => {
-                let header = request
-                    .metadata()
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                let Some(b) = header.strip_prefix("Basic ") else {
-                    return Err(Status::unauthenticated(
-                        "handshake needs `authorization: Basic …`",
-                    ));
-                };
-                let (u, _) = decode_basic(b)?;
-                self.check(request.metadata())?;
-                u
+        let who = if self.access.required() {
+            let header = request
+                .metadata()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if !header.starts_with("Basic ") {
+                return Err(Status::unauthenticated(
+                    "handshake needs `authorization: Basic …`",
+                ));
             }
+            self.check(request.metadata())?
+        } else {
+            self.access.anonymous()
         };
-        let token = hex::encode(rand::random::<[u8; 24]>());
-        self.tokens
-            .lock()
-            .expect("token lock")
-            .insert(token.clone(), user.clone());
-        info!(user, "flight sql handshake");
+        info!(user = %who.user, role = %who.role, "flight sql handshake");
+        let token = self.access.issue(who);
         let resp = HandshakeResponse {
             protocol_version: 0,
             payload: Bytes::from(token.clone()),
@@ -471,8 +648,8 @@ impl FlightSqlService for LakeFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.check(request.metadata())?;
-        let df = self.plan(&query.query).await?;
+        let who = self.check(request.metadata())?;
+        let df = self.describe(&who, &query.query, None).await?;
         let schema = client_schema(df.schema().as_arrow());
         let ticket = TicketStatementQuery {
             statement_handle: Bytes::from(query.query.clone()),
@@ -485,8 +662,9 @@ impl FlightSqlService for LakeFlightSql {
         cmd: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.check(request.metadata())?;
-        let (_, df) = self.plan_handle(&cmd.prepared_statement_handle).await?;
+        let who = self.check(request.metadata())?;
+        let (sql, params) = decode_handle(&cmd.prepared_statement_handle)?;
+        let df = self.describe(&who, &sql, params).await?;
         let schema = client_schema(df.schema().as_arrow());
         info_for(cmd, &schema, request.into_inner())
     }
@@ -496,9 +674,9 @@ impl FlightSqlService for LakeFlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let user = self.check(request.metadata())?;
+        let who = self.check(request.metadata())?;
         let sql = String::from_utf8(ticket.statement_handle.to_vec()).map_err(status)?;
-        Ok(Response::new(self.execute(&sql, &user).await?))
+        Ok(Response::new(self.run(&who, &sql, None).await?))
     }
 
     async fn do_get_prepared_statement(
@@ -506,9 +684,9 @@ impl FlightSqlService for LakeFlightSql {
         cmd: CommandPreparedStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let user = self.check(request.metadata())?;
-        let (sql, df) = self.plan_handle(&cmd.prepared_statement_handle).await?;
-        Ok(Response::new(self.execute_df(df, &sql, &user).await?))
+        let who = self.check(request.metadata())?;
+        let (sql, params) = decode_handle(&cmd.prepared_statement_handle)?;
+        Ok(Response::new(self.run(&who, &sql, params).await?))
     }
 
     async fn do_action_create_prepared_statement(
@@ -516,8 +694,8 @@ impl FlightSqlService for LakeFlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        self.check(request.metadata())?;
-        let df = self.plan(&query.query).await?;
+        let who = self.check(request.metadata())?;
+        let df = self.describe(&who, &query.query, None).await?;
         let schema = client_schema(df.schema().as_arrow());
         // Parameters `$1..$n` in order; an untyped one is announced as Utf8.
         let types = df.logical_plan().get_parameter_types().map_err(status)?;
@@ -621,9 +799,9 @@ impl FlightSqlService for LakeFlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.check(request.metadata())?;
+        let who = self.check(request.metadata())?;
         let mut b = query.into_builder();
-        for s in self.schema_names() {
+        for s in self.schema_names(&who) {
             b.append(CATALOG, s);
         }
         Ok(Response::new(batch_stream(b.build().map_err(status)?)))
@@ -644,7 +822,7 @@ impl FlightSqlService for LakeFlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.check(request.metadata())?;
+        let who = self.check(request.metadata())?;
         let include_schema = query.include_schema;
         let catalog_ok = query
             .catalog
@@ -652,8 +830,8 @@ impl FlightSqlService for LakeFlightSql {
             .is_none_or(|c| c.is_empty() || c == CATALOG);
         let mut b = query.into_builder();
         if catalog_ok {
-            let catalog = self.ctx.catalog(CATALOG);
-            for s in self.schema_names() {
+            let catalog = self.base.catalog(CATALOG);
+            for s in self.schema_names(&who) {
                 let Some(sp) = catalog.as_ref().and_then(|c| c.schema(&s)) else {
                     continue;
                 };
@@ -877,29 +1055,48 @@ impl RunningFlight {
     }
 }
 
-/// Binds `addr` (port 0 picks one) and serves the lake over Flight SQL.
+/// Binds `addr` (port 0 picks one) and serves the lake over Flight SQL (TLS when
+/// `opts.tls` is set).
 pub async fn spawn(
     lake: &Lake,
     seeds_dir: Option<&std::path::Path>,
     addr: &str,
-    auth: Option<BasicAuth>,
+    opts: ServeOptions,
 ) -> std::io::Result<RunningFlight> {
     let ctx = crate::warehouse::catalog::session(lake, seeds_dir)
         .await
         .map_err(std::io::Error::other)?;
-    let svc = LakeFlightSql::new(ctx, auth);
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &opts.tls {
+        // Both rustls back ends are linked (through dependencies); name one for the
+        // process, or building the server config panics. An already installed one wins.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let read = |p: &std::path::Path| {
+            std::fs::read(p)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+        };
+        let identity = tonic::transport::Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(std::io::Error::other)?;
+    }
+    let tls = opts.tls.is_some();
+    if let Some(p) = opts.audit.path() {
+        info!(audit_log = %p.display(), "audit log");
+    }
+    let svc = LakeFlightSql::new(ctx, opts);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let handle = tokio::spawn(
-        tonic::transport::Server::builder()
+        builder
             .add_service(arrow_flight::flight_service_server::FlightServiceServer::new(svc))
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = rx.await;
             }),
     );
-    info!(%addr, "flight sql listening");
+    info!(%addr, tls, "flight sql listening");
     Ok(RunningFlight {
         addr,
         stop: Some(tx),

@@ -201,3 +201,34 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// A small demo warehouse (2 shops, 2,000 orders, 30 days: raw tables, marts, seeds) in
+/// `dir`, built through the same path as `shoplake demo`. The sandbox is stopped.
+pub async fn demo_warehouse(dir: &std::path::Path) {
+    let spec = shoplake::demo::DemoSpec {
+        shops: 2,
+        orders: 2_000,
+        days: 30,
+        seed: 42,
+    };
+    let (_app, sb, report) = shoplake::demo::run(shoplake::config::Config::default(), dir, &spec)
+        .await
+        .expect("demo warehouse builds");
+    assert_eq!(report.tests_failed, 0, "demo data tests pass");
+    sb.stop().await;
+}
+
+/// Runs a statement over Flight SQL and collects its batches.
+pub async fn flight_query(
+    c: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
+    sql: &str,
+) -> Result<Vec<arrow::array::RecordBatch>, arrow_flight::error::FlightError> {
+    let info = c.execute(sql.to_string(), None).await?;
+    let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+    c.do_get(ticket).await?.try_collect().await
+}
+
+/// Total rows in `batches`.
+pub fn rows(batches: &[arrow::array::RecordBatch]) -> usize {
+    batches.iter().map(|b| b.num_rows()).sum()
+}

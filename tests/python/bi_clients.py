@@ -18,7 +18,6 @@ import os
 import sys
 
 import adbc_driver_flightsql.dbapi as adbc
-import flightsql.sqlalchemy  # noqa: F401  registers the datafusion+flightsql:// dialect
 import pyarrow as pa
 from sqlalchemy import create_engine, inspect, text
 
@@ -67,8 +66,10 @@ with adbc_connect(eng_user, eng_pw) as conn:
     cur.close()
 
 # --- flightsql-dbapi + SQLAlchemy (Superset) -------------------------------------------
+# `datafusion://` resolves through the package's entry point in a fresh process (what
+# Superset does); `datafusion+flightsql://` only works once flightsql.sqlalchemy is imported.
 engine = create_engine(
-    f"datafusion+flightsql://{eng_user}:{eng_pw}@{host}:{port}?insecure=true"
+    f"datafusion://{eng_user}:{eng_pw}@{host}:{port}?insecure=true"
 )
 insp = inspect(engine)
 out["sqla_schemas"] = sorted(insp.get_schema_names())
@@ -85,7 +86,7 @@ out["sqla_orders_by_status"] = {r[0]: int(r[1]) for r in rows}
 
 # --- Roles: the analyst ------------------------------------------------------------------
 ana_engine = create_engine(
-    f"datafusion+flightsql://{ana_user}:{ana_pw}@{host}:{port}?insecure=true"
+    f"datafusion://{ana_user}:{ana_pw}@{host}:{port}?insecure=true"
 )
 ana_insp = inspect(ana_engine)
 out["analyst_schemas"] = sorted(ana_insp.get_schema_names())

@@ -248,6 +248,19 @@ enum BenchCommand {
         #[arg(long, default_value = "bench/results/e2e.json")]
         out: PathBuf,
     },
+    /// Dashboard query latency (p50/p95) and large-result throughput over Flight SQL,
+    /// on the data dir's warehouse (run `shoplake demo --no-serve` first).
+    Flight {
+        /// Runs per dashboard query.
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+        /// The large result to stream.
+        #[arg(long, default_value = "select * from raw.order_line_items")]
+        large_sql: String,
+        /// Results file.
+        #[arg(long, default_value = "bench/results/flight.json")]
+        out: PathBuf,
+    },
     /// Client throughput against an in-process sandbox, and sandbox CPU per page.
     Api {
         /// Orders to generate.
@@ -692,6 +705,24 @@ async fn run(cli: Cli) -> Result<()> {
             let r = shoplake::bench::run_e2e_bench(&spec, &out).await?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             println!("results written to {}", out.display());
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Flight {
+                    runs,
+                    ref large_sql,
+                    ref out,
+                },
+        } => {
+            let b = shoplake::bench::FlightBench {
+                runs,
+                large_sql: large_sql.clone(),
+                out: out.clone(),
+            };
+            let r = shoplake::bench::run_flight_bench(&app(&cli)?, &b).await?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            println!("results written to {}", b.out.display());
             Ok(())
         }
         Command::Bench {

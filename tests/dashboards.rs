@@ -23,25 +23,6 @@ fn deploy() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
 }
 
-/// Grafana's default SQL macros (grafana-plugin-sdk-go sqlutil) for a fixed range.
-fn expand_grafana(sql: &str) -> String {
-    let mut out = sql
-        .replace("$__timeFrom()", &format!("'{FROM}'"))
-        .replace("$__timeTo()", &format!("'{TO}'"));
-    while let Some(i) = out.find("$__timeFilter(") {
-        let rest = &out[i + "$__timeFilter(".len()..];
-        let end = rest.find(')').expect("closing parenthesis");
-        let col = rest[..end].trim().to_string();
-        out = format!(
-            "{}{col} >= '{FROM}' AND {col} <= '{TO}'{}",
-            &out[..i],
-            &rest[end + 1..]
-        );
-    }
-    assert!(!out.contains("$__"), "unexpanded macro in {out}");
-    out
-}
-
 /// Column types the FlightSQL Grafana plugin (pkg/flightsql/arrow.go) converts; any
 /// other type leaves the frame field empty and the panel broken.
 fn grafana_reads(t: &DataType) -> bool {
@@ -80,44 +61,50 @@ async fn every_dashboard_query_runs_on_the_demo_warehouse() {
     c.handshake("grafana", "dash-pw").await.unwrap();
 
     // Grafana.
+    let queries = shoplake::serve::dashboards::grafana_queries(
+        &deploy().join("grafana/dashboards"),
+        FROM,
+        TO,
+    )
+    .unwrap();
     let mut panels = 0;
+    for q in &queries {
+        let title = &q.title;
+        let batches = flight_query(&mut c, &q.sql)
+            .await
+            .unwrap_or_else(|e| panic!("{title}: {e}\n{}", q.sql));
+        assert!(rows(&batches) > 0, "{title}: no rows");
+        let schema = batches[0].schema();
+        for f in schema.fields() {
+            assert!(
+                grafana_reads(f.data_type()),
+                "{title}: column {} is {} which the Grafana plugin cannot read",
+                f.name(),
+                f.data_type()
+            );
+        }
+        if q.format == "time_series" {
+            let time = schema
+                .field_with_name("time")
+                .unwrap_or_else(|_| panic!("{title}: time series without `time`"));
+            assert!(
+                matches!(
+                    time.data_type(),
+                    DataType::Timestamp(TimeUnit::Nanosecond, _)
+                ),
+                "{title}: time is {}",
+                time.data_type()
+            );
+        }
+        panels += 1;
+    }
+    // Every panel points at the provisioned data source.
     for f in shoplake::files::with_extension(&deploy().join("grafana/dashboards"), "json").unwrap()
     {
         let dash: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
         for p in dash["panels"].as_array().unwrap() {
-            let title = p["title"].as_str().unwrap();
-            assert_eq!(p["datasource"]["uid"], "shoplake", "{title}");
-            for t in p["targets"].as_array().unwrap() {
-                let sql = expand_grafana(t["queryText"].as_str().unwrap());
-                let batches = flight_query(&mut c, &sql)
-                    .await
-                    .unwrap_or_else(|e| panic!("{title}: {e}\n{sql}"));
-                assert!(rows(&batches) > 0, "{title}: no rows");
-                let schema = batches[0].schema();
-                for f in schema.fields() {
-                    assert!(
-                        grafana_reads(f.data_type()),
-                        "{title}: column {} is {} which the Grafana plugin cannot read",
-                        f.name(),
-                        f.data_type()
-                    );
-                }
-                if t["format"] == "time_series" {
-                    let time = schema
-                        .field_with_name("time")
-                        .unwrap_or_else(|_| panic!("{title}: time series without `time`"));
-                    assert!(
-                        matches!(
-                            time.data_type(),
-                            DataType::Timestamp(TimeUnit::Nanosecond, _)
-                        ),
-                        "{title}: time is {}",
-                        time.data_type()
-                    );
-                }
-                panels += 1;
-            }
+            assert_eq!(p["datasource"]["uid"], "shoplake", "{}", p["title"]);
         }
     }
     assert!(panels >= 6, "{panels} Grafana queries");

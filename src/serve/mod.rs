@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod dashboards;
 pub mod flight_sql;
 pub mod limits;
 

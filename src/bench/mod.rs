@@ -14,6 +14,9 @@ use crate::api::paginate::{ParamsIn, pages};
 use crate::api::{ApiClient, ApiRequest, ClientConfig, PageSpec, PageStyle};
 use crate::sandbox::{self, DEFAULT_AUTH_CODE, SandboxConfig};
 
+pub mod flight;
+pub use flight::{FlightBench, run_flight_bench};
+
 /// Bench parameters.
 #[derive(Debug, Clone)]
 pub struct ApiBench {

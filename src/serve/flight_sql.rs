@@ -2,16 +2,19 @@
 //! DBeaver and ADBC. What each client calls is in shared/flightsql-and-delta-notes.md;
 //! this server answers:
 //! - Handshake (Basic in, `authorization: Bearer <token>` header and payload out) and
-//!   bearer/basic checks on every call when a user is configured;
-//! - statements and prepared statements with parameters (`$1`…, bound by DoPut): tickets
-//!   and handles carry the SQL and the bound row, so any replica can serve them; results
-//!   stream batch by batch;
+//!   bearer/basic checks on every call when users are configured ([`super::access`]);
+//! - statements and prepared statements with parameters (`?` or `$1`…, bound by DoPut):
+//!   tickets and handles carry the SQL and the bound row, so any replica can serve them;
+//!   results stream batch by batch;
 //! - GetCatalogs, GetDbSchemas and GetTables (with schemas, patterns, table types) also
 //!   when no catalog is sent; GetTableTypes; GetSqlInfo (ids 0–4, 8, 500–508 …);
 //!   GetXdbcTypeInfo, primary/foreign keys answer empty rather than failing.
 //!
-//! Tables are opened at their latest Delta version when a query plans, so a new build is
-//! visible without a restart. The session is read-only: DDL/DML are refused.
+//! Every query runs in its own session: only the caller's schemas are in its catalog, it
+//! draws on its own memory pool inside the server's, under the timeout and concurrency
+//! cap ([`super::limits`]), and leaves one audit line ([`super::audit`]). Tables open at
+//! their latest Delta version when a query plans, so a new build is visible without a
+//! restart. The session is read-only: DDL/DML/COPY are refused before execution.
 
 use std::pin::Pin;
 use std::sync::Arc;

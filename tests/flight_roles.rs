@@ -109,6 +109,53 @@ async fn analyst_sees_only_marts_and_every_query_is_audited() {
     let table_schemas = strings(&tables, "db_schema_name");
     assert!(table_schemas.iter().all(|s| s == "marts" || s == "seeds"));
     assert!(strings(&tables, "table_name").contains(&"gmv_daily".to_string()));
+    // Patterns (% and _) and include_schema, as Grafana's column lookup and ADBC's
+    // get_table_schema use them; the serialized schema is the table's.
+    let info = ana
+        .get_tables(CommandGetTables {
+            db_schema_filter_pattern: Some("mar%".into()),
+            table_name_filter_pattern: Some("%\\_daily".into()),
+            table_types: vec!["BASE TABLE".into(), "table".into()],
+            include_schema: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let tables: Vec<_> = ana
+        .do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let names = strings(&tables, "table_name");
+    assert!(names.contains(&"gmv_daily".to_string()) && names.contains(&"sku_daily".to_string()));
+    assert!(names.iter().all(|n| n.ends_with("_daily")), "{names:?}");
+    let i = names.iter().position(|n| n == "gmv_daily").unwrap();
+    let b = &tables[0];
+    let col = b
+        .column_by_name("table_schema")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow::array::BinaryArray>()
+        .unwrap();
+    let schema = arrow::ipc::convert::try_schema_from_ipc_buffer(col.value(i)).unwrap();
+    assert!(schema.field_with_name("net_gmv").is_ok(), "{schema:?}");
+    let info = ana
+        .get_tables(CommandGetTables {
+            table_name_filter_pattern: Some("orders".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let none: Vec<_> = ana
+        .do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(rows(&none), 0, "raw.orders is invisible to the analyst");
     let is = flight_query(
         &mut ana,
         "select distinct table_schema from information_schema.tables order by 1",

@@ -47,7 +47,7 @@ pub struct Throughput {
     pub sql: String,
     /// Rows received.
     pub rows: usize,
-    /// Arrow bytes received (in memory).
+    /// Arrow bytes received (each batch's slice of its buffers).
     pub bytes: usize,
     /// Seconds for the best of 3 runs.
     pub seconds: f64,
@@ -84,7 +84,7 @@ async fn run_once(c: &mut Client, sql: &str) -> anyhow::Result<(usize, usize)> {
     let batches: Vec<_> = c.do_get(ticket).await?.try_collect().await?;
     Ok((
         batches.iter().map(|b| b.num_rows()).sum(),
-        batches.iter().map(|b| b.get_array_memory_size()).sum(),
+        batches.iter().map(crate::serve::audit::batch_bytes).sum(),
     ))
 }
 

@@ -12,6 +12,15 @@ use serde::Serialize;
 
 use super::access::Principal;
 
+/// Bytes of Arrow data in `b` (its slice of each buffer, not the whole shared buffers a
+/// slice points into, which `get_array_memory_size` would count once per batch).
+pub fn batch_bytes(b: &arrow::array::RecordBatch) -> usize {
+    b.columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+        .sum()
+}
+
 /// How a query ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -84,7 +84,7 @@ fn status(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(e.to_string())
 }
 
-fn sql_info() -> SqlInfoData {
+fn sql_info(limits: &Limits) -> SqlInfoData {
     let mut b = SqlInfoDataBuilder::new();
     b.append(SqlInfo::FlightSqlServerName, "shoplake");
     b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
@@ -94,7 +94,9 @@ fn sql_info() -> SqlInfoData {
     b.append(SqlInfo::FlightSqlServerSubstrait, false);
     b.append(SqlInfo::FlightSqlServerTransaction, 0i32);
     b.append(SqlInfo::FlightSqlServerCancel, false);
-    b.append(SqlInfo::FlightSqlServerStatementTimeout, 0i32);
+    // Milliseconds (serve.query_timeout); 0 would mean none.
+    let timeout_ms = i32::try_from(limits.query_timeout.as_millis()).unwrap_or(i32::MAX);
+    b.append(SqlInfo::FlightSqlServerStatementTimeout, timeout_ms);
     b.append(SqlInfo::FlightSqlServerTransactionTimeout, 0i32);
     b.append(SqlInfo::SqlDdlCatalog, false);
     b.append(SqlInfo::SqlDdlSchema, false);
@@ -134,6 +136,14 @@ fn sql_info() -> SqlInfoData {
     b.append(SqlInfo::SqlExtraNameCharacters, "");
     b.append(SqlInfo::SqlSupportsColumnAliasing, true);
     b.append(SqlInfo::SqlNullPlusNullIsNull, true);
+    b.append(SqlInfo::SqlSupportsExpressionsInOrderBy, true);
+    b.append(SqlInfo::SqlSupportsOrderByUnrelated, true);
+    b.append(SqlInfo::SqlSupportedGroupBy, 3i32); // unrelated + beyond select
+    b.append(SqlInfo::SqlSupportsLikeEscapeClause, true);
+    b.append(SqlInfo::SqlSupportsNonNullableColumns, true);
+    b.append(SqlInfo::SqlSupportedGrammar, 3i32); // minimum + core (ODBC)
+    b.append(SqlInfo::SqlAnsi92SupportedLevel, 1i32); // entry
+    b.append(SqlInfo::SqlOuterJoinsSupportLevel, 2i32); // full outer joins
     b.append(SqlInfo::SqlSchemaTerm, "schema");
     b.append(SqlInfo::SqlCatalogTerm, "catalog");
     b.append(SqlInfo::SqlCatalogAtStart, true);
@@ -258,13 +268,13 @@ impl LakeFlightSql {
     /// A service over `base` (a lake session from [`crate::warehouse::catalog::session`]).
     pub fn new(base: SessionContext, opts: ServeOptions) -> LakeFlightSql {
         LakeFlightSql {
+            sql_info: sql_info(&opts.limits),
             base,
             access: Arc::new(opts.access),
             admission: Admission::new(opts.limits.max_concurrent),
             server_pool: ServerPool::new(opts.limits.server_memory),
             limits: opts.limits,
             audit: opts.audit,
-            sql_info: sql_info(),
         }
     }
 
@@ -560,7 +570,7 @@ impl Stream for QueryStream {
             Poll::Ready(Some(Ok(b))) => match to_client(b, &this.target) {
                 Ok(b) => {
                     if let Some(e) = this.entry.as_mut() {
-                        e.sent(b.num_rows(), b.get_array_memory_size());
+                        e.sent(b.num_rows(), super::audit::batch_bytes(&b));
                     }
                     Poll::Ready(Some(Ok(b)))
                 }
@@ -571,6 +581,23 @@ impl Stream for QueryStream {
             },
         }
     }
+}
+
+/// SQL `LIKE` as Flight SQL filter patterns use it: `%` any run, `_` one character,
+/// `\\` escapes the next character.
+fn like(pattern: &str, s: &str) -> bool {
+    fn go(p: &[char], s: &[char]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some('%') => (0..=s.len()).any(|i| go(&p[1..], &s[i..])),
+            Some('_') => !s.is_empty() && go(&p[1..], &s[1..]),
+            Some('\\') if p.len() > 1 => s.first() == Some(&p[1]) && go(&p[2..], &s[1..]),
+            Some(c) => s.first() == Some(c) && go(&p[1..], &s[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = s.chars().collect();
+    go(&p, &s)
 }
 
 /// Rewrites `?` placeholders to `$1`, `$2`, … in order of appearance.
@@ -831,14 +858,27 @@ impl FlightSqlService for LakeFlightSql {
             .catalog
             .as_deref()
             .is_none_or(|c| c.is_empty() || c == CATALOG);
+        // Filter before opening tables for their schemas (Grafana asks for one table's
+        // columns with a name pattern; opening every Delta table for that is waste). The
+        // builder applies the same filters again.
+        let schema_pat = query.db_schema_filter_pattern.clone();
+        let table_pat = query.table_name_filter_pattern.clone();
+        let type_ok =
+            query.table_types.is_empty() || query.table_types.iter().any(|t| t == TABLE_TYPE);
         let mut b = query.into_builder();
-        if catalog_ok {
+        if catalog_ok && type_ok {
             let catalog = self.base.catalog(CATALOG);
             for s in self.schema_names(&who) {
+                if !schema_pat.as_deref().is_none_or(|p| like(p, &s)) {
+                    continue;
+                }
                 let Some(sp) = catalog.as_ref().and_then(|c| c.schema(&s)) else {
                     continue;
                 };
                 for t in sp.table_names() {
+                    if !table_pat.as_deref().is_none_or(|p| like(p, &t)) {
+                        continue;
+                    }
                     let schema = if include_schema {
                         self.table_schema(&s, &t).await?
                     } else {
@@ -1091,7 +1131,14 @@ pub async fn spawn(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Small responses must not wait for Nagle + delayed ACK (~40 ms per round trip):
+    // with sockets from our own listener tonic's `tcp_nodelay` does not apply.
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+        if let Ok(s) = &s {
+            let _ = s.set_nodelay(true);
+        }
+        s
+    });
     let handle = tokio::spawn(
         builder
             .add_service(arrow_flight::flight_service_server::FlightServiceServer::new(svc))
@@ -1105,4 +1152,18 @@ pub async fn spawn(
         stop: Some(tx),
         handle,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_patterns() {
+        use super::like;
+        assert!(like("gmv%", "gmv_daily"));
+        assert!(like("%daily", "sku_daily"));
+        assert!(like("gmv_daily", "gmv_daily") && like("gmv_daily", "gmvXdaily"));
+        assert!(like("gmv\\_daily", "gmv_daily") && !like("gmv\\_daily", "gmvXdaily"));
+        assert!(like("%", "") && !like("_", ""));
+        assert!(!like("raw", "marts") && !like("m%s", "marts_x"));
+    }
 }

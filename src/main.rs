@@ -100,7 +100,12 @@ enum Command {
         format: Format,
     },
     /// Every stream: category, endpoint, kind, tables, schedule.
-    Pipelines,
+    Pipelines {
+        /// Instead: how many catalog endpoints (pipelines/catalog.tsv) each category
+        /// extracts, excludes (with the reason) or misses, and which are missing.
+        #[arg(long)]
+        coverage: bool,
+    },
     /// Build SQL models into Delta tables.
     Build {
         /// MODEL, MODEL+ (and downstream), +MODEL (and upstream); comma-separated.
@@ -518,6 +523,12 @@ async fn run_sandbox(a: SandboxArgs) -> Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
+    // Like other Unix tools: `shoplake query … | head` ends quietly when the reader goes
+    // away, instead of panicking in println! on a broken pipe.
+    // SAFETY: setting a signal disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_logs(&cli);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -600,7 +611,37 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Pipelines => {
+        Command::Pipelines { coverage: true } => {
+            let app = app(&cli)?;
+            let (p, _) = app.pipelines()?;
+            let catalog = shoplake::pipeline::coverage::load_catalog(
+                &app.project.join("pipelines").join("catalog.tsv"),
+            )?;
+            let rows = shoplake::pipeline::coverage::coverage(&catalog, &p);
+            println!(
+                "{:<22} {:>9} {:>9} {:>8}",
+                "category", "extracted", "excluded", "missing"
+            );
+            let mut total = (0, 0, 0);
+            for (c, (x, e, m)) in shoplake::pipeline::coverage::summary(&rows) {
+                println!("{c:<22} {x:>9} {e:>9} {m:>8}");
+                total = (total.0 + x, total.1 + e, total.2 + m);
+            }
+            println!(
+                "{:<22} {:>9} {:>9} {:>8}",
+                "total", total.0, total.1, total.2
+            );
+            for (e, c) in &rows {
+                if c == &shoplake::pipeline::coverage::Coverage::Missing {
+                    println!(
+                        "missing: {:<20} {} {} ({})",
+                        e.category, e.method, e.path, e.name
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Pipelines { coverage: false } => {
             let (p, _) = app(&cli)?.pipelines()?;
             println!(
                 "{:<12} {:<16} {:<12} {:<8} {:<40} tables",

@@ -178,3 +178,18 @@ async fn an_unreachable_api_fails_the_window_and_keeps_what_landed() {
     assert!(ok, "{err}");
     assert!(status.contains("failed"), "{status}");
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    // `shoplake pipelines --coverage | head -1`: the reader goes away after one line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shoplake"))
+        .args(["pipelines", "--coverage"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

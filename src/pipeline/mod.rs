@@ -7,8 +7,10 @@
 //! - [`convert`]: JSON records → Arrow batches (`_extra` keeps unknown fields).
 //! - [`extract`]: windows, pages, detail calls, commits; backfill and incremental runs.
 //! - [`state`]: last run, rows and last error per shop and stream.
+//! - [`coverage`]: which catalog endpoints the streams extract, exclude or miss.
 
 pub mod convert;
+pub mod coverage;
 pub mod extract;
 pub mod schema;
 pub mod spec;

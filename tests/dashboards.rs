@@ -12,8 +12,7 @@ use std::path::Path;
 
 use arrow::datatypes::{DataType, TimeUnit};
 use helpers::*;
-use shoplake::app::App;
-use shoplake::config::{Config, UserEntry};
+use shoplake::config::UserEntry;
 use shoplake::serve::access::hash_password;
 
 const FROM: &str = "2025-11-01T00:00:00Z";
@@ -37,26 +36,19 @@ fn grafana_reads(t: &DataType) -> bool {
     )
 }
 
-async fn analyst_server(dir: &Path) -> shoplake::serve::RunningFlight {
-    let mut config = Config::default();
-    config.serve.users = vec![UserEntry {
-        name: "grafana".into(),
-        role: "analyst".into(),
-        password_hash: Some(hash_password("dash-pw")),
-        password_env: None,
-    }];
-    App::new(config, dir)
-        .unwrap()
-        .serve("127.0.0.1:0")
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_runs_on_the_demo_warehouse() {
     let dir = tempfile::tempdir().unwrap();
     demo_warehouse(dir.path()).await;
-    let server = analyst_server(dir.path()).await;
+    let server = serve_with(dir.path(), |c| {
+        c.serve.users = vec![UserEntry {
+            name: "grafana".into(),
+            role: "analyst".into(),
+            password_hash: Some(hash_password("dash-pw")),
+            password_env: None,
+        }]
+    })
+    .await;
     let mut c = flight_client(server.addr).await;
     c.handshake("grafana", "dash-pw").await.unwrap();
 

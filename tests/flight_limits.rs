@@ -7,24 +7,8 @@ mod helpers;
 
 use helpers::*;
 
-use shoplake::app::App;
-use shoplake::config::Config;
-
 /// A never-ending-in-practice query (10^12 rows counted).
 const SLOW: &str = "select count(*) as n from generate_series(1, 1000000000000)";
-
-async fn serve_with(
-    dir: &std::path::Path,
-    f: impl FnOnce(&mut Config),
-) -> shoplake::serve::RunningFlight {
-    let mut config = Config::default();
-    f(&mut config);
-    App::new(config, dir)
-        .unwrap()
-        .serve("127.0.0.1:0")
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_fail_the_query_not_the_server() {

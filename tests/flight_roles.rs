@@ -9,7 +9,6 @@ use helpers::*;
 
 use arrow::array::{Array, StringArray};
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables};
-use futures::TryStreamExt;
 use shoplake::app::App;
 use shoplake::config::{Config, UserEntry};
 use shoplake::serve::access::hash_password;
@@ -84,13 +83,7 @@ async fn analyst_sees_only_marts_and_every_query_is_audited() {
         .get_db_schemas(CommandGetDbSchemas::default())
         .await
         .unwrap();
-    let schemas: Vec<_> = ana
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let schemas = flight_fetch(&mut ana, info).await.unwrap();
     assert_eq!(strings(&schemas, "db_schema_name"), ["marts", "seeds"]);
     let info = ana
         .get_tables(CommandGetTables {
@@ -99,13 +92,7 @@ async fn analyst_sees_only_marts_and_every_query_is_audited() {
         })
         .await
         .unwrap();
-    let tables: Vec<_> = ana
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let tables = flight_fetch(&mut ana, info).await.unwrap();
     let table_schemas = strings(&tables, "db_schema_name");
     assert!(table_schemas.iter().all(|s| s == "marts" || s == "seeds"));
     assert!(strings(&tables, "table_name").contains(&"gmv_daily".to_string()));
@@ -121,13 +108,7 @@ async fn analyst_sees_only_marts_and_every_query_is_audited() {
         })
         .await
         .unwrap();
-    let tables: Vec<_> = ana
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let tables = flight_fetch(&mut ana, info).await.unwrap();
     let names = strings(&tables, "table_name");
     assert!(names.contains(&"gmv_daily".to_string()) && names.contains(&"sku_daily".to_string()));
     assert!(names.iter().all(|n| n.ends_with("_daily")), "{names:?}");
@@ -148,13 +129,7 @@ async fn analyst_sees_only_marts_and_every_query_is_audited() {
         })
         .await
         .unwrap();
-    let none: Vec<_> = ana
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let none = flight_fetch(&mut ana, info).await.unwrap();
     assert_eq!(rows(&none), 0, "raw.orders is invisible to the analyst");
     let is = flight_query(
         &mut ana,

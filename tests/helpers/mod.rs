@@ -218,14 +218,36 @@ pub async fn demo_warehouse(dir: &std::path::Path) {
     sb.stop().await;
 }
 
+/// Serves the lake in `dir` over Flight SQL on port 0 with a config `f` adjusts.
+pub async fn serve_with(
+    dir: &std::path::Path,
+    f: impl FnOnce(&mut shoplake::config::Config),
+) -> shoplake::serve::RunningFlight {
+    let mut config = shoplake::config::Config::default();
+    f(&mut config);
+    shoplake::app::App::new(config, dir)
+        .unwrap()
+        .serve("127.0.0.1:0")
+        .await
+        .unwrap()
+}
+
+/// Fetches the (single) endpoint of a FlightInfo.
+pub async fn flight_fetch(
+    c: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
+    info: arrow_flight::FlightInfo,
+) -> Result<Vec<arrow::array::RecordBatch>, arrow_flight::error::FlightError> {
+    let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+    c.do_get(ticket).await?.try_collect().await
+}
+
 /// Runs a statement over Flight SQL and collects its batches.
 pub async fn flight_query(
     c: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
     sql: &str,
 ) -> Result<Vec<arrow::array::RecordBatch>, arrow_flight::error::FlightError> {
     let info = c.execute(sql.to_string(), None).await?;
-    let ticket = info.endpoint[0].ticket.clone().expect("ticket");
-    c.do_get(ticket).await?.try_collect().await
+    flight_fetch(c, info).await
 }
 
 /// Total rows in `batches`.

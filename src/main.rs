@@ -644,12 +644,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Pipelines { coverage: false } => {
             let (p, _) = app(&cli)?.pipelines()?;
             println!(
-                "{:<12} {:<16} {:<12} {:<8} {:<40} tables",
+                "{:<14} {:<16} {:<12} {:<8} {:<52} tables",
                 "category", "stream", "kind", "schedule", "endpoint"
             );
             for s in &p.streams {
                 println!(
-                    "{:<12} {:<16} {:<12} {:<8} {:<40} {}",
+                    "{:<14} {:<16} {:<12} {:<8} {:<52} {}",
                     s.category,
                     s.name,
                     format!("{:?}", s.kind).to_lowercase(),

@@ -13,6 +13,7 @@ mod oauth;
 mod orders;
 mod paging;
 mod products;
+mod returns;
 pub mod rng;
 mod truth;
 
@@ -212,6 +213,12 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
         "/product/202309/products/{product_id}",
         Auth::Api(Scope::Shop),
         products::detail,
+    ),
+    (
+        Method::POST,
+        "/return_refund/202309/cancellations/search",
+        Auth::Api(Scope::Shop),
+        returns::search_cancellations,
     ),
     (
         Method::POST,

@@ -1,0 +1,154 @@
+//! Return & Refund endpoints. `POST /return_refund/202309/cancellations/search`: one
+//! cancellation per cancelled order of the seed (same order ids, reasons and initiators
+//! as order search shows), filtered by update/create time and status, page_token paged.
+
+use serde::{Deserialize, Serialize};
+
+use super::data::{Dataset, Initiator, Order};
+use super::gate::ApiFault;
+use super::orders::parse_body;
+use super::paging::{fingerprint, page_size, token_page};
+use super::{Ctx, Sandbox};
+use crate::region::Minor;
+
+/// Body filters of cancellation search.
+#[derive(Debug, Default, Deserialize)]
+struct CancelFilter {
+    update_time_ge: Option<i64>,
+    update_time_lt: Option<i64>,
+    create_time_ge: Option<i64>,
+    create_time_lt: Option<i64>,
+    cancel_status: Option<Vec<String>>,
+    order_ids: Option<Vec<String>>,
+}
+
+/// The one status a completed cancellation has in the sandbox.
+const COMPLETE: &str = "CANCELLATION_REQUEST_COMPLETE";
+
+#[derive(Serialize)]
+struct RefundJson {
+    currency: &'static str,
+    refund_total: Minor,
+    refund_subtotal: Minor,
+    shipping_fee: Minor,
+    tax: Minor,
+}
+
+#[derive(Serialize)]
+struct CancellationJson<'a> {
+    cancel_id: String,
+    order_id: String,
+    cancel_type: &'static str,
+    cancel_status: &'static str,
+    role: &'static str,
+    cancel_reason_text: &'static str,
+    create_time: i64,
+    update_time: i64,
+    refund_amount: RefundJson,
+    shop_id: &'a str,
+}
+
+/// The cancellation of `o` (which must be cancelled): id, reason and initiator match
+/// what order search shows; paid orders are refunded in full, unpaid ones refund 0.
+fn render<'a>(ds: &'a Dataset, o: &Order) -> CancellationJson<'a> {
+    let shop = &ds.shops[o.shop as usize];
+    let digits = shop.region.minor_digits;
+    let m = |v: i64| Minor { minor: v, digits };
+    let paid = o.ev.paid <= o.ev.cancelled;
+    let sub = if paid { ds.sub_total(o) } else { 0 };
+    let ship = if paid {
+        o.original_shipping_fee - o.shipping_fee_platform_discount
+    } else {
+        0
+    };
+    let tax = if paid { o.tax } else { 0 };
+    let (role, reason) = match o.initiator {
+        Initiator::Buyer => ("BUYER", "No longer needed"),
+        Initiator::Seller => ("SELLER", "Out of stock"),
+        Initiator::System | Initiator::None => ("SYSTEM", "Pay time out"),
+    };
+    CancellationJson {
+        // The order id with a suffix digit: unique, numeric, stable.
+        cancel_id: format!("{}7", o.id),
+        order_id: o.id.to_string(),
+        cancel_type: "CANCEL",
+        cancel_status: COMPLETE,
+        role,
+        cancel_reason_text: reason,
+        create_time: o.ev.cancelled,
+        update_time: o.ev.cancelled,
+        refund_amount: RefundJson {
+            currency: shop.region.currency,
+            refund_total: m(sub + ship + tax),
+            refund_subtotal: m(sub),
+            shipping_fee: m(ship),
+            tax: m(tax),
+        },
+        shop_id: &shop.id,
+    }
+}
+
+/// `POST /return_refund/202309/cancellations/search` (page_size 1–50 in the query).
+pub fn search_cancellations(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let size = page_size(ctx.q("page_size"), 50)?;
+    let f: CancelFilter = parse_body(ctx)?;
+    if let Some(bad) = f.cancel_status.iter().flatten().find(|s| {
+        !matches!(
+            s.as_str(),
+            COMPLETE
+                | "CANCELLATION_REQUEST_PENDING"
+                | "CANCELLATION_REQUEST_SUCCESS"
+                | "CANCELLATION_REQUEST_CANCEL"
+        )
+    }) {
+        return Err(ApiFault::param(format_args!(
+            "cancel_status {bad:?} is not a valid status"
+        )));
+    }
+    let shop = ctx.shop.unwrap_or(0);
+    let sv = &ctx.view.shops[shop];
+    let clock = ctx.view.clock;
+    let ds: &Dataset = &sb.data;
+    // A cancelled order's update time is its cancel time: the update index is the
+    // cancellation index too.
+    let idx = &sv.by_update;
+    let lo = f
+        .update_time_ge
+        .map_or(0, |g| idx.partition_point(|&(t, _)| t < g));
+    let hi = f
+        .update_time_lt
+        .map_or(idx.len(), |l| idx.partition_point(|&(t, _)| t < l));
+    let range = &idx[lo..hi.max(lo)];
+    let keep = |(_, i): (i64, u32)| {
+        let o = &ds.orders[i as usize];
+        o.ev.cancelled <= clock
+            && f.create_time_ge.is_none_or(|g| o.ev.cancelled >= g)
+            && f.create_time_lt.is_none_or(|l| o.ev.cancelled < l)
+            && f.cancel_status
+                .as_ref()
+                .is_none_or(|s| s.iter().any(|x| x == COMPLETE))
+            && f.order_ids
+                .as_ref()
+                .is_none_or(|ids| ids.iter().any(|x| *x == o.id.to_string()))
+    };
+    let shop_key = shop.to_le_bytes();
+    let fp = fingerprint(&[&shop_key, b"cancellations", &ctx.body]);
+    let (rows, next_page_token, total) =
+        token_page(ctx.q("page_token"), fp, range, false, size, keep)?;
+    let cancellations: Vec<_> = rows
+        .iter()
+        .map(|&(_, i)| render(ds, &ds.orders[i as usize]))
+        .collect();
+    #[derive(Serialize)]
+    struct Out<'a> {
+        next_page_token: String,
+        total_count: u32,
+        cancellations: Vec<CancellationJson<'a>>,
+    }
+    Ok(serde_json::to_vec(&Out {
+        next_page_token,
+        total_count: total,
+        cancellations,
+    })
+    .expect("serializable"))
+}

@@ -1,0 +1,107 @@
+//! Return & Refund against the sandbox: after a backfill, raw.cancellations has one row
+//! per cancelled order of the sandbox's ground truth, per shop; every cancellation points
+//! at a cancelled order in raw.orders, and its refund matches that order (items in full
+//! when it was paid, nothing when it was not).
+
+mod helpers;
+
+use arrow::array::{Array, Int64Array, StringArray};
+use helpers::*;
+
+fn pairs(b: &[arrow::array::RecordBatch]) -> std::collections::BTreeMap<String, i64> {
+    let mut out = std::collections::BTreeMap::new();
+    for b in b {
+        let k = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+        let k = k.as_any().downcast_ref::<StringArray>().unwrap();
+        let v = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            out.insert(k.value(i).to_string(), v.value(i));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellations_match_the_cancelled_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = shoplake::demo::DemoSpec {
+        shops: 2,
+        orders: 2_000,
+        days: 30,
+        seed: 7,
+    };
+    let (app, sb, _) = shoplake::demo::run(shoplake::config::Config::default(), dir.path(), &spec)
+        .await
+        .unwrap();
+    let truth = truth(&sb).await;
+    sb.stop().await;
+
+    let got = pairs(
+        &app.query("select _shop_id, count(*) from raw.cancellations group by _shop_id")
+            .await
+            .unwrap(),
+    );
+    let mut want = std::collections::BTreeMap::new();
+    for s in truth["shops"].as_array().unwrap() {
+        want.insert(
+            s["shop_id"].as_str().unwrap().to_string(),
+            s["status_counts"]["CANCELLED"].as_i64().unwrap(),
+        );
+    }
+    assert!(
+        want.values().all(|n| *n > 0),
+        "the seed has cancellations: {want:?}"
+    );
+    assert_eq!(
+        got, want,
+        "cancellations per shop vs cancelled orders in the truth"
+    );
+
+    let orphans = app
+        .query(
+            "select count(*) from raw.cancellations c \
+             left join raw.orders o on o.id = c.order_id and o._shop_id = c._shop_id \
+             where o.id is null or o.status <> 'CANCELLED' or o.cancel_time <> c.create_time",
+        )
+        .await
+        .unwrap();
+    let n = orphans[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(
+        n, 0,
+        "every cancellation is a cancelled order, at its cancel time"
+    );
+
+    let wrong_refunds = app
+        .query(
+            "select count(*) from raw.cancellations c join raw.orders o \
+               on o.id = c.order_id and o._shop_id = c._shop_id \
+             where c.currency <> o.currency \
+                or (o.paid_time is not null and c.refund_subtotal <> o.sub_total) \
+                or (o.paid_time is null and c.refund_total <> 0)",
+        )
+        .await
+        .unwrap();
+    let n = wrong_refunds[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(n, 0, "refunds follow the orders");
+    let paid_refunds = app
+        .query("select count(*) from raw.cancellations where refund_total > 0")
+        .await
+        .unwrap();
+    let n = paid_refunds[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
+    assert!(n > 0, "some cancelled orders were paid and refunded");
+}

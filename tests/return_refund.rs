@@ -1,12 +1,22 @@
 //! Return & Refund against the sandbox: after a backfill, raw.cancellations has one row
 //! per cancelled order of the sandbox's ground truth, per shop; every cancellation points
 //! at a cancelled order in raw.orders, and its refund matches that order (items in full
-//! when it was paid, nothing when it was not).
+//! when it was paid, nothing when it was not). raw.returns / raw.return_line_items match
+//! the truth's counts; every return is on a delivered order and every returned unit is a
+//! line item of that order, refunded at its sale price.
 
 mod helpers;
 
 use arrow::array::{Array, Int64Array, StringArray};
 use helpers::*;
+
+fn count(b: &[arrow::array::RecordBatch]) -> i64 {
+    b[0].column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0)
+}
 
 fn pairs(b: &[arrow::array::RecordBatch]) -> std::collections::BTreeMap<String, i64> {
     let mut out = std::collections::BTreeMap::new();
@@ -22,7 +32,7 @@ fn pairs(b: &[arrow::array::RecordBatch]) -> std::collections::BTreeMap<String, 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancellations_match_the_cancelled_orders() {
+async fn cancellations_and_returns_match_the_orders() {
     let dir = tempfile::tempdir().unwrap();
     let spec = shoplake::demo::DemoSpec {
         shops: 2,
@@ -104,4 +114,76 @@ async fn cancellations_match_the_cancelled_orders() {
         .unwrap()
         .value(0);
     assert!(n > 0, "some cancelled orders were paid and refunded");
+
+    // Returns.
+    let per_shop = |field: &str| {
+        truth["shops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["shop_id"].as_str().unwrap().to_string(),
+                    s[field].as_i64().unwrap(),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let want = per_shop("returns");
+    assert!(
+        want.values().all(|n| *n > 0),
+        "the seed has returns: {want:?}"
+    );
+    let got = pairs(
+        &app.query("select _shop_id, count(*) from raw.returns group by _shop_id")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(got, want, "returns per shop");
+    let got = pairs(
+        &app.query("select _shop_id, count(*) from raw.return_line_items group by _shop_id")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        got,
+        per_shop("return_line_items"),
+        "returned units per shop"
+    );
+    let bad = app
+        .query(
+            "select count(*) from raw.returns r \
+             left join raw.orders o on o.id = r.order_id and o._shop_id = r._shop_id \
+             where o.id is null or o.delivery_time is null or r.create_time < o.delivery_time",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&bad),
+        0,
+        "returns are on delivered orders, after delivery"
+    );
+    let bad = app
+        .query(
+            "select count(*) from raw.return_line_items r \
+             left join raw.order_line_items l \
+               on l.id = r.order_line_item_id and l.order_id = r.order_id and l._shop_id = r._shop_id \
+             where l.id is null or l.sku_id <> r.sku_id or l.sale_price <> r.refund_total",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&bad),
+        0,
+        "returned units are the order's line items at their sale price"
+    );
+    let bad = app
+        .query(
+            "select count(*) from raw.returns r join \
+               (select return_id, sum(refund_total) as s from raw.return_line_items group by return_id) l \
+               on l.return_id = r.return_id where l.s <> r.refund_total",
+        )
+        .await
+        .unwrap();
+    assert_eq!(count(&bad), 0, "a return's refund is the sum of its units");
 }

@@ -247,6 +247,58 @@ impl Order {
     }
 }
 
+/// A buyer's return or refund request on a delivered order (about 6 in 100 of them),
+/// drawn from its own generator per order, so adding returns left every order as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReturnPlan {
+    /// When the buyer asked (after delivery).
+    pub request: i64,
+    /// `RETURN_AND_REFUND` or `REFUND_ONLY`.
+    pub kind: &'static str,
+    /// Buyer's reason.
+    pub reason: &'static str,
+    /// How many of the order's line items are returned (from the first).
+    pub items: u32,
+}
+
+/// Return reasons buyers pick.
+pub const RETURN_REASONS: &[&str] = &[
+    "Damaged item",
+    "Wrong item sent",
+    "Not as described",
+    "Changed my mind",
+    "Missing parts",
+];
+
+impl ReturnPlan {
+    /// (time, status) steps; the last one at or before the clock is the current state.
+    pub fn steps(&self) -> Vec<(i64, &'static str)> {
+        let r = self.request;
+        if self.kind == "REFUND_ONLY" {
+            vec![
+                (r, "RETURN_OR_REFUND_REQUEST_PENDING"),
+                (r + 2 * 86_400, "RETURN_OR_REFUND_REQUEST_COMPLETE"),
+            ]
+        } else {
+            vec![
+                (r, "RETURN_OR_REFUND_REQUEST_PENDING"),
+                (r + 86_400, "AWAITING_BUYER_SHIP"),
+                (r + 3 * 86_400, "BUYER_SHIPPED_ITEM"),
+                (r + 6 * 86_400, "RETURN_OR_REFUND_REQUEST_COMPLETE"),
+            ]
+        }
+    }
+
+    /// Status and update time at `clock` (None before the request).
+    pub fn state_at(&self, clock: i64) -> Option<(&'static str, i64)> {
+        self.steps()
+            .into_iter()
+            .take_while(|(t, _)| *t <= clock)
+            .last()
+            .map(|(t, s)| (s, t))
+    }
+}
+
 /// The generated world.
 #[derive(Debug)]
 pub struct Dataset {
@@ -533,6 +585,32 @@ impl Dataset {
         }
     }
 
+    /// The return request on `o`, if the buyer makes one (delivered, not cancelled orders).
+    pub fn return_of(&self, o: &Order) -> Option<ReturnPlan> {
+        if o.ev.delivered == NEVER || o.ev.cancelled != NEVER {
+            return None;
+        }
+        let mut r = Rng::new(self.config.seed ^ 0x5245_5455_524E, o.id);
+        if !r.chance(0.06) {
+            return None;
+        }
+        let request = o.ev.delivered + r.range(3_600, 6 * 86_400);
+        let kind = if r.chance(0.3) {
+            "REFUND_ONLY"
+        } else {
+            "RETURN_AND_REFUND"
+        };
+        let reason = RETURN_REASONS[r.range(0, RETURN_REASONS.len() as i64) as usize];
+        let n = o.items.len() as i64;
+        let items = r.range(1, n + 1) as u32;
+        Some(ReturnPlan {
+            request,
+            kind,
+            reason,
+            items,
+        })
+    }
+
     /// Line items of an order.
     pub fn items_of(&self, o: &Order) -> &[LineItem] {
         &self.items[o.items.start as usize..o.items.end as usize]
@@ -678,6 +756,9 @@ pub struct ShopView {
     pub by_update: Vec<(i64, u32)>,
     /// Products sorted by update time: (update_time, product index).
     pub products_by_update: Vec<(i64, u32)>,
+    /// Orders with a return requested by the clock, by the return's update time:
+    /// (return update_time, order index).
+    pub returns_by_update: Vec<(i64, u32)>,
 }
 
 impl View {
@@ -691,9 +772,13 @@ impl View {
             let sv = &mut shops[o.shop as usize];
             sv.by_create.push((o.ev.create, i as u32));
             sv.by_update.push((o.state_at(clock).1, i as u32));
+            if let Some((_, t)) = ds.return_of(o).and_then(|r| r.state_at(clock)) {
+                sv.returns_by_update.push((t, i as u32));
+            }
         }
         for sv in &mut shops {
             sv.by_update.sort_unstable();
+            sv.returns_by_update.sort_unstable();
         }
         for (i, p) in ds.products.iter().enumerate() {
             if p.create_time <= clock {

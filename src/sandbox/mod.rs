@@ -216,6 +216,12 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
     ),
     (
         Method::POST,
+        "/return_refund/202309/returns/search",
+        Auth::Api(Scope::Shop),
+        returns::search_returns,
+    ),
+    (
+        Method::POST,
         "/return_refund/202309/cancellations/search",
         Auth::Api(Scope::Shop),
         returns::search_cancellations,

@@ -295,7 +295,7 @@ struct PackageRef {
 /// A number written as a JSON string (`prefix` + zero-padded `n` + `suffix`) without
 /// allocating: ids exceed 2^53 and must stay strings.
 #[derive(Clone, Copy)]
-struct Prefixed {
+pub(super) struct Prefixed {
     prefix: &'static str,
     n: u64,
     width: usize,
@@ -438,6 +438,16 @@ pub struct OrderJson<'a> {
     payment_auth_code: Option<Prefixed>,
 }
 
+/// Id of the `k`-th line item of `o` (order search, detail and returns agree on it).
+pub(super) fn line_item_id(o: &Order, k: usize) -> Prefixed {
+    Prefixed {
+        prefix: "5770",
+        n: (o.items.start as u64 + k as u64) * 7 + 1,
+        width: 15,
+        suffix: "",
+    }
+}
+
 fn package_id(o: &Order) -> Prefixed {
     Prefixed {
         prefix: "1153",
@@ -494,12 +504,7 @@ pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
             let sku = &ds.skus[li.sku as usize];
             let p = &ds.products[sku.product as usize];
             LineItemJson {
-                id: Prefixed {
-                    prefix: "5770",
-                    n: (o.items.start as u64 + k as u64) * 7 + 1,
-                    width: 15,
-                    suffix: "",
-                },
+                id: line_item_id(o, k),
                 sku_id: &sku.id,
                 product_id: &p.id,
                 product_name: &p.title,

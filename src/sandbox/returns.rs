@@ -1,12 +1,15 @@
 //! Return & Refund endpoints. `POST /return_refund/202309/cancellations/search`: one
 //! cancellation per cancelled order of the seed (same order ids, reasons and initiators
 //! as order search shows), filtered by update/create time and status, page_token paged.
+//! `POST /return_refund/202309/returns/search`: the buyers' return and refund requests
+//! on delivered orders (see [`super::data::ReturnPlan`]), with their line items and
+//! refund amounts, by update time.
 
 use serde::{Deserialize, Serialize};
 
 use super::data::{Dataset, Initiator, Order};
 use super::gate::ApiFault;
-use super::orders::parse_body;
+use super::orders::{Prefixed, line_item_id, parse_body};
 use super::paging::{fingerprint, page_size, token_page};
 use super::{Ctx, Sandbox};
 use crate::region::Minor;
@@ -149,6 +152,151 @@ pub fn search_cancellations(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault
         next_page_token,
         total_count: total,
         cancellations,
+    })
+    .expect("serializable"))
+}
+
+/// Body filters of return search.
+#[derive(Debug, Default, Deserialize)]
+struct ReturnFilter {
+    update_time_ge: Option<i64>,
+    update_time_lt: Option<i64>,
+    create_time_ge: Option<i64>,
+    create_time_lt: Option<i64>,
+    return_status: Option<Vec<String>>,
+    order_ids: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct ReturnLineItemJson<'a> {
+    return_line_item_id: String,
+    order_line_item_id: Prefixed,
+    sku_id: &'a str,
+    product_id: &'a str,
+    product_name: &'a str,
+    sku_name: &'static str,
+    seller_sku: &'a str,
+    refund_amount: RefundJson,
+}
+
+#[derive(Serialize)]
+struct ReturnJson<'a> {
+    return_id: String,
+    order_id: String,
+    return_type: &'static str,
+    return_status: &'static str,
+    return_reason_text: &'static str,
+    role: &'static str,
+    create_time: i64,
+    update_time: i64,
+    refund_amount: RefundJson,
+    return_line_items: Vec<ReturnLineItemJson<'a>>,
+    shop_id: &'a str,
+}
+
+fn render_return<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> Option<ReturnJson<'a>> {
+    let plan = ds.return_of(o)?;
+    let (status, update) = plan.state_at(clock)?;
+    let shop = &ds.shops[o.shop as usize];
+    let digits = shop.region.minor_digits;
+    let m = |v: i64| Minor { minor: v, digits };
+    let items = &ds.items_of(o)[..plan.items as usize];
+    let lines: Vec<_> = items
+        .iter()
+        .enumerate()
+        .map(|(k, li)| {
+            let sku = &ds.skus[li.sku as usize];
+            let p = &ds.products[sku.product as usize];
+            ReturnLineItemJson {
+                return_line_item_id: format!("{}{k}", o.id),
+                order_line_item_id: line_item_id(o, k),
+                sku_id: &sku.id,
+                product_id: &p.id,
+                product_name: &p.title,
+                sku_name: sku.variant,
+                seller_sku: &sku.seller_sku,
+                refund_amount: RefundJson {
+                    currency: shop.region.currency,
+                    refund_total: m(li.sale_price()),
+                    refund_subtotal: m(li.sale_price()),
+                    shipping_fee: m(0),
+                    tax: m(0),
+                },
+            }
+        })
+        .collect();
+    let sub: i64 = items.iter().map(|li| li.sale_price()).sum();
+    Some(ReturnJson {
+        // The order id with a suffix digit: unique, numeric, stable.
+        return_id: format!("{}4", o.id),
+        order_id: o.id.to_string(),
+        return_type: plan.kind,
+        return_status: status,
+        return_reason_text: plan.reason,
+        role: "BUYER",
+        create_time: plan.request,
+        update_time: update,
+        refund_amount: RefundJson {
+            currency: shop.region.currency,
+            refund_total: m(sub),
+            refund_subtotal: m(sub),
+            shipping_fee: m(0),
+            tax: m(0),
+        },
+        return_line_items: lines,
+        shop_id: &shop.id,
+    })
+}
+
+/// `POST /return_refund/202309/returns/search` (page_size 10–50 in the query).
+pub fn search_returns(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let size = page_size(ctx.q("page_size"), 50)?;
+    let f: ReturnFilter = parse_body(ctx)?;
+    let shop = ctx.shop.unwrap_or(0);
+    let sv = &ctx.view.shops[shop];
+    let clock = ctx.view.clock;
+    let ds: &Dataset = &sb.data;
+    let idx = &sv.returns_by_update;
+    let lo = f
+        .update_time_ge
+        .map_or(0, |g| idx.partition_point(|&(t, _)| t < g));
+    let hi = f
+        .update_time_lt
+        .map_or(idx.len(), |l| idx.partition_point(|&(t, _)| t < l));
+    let range = &idx[lo..hi.max(lo)];
+    let keep = |(_, i): (i64, u32)| {
+        let o = &ds.orders[i as usize];
+        let Some(plan) = ds.return_of(o) else {
+            return false;
+        };
+        let st = plan.state_at(clock).map(|s| s.0).unwrap_or_default();
+        f.create_time_ge.is_none_or(|g| plan.request >= g)
+            && f.create_time_lt.is_none_or(|l| plan.request < l)
+            && f.return_status
+                .as_ref()
+                .is_none_or(|s| s.iter().any(|x| x == st))
+            && f.order_ids
+                .as_ref()
+                .is_none_or(|ids| ids.iter().any(|x| *x == o.id.to_string()))
+    };
+    let shop_key = shop.to_le_bytes();
+    let fp = fingerprint(&[&shop_key, b"returns", &ctx.body]);
+    let (rows, next_page_token, total) =
+        token_page(ctx.q("page_token"), fp, range, false, size, keep)?;
+    let return_orders: Vec<_> = rows
+        .iter()
+        .filter_map(|&(_, i)| render_return(ds, &ds.orders[i as usize], clock))
+        .collect();
+    #[derive(Serialize)]
+    struct Out<'a> {
+        next_page_token: String,
+        total_count: u32,
+        return_orders: Vec<ReturnJson<'a>>,
+    }
+    Ok(serde_json::to_vec(&Out {
+        next_page_token,
+        total_count: total,
+        return_orders,
     })
     .expect("serializable"))
 }

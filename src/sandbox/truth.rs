@@ -60,6 +60,9 @@ struct ShopTruth {
     products: u64,
     skus: u64,
     status_counts: BTreeMap<&'static str, u64>,
+    /// Return/refund requests made by the clock, and their line items.
+    returns: u64,
+    return_line_items: u64,
     days: Vec<Day>,
 }
 
@@ -121,6 +124,13 @@ pub(super) async fn truth(
             products: products.len() as u64,
             skus: products.iter().map(|p| p.skus.len() as u64).sum(),
             status_counts,
+            returns: view.shops[si].returns_by_update.len() as u64,
+            return_line_items: view.shops[si]
+                .returns_by_update
+                .iter()
+                .filter_map(|&(_, i)| ds.return_of(&ds.orders[i as usize]))
+                .map(|r| r.items as u64)
+                .sum(),
             days: days
                 .into_iter()
                 .map(|(d, a)| Day {

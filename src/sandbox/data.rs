@@ -241,6 +241,25 @@ impl Order {
         (status::UNPAID, e.create)
     }
 
+    /// The package's status and update time at `clock`: an order gets one package when
+    /// the seller marks it ready to ship; None before that.
+    pub fn package_at(&self, clock: i64) -> Option<(&'static str, i64)> {
+        let e = &self.ev;
+        if e.rts > clock {
+            return None;
+        }
+        // The same statuses order line items show for their package.
+        let steps = [
+            (e.delivered, "DELIVERED"),
+            (e.shipped, "IN_TRANSIT"),
+            (e.rts, "TO_FULFILL"),
+        ];
+        steps
+            .into_iter()
+            .find(|(t, _)| *t <= clock)
+            .map(|(t, s)| (s, t))
+    }
+
     /// A time if it happened by `clock`.
     pub fn seen(t: i64, clock: i64) -> Option<i64> {
         (t <= clock).then_some(t)
@@ -759,6 +778,9 @@ pub struct ShopView {
     /// Orders with a return requested by the clock, by the return's update time:
     /// (return update_time, order index).
     pub returns_by_update: Vec<(i64, u32)>,
+    /// Orders packed by the clock (one package each), by the package's update time:
+    /// (package update_time, order index).
+    pub packages_by_update: Vec<(i64, u32)>,
 }
 
 impl View {
@@ -775,10 +797,14 @@ impl View {
             if let Some((_, t)) = ds.return_of(o).and_then(|r| r.state_at(clock)) {
                 sv.returns_by_update.push((t, i as u32));
             }
+            if let Some((_, t)) = o.package_at(clock) {
+                sv.packages_by_update.push((t, i as u32));
+            }
         }
         for sv in &mut shops {
             sv.by_update.sort_unstable();
             sv.returns_by_update.sort_unstable();
+            sv.packages_by_update.sort_unstable();
         }
         for (i, p) in ds.products.iter().enumerate() {
             if p.create_time <= clock {

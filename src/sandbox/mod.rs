@@ -8,6 +8,7 @@
 
 mod catalog;
 pub mod data;
+mod fulfillment;
 pub mod gate;
 mod oauth;
 mod orders;
@@ -213,6 +214,12 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
         "/product/202309/products/{product_id}",
         Auth::Api(Scope::Shop),
         products::detail,
+    ),
+    (
+        Method::POST,
+        "/fulfillment/202309/packages/search",
+        Auth::Api(Scope::Shop),
+        fulfillment::search_packages,
     ),
     (
         Method::POST,

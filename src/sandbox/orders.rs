@@ -448,7 +448,18 @@ pub(super) fn line_item_id(o: &Order, k: usize) -> Prefixed {
     }
 }
 
-fn package_id(o: &Order) -> Prefixed {
+/// Tracking number of `o`'s package (order search and package search agree on it).
+pub(super) fn tracking_number(o: &Order) -> Prefixed {
+    Prefixed {
+        prefix: "TT",
+        n: o.id % 1_000_000_000_000,
+        width: 12,
+        suffix: "",
+    }
+}
+
+/// Package id of `o` (one package per order).
+pub(super) fn package_id(o: &Order) -> Prefixed {
     Prefixed {
         prefix: "1153",
         n: o.id % 1_000_000_000_000_000,
@@ -475,12 +486,7 @@ pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
     let shipped = o.ev.shipped <= clock;
     let packed = o.ev.rts <= clock;
     let (prov_id, prov_name) = PROVIDERS[o.provider as usize];
-    let tracking = shipped.then_some(Prefixed {
-        prefix: "TT",
-        n: o.id % 1_000_000_000_000,
-        width: 12,
-        suffix: "",
-    });
+    let tracking = shipped.then(|| tracking_number(o));
     let cancelled = o.ev.cancelled <= clock;
     let (cancel_reason, initiator) = match (cancelled, o.initiator) {
         (true, Initiator::Buyer) => (Some("No longer needed"), Some("BUYER")),

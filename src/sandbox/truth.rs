@@ -63,6 +63,8 @@ struct ShopTruth {
     /// Return/refund requests made by the clock, and their line items.
     returns: u64,
     return_line_items: u64,
+    /// Packages (orders marked ready to ship by the clock).
+    packages: u64,
     days: Vec<Day>,
 }
 
@@ -125,6 +127,7 @@ pub(super) async fn truth(
             skus: products.iter().map(|p| p.skus.len() as u64).sum(),
             status_counts,
             returns: view.shops[si].returns_by_update.len() as u64,
+            packages: view.shops[si].packages_by_update.len() as u64,
             return_line_items: view.shops[si]
                 .returns_by_update
                 .iter()

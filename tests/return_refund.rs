@@ -3,7 +3,8 @@
 //! at a cancelled order in raw.orders, and its refund matches that order (items in full
 //! when it was paid, nothing when it was not). raw.returns / raw.return_line_items match
 //! the truth's counts; every return is on a delivered order and every returned unit is a
-//! line item of that order, refunded at its sale price.
+//! line item of that order, refunded at its sale price; marts.returns_refunds adds up to
+//! the truth's returned units.
 
 mod helpers;
 
@@ -186,4 +187,18 @@ async fn cancellations_and_returns_match_the_orders() {
         .await
         .unwrap();
     assert_eq!(count(&bad), 0, "a return's refund is the sum of its units");
+
+    // The mart agrees with the truth, not only with the raw tables it reads.
+    let got = pairs(
+        &app.query(
+            "select shop_id, cast(sum(units_returned) as bigint) from marts.returns_refunds group by shop_id",
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        got,
+        per_shop("return_line_items"),
+        "marts.returns_refunds units per shop"
+    );
 }

@@ -1,7 +1,7 @@
 //! TikTok Shipping against the sandbox: after a backfill, raw.packages has one row per
 //! order the truth says was packed, per shop; each package is the one its order's line
 //! items name, with the same carrier, tracking number and status, created when the
-//! order was marked ready to ship.
+//! order was marked ready to ship; marts.fulfillment_sla counts the truth's packages.
 
 mod helpers;
 
@@ -72,4 +72,24 @@ async fn packages_match_the_orders_that_ship_them() {
         .unwrap()
         .value(0);
     assert_eq!(n, 0, "packages agree with their orders' line items");
+
+    let mart = app
+        .query(
+            "select shop_id, cast(sum(packages) as bigint) from marts.fulfillment_sla group by shop_id",
+        )
+        .await
+        .unwrap();
+    let mut got_mart = std::collections::BTreeMap::new();
+    for b in &mart {
+        let k = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+        let k = k.as_any().downcast_ref::<StringArray>().unwrap();
+        let v = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            got_mart.insert(k.value(i).to_string(), v.value(i));
+        }
+    }
+    assert_eq!(
+        got_mart, want,
+        "marts.fulfillment_sla packages per shop vs the truth"
+    );
 }

@@ -16,7 +16,7 @@ use crate::config::{Config, ConfigError};
 use crate::models::{self, BuildReport, Project, TestResult};
 use crate::pipeline::extract::{Progress, RunSummary, Sequence, windows};
 use crate::pipeline::state::{StateStore, key};
-use crate::pipeline::{Extractor, PipelineError, Pipelines, Shop, schema};
+use crate::pipeline::{Extractor, PipelineError, Pipelines, Shop, Window, schema};
 use crate::serve::RunningFlight;
 use crate::warehouse::{Lake, catalog};
 
@@ -250,15 +250,15 @@ impl App {
         let mut seqs = Vec::new();
         for s in &shops {
             for st in &streams {
-                let from = start(s, st).await?;
-                let size = st
-                    .window
-                    .as_ref()
-                    .map_or(86_400, |w| w.size.as_secs() as i64);
+                let windows = match &st.window {
+                    Some(w) => windows(start(s, st).await?, to, w.size.as_secs() as i64),
+                    // A snapshot: one listing, versioned by `to`.
+                    None => vec![Window { from: to, to }],
+                };
                 seqs.push(Sequence {
                     shop: s.clone(),
                     stream: st,
-                    windows: windows(from, to, size),
+                    windows,
                 });
             }
         }

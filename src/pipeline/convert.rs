@@ -318,6 +318,9 @@ impl TableBuilder {
             }
             cells.push(cell);
         }
+        if self.schema.partition_time == super::schema::EXTRACTED_AT {
+            part_secs = Some(ctx.extracted_at_us.div_euclid(1_000_000));
+        }
         let Some(part_secs) = part_secs else {
             let c = self.schema.partition_column().clone();
             return Err(self.err(&c, "partition time is missing".into()));

@@ -293,12 +293,15 @@ impl Extractor {
         stream: &StreamSpec,
         window: Window,
     ) -> Result<WindowReport> {
-        if stream.kind != StreamKind::Incremental {
+        if stream.kind == StreamKind::Detail {
             return Err(PipelineError::Invalid(format!(
-                "stream `{}` is a {:?} stream; it runs with its parent",
-                stream.name, stream.kind
+                "stream `{}` is a detail stream; it runs with its parent",
+                stream.name
             )));
         }
+        // A snapshot lists everything the shop has now (no window filter) and replaces
+        // the shop's rows with it; `window.to` is the snapshot's version.
+        let snapshot_of = (stream.kind == StreamKind::Snapshot).then_some(shop);
         let ctx = RowContext {
             shop_id: shop.id.clone(),
             tz: shop.tz,
@@ -313,28 +316,27 @@ impl Extractor {
         let mut ids: Vec<Vec<String>> = vec![Vec::new(); detail_streams.len()];
 
         // 1-2: list pages → batches.
-        let w = stream
-            .window
-            .as_ref()
-            .expect("validated: incremental has a window");
-        let end = if w.end_inclusive {
-            window.to - 1
-        } else {
-            window.to
-        };
         let mut body = serde_json::Map::new();
         for (k, v) in &stream.body {
             body.insert(k.clone(), toml_to_json(v));
         }
         let mut req_query = Vec::new();
-        match w.params_in {
-            ParamsIn::Body => {
-                body.insert(w.start_param.clone(), window.from.into());
-                body.insert(w.end_param.clone(), end.into());
-            }
-            ParamsIn::Query => {
-                req_query.push((w.start_param.clone(), window.from.to_string()));
-                req_query.push((w.end_param.clone(), end.to_string()));
+        let w = stream.window.as_ref();
+        if let Some(w) = w {
+            let end = if w.end_inclusive {
+                window.to - 1
+            } else {
+                window.to
+            };
+            match w.params_in {
+                ParamsIn::Body => {
+                    body.insert(w.start_param.clone(), window.from.into());
+                    body.insert(w.end_param.clone(), end.into());
+                }
+                ParamsIn::Query => {
+                    req_query.push((w.start_param.clone(), window.from.to_string()));
+                    req_query.push((w.end_param.clone(), end.to_string()));
+                }
             }
         }
         let mut req = self.base_request(stream, shop, body);
@@ -378,7 +380,9 @@ impl Extractor {
                 };
                 let mut s = std::pin::pin!(paginate::pages(self.client.clone(), spec));
                 while let Some(page) = s.try_next().await? {
-                    if let (0, Some(total), Some(max)) = (page.index, page.total, w.max_records) {
+                    if let (0, Some(total), Some(max)) =
+                        (page.index, page.total, w.and_then(|w| w.max_records))
+                    {
                         // Split windows longer than one second; a single busier second lands whole.
                         if total > max && window.to - window.from > 1 {
                             return Err(PipelineError::WindowTooLarge { total, max });
@@ -430,7 +434,7 @@ impl Extractor {
         commits.extend(tables.into_iter().map(|(t, b)| (t, b, own.clone())));
         commits.push((main, main_batch, own));
         for (t, b, app) in commits {
-            let n = self.commit(&t, b, &app, window.to).await?;
+            let n = self.commit(&t, b, &app, window.to, snapshot_of).await?;
             report.changed += n.inserted as u64 + n.updated as u64;
             report.rows.insert(t, n.rows);
         }
@@ -449,6 +453,7 @@ impl Extractor {
         batch: arrow::array::RecordBatch,
         app: &str,
         version: i64,
+        snapshot_of: Option<&Shop>,
     ) -> Result<crate::warehouse::WriteMetrics> {
         let schema = &self.schemas[table];
         let _guard = self.commit_locks[table].lock().await;
@@ -457,6 +462,7 @@ impl Extractor {
             keys: &keys,
             version_column: schema.version_column.as_deref(),
             partition_by: &PARTITION_COLUMNS,
+            snapshot_of: snapshot_of.map(|s| s.id.as_str()),
         };
         let m = self
             .lake

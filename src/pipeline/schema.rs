@@ -106,7 +106,9 @@ pub struct TableSchema {
     #[serde(default)]
     pub version_column: Option<String>,
     /// Unix-seconds column (a declared column's path) whose shop-local month is the
-    /// `_month` partition. Must never change for a key (e.g. `create_time`).
+    /// `_month` partition. Must never change for a key (e.g. `create_time`). Snapshot
+    /// tables, whose records have no time, use `_extracted_at`: the month of the
+    /// snapshot (a snapshot replaces the shop's rows, so a new month moves them whole).
     pub partition_time: String,
     /// For child tables: dotted path of the array inside the parent record.
     #[serde(default)]
@@ -121,6 +123,9 @@ pub struct TableSchema {
     /// Columns.
     pub columns: Vec<ColumnSpec>,
 }
+
+/// `partition_time` of snapshot tables: the fetch time.
+pub const EXTRACTED_AT: &str = "_extracted_at";
 
 /// System columns every raw table carries, after the declared ones.
 pub const SYSTEM_COLUMNS: [(&str, &str); 5] = [
@@ -187,10 +192,11 @@ impl TableSchema {
                 )));
             }
         }
-        if !self
-            .columns
-            .iter()
-            .any(|c| c.name == self.partition_time || c.path() == self.partition_time)
+        if self.partition_time != EXTRACTED_AT
+            && !self
+                .columns
+                .iter()
+                .any(|c| c.name == self.partition_time || c.path() == self.partition_time)
         {
             return Err(err(format!(
                 "partition_time `{}` must name a declared column",

@@ -18,6 +18,9 @@ pub enum StreamKind {
     Incremental,
     /// Detail calls for the ids a parent stream landed in the same window.
     Detail,
+    /// Everything the shop has now (warehouses, reasons, settings): listed whole on every
+    /// run, replacing the shop's rows (rows gone from the API are deleted).
+    Snapshot,
 }
 
 /// Pagination style.
@@ -227,6 +230,12 @@ impl Pipelines {
                             s.name
                         )));
                     }
+                    StreamKind::Snapshot if s.window.is_some() => {
+                        return Err(err(format!(
+                            "stream `{}`: a snapshot has no [window] (it lists everything each run)",
+                            s.name
+                        )));
+                    }
                     StreamKind::Detail if s.parent.is_none() || s.detail.is_none() => {
                         return Err(err(format!(
                             "stream `{}`: detail needs `parent` and [detail]",
@@ -280,7 +289,7 @@ impl Pipelines {
         let top = self
             .streams
             .iter()
-            .filter(|s| s.enabled && s.kind == StreamKind::Incremental);
+            .filter(|s| s.enabled && s.kind != StreamKind::Detail);
         let picked: Vec<_> = match pipeline {
             None => top.collect(),
             Some(p) => top.filter(|s| s.category == p || s.name == p).collect(),

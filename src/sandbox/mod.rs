@@ -10,6 +10,7 @@ mod catalog;
 pub mod data;
 mod fulfillment;
 pub mod gate;
+mod logistics;
 mod oauth;
 mod orders;
 mod paging;
@@ -226,6 +227,12 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
         "/return_refund/202309/returns/search",
         Auth::Api(Scope::Shop),
         returns::search_returns,
+    ),
+    (
+        Method::GET,
+        "/logistics/202309/warehouses",
+        Auth::Api(Scope::Shop),
+        logistics::warehouses,
     ),
     (
         Method::POST,

@@ -37,7 +37,7 @@ pub struct WriteMetrics {
     pub rows: usize,
     /// Rows inserted.
     pub inserted: usize,
-    /// Rows updated (replaced by a newer version).
+    /// Rows updated (replaced by a newer version), or deleted by a snapshot.
     pub updated: usize,
     /// Table version after the commit.
     pub version: i64,
@@ -52,7 +52,15 @@ pub struct UpsertSpec<'a> {
     pub version_column: Option<&'a str>,
     /// Partition columns.
     pub partition_by: &'a [&'a str],
+    /// Snapshot mode: the batch is everything `shop_id` has now. Rows of that shop the
+    /// batch lacks are deleted, rows are rewritten only when a value differs, and other
+    /// shops are untouched. `None`: incremental (nothing is deleted).
+    pub snapshot_of: Option<&'a str>,
 }
+
+/// Columns that differ between two fetches of the same record without the record
+/// changing; a snapshot does not rewrite a row for them.
+const FETCH_COLUMNS: [&str; 2] = ["_extracted_at", "_source_request_id"];
 
 impl Lake {
     /// A lake at `uri` (`./dir`, `/abs/dir`, `file:///…`).
@@ -201,14 +209,33 @@ impl Lake {
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let newer = spec
-            .version_column
-            .map(|v| format!("source.\"{v}\" > target.\"{v}\""));
-        let (t, m) = target
+        let newer = match (spec.version_column, spec.snapshot_of) {
+            (Some(v), _) => Some(format!("source.\"{v}\" > target.\"{v}\"")),
+            // A snapshot row replaces the stored one only when some value changed.
+            (None, Some(_)) => Some(
+                columns
+                    .iter()
+                    .filter(|c| !FETCH_COLUMNS.contains(&c.as_str()))
+                    .map(|c| format!("(source.\"{c}\" IS DISTINCT FROM target.\"{c}\")"))
+                    .collect::<Vec<_>>()
+                    .join(" OR "),
+            ),
+            (None, None) => None,
+        };
+        let mut merge = target
             .merge(source, on)
             .with_source_alias("source")
             .with_target_alias("target")
-            .with_commit_properties(props)
+            .with_commit_properties(props);
+        if let Some(shop) = spec.snapshot_of {
+            let shop = shop.replace('\'', "''");
+            merge = merge
+                .when_not_matched_by_source_delete(|d| {
+                    d.predicate(format!("target.\"_shop_id\" = '{shop}'"))
+                })
+                .map_err(err)?;
+        }
+        let (t, m) = merge
             .when_matched_update(|mut u| {
                 if let Some(p) = &newer {
                     u = u.predicate(p.as_str());
@@ -231,7 +258,7 @@ impl Lake {
         Ok(WriteMetrics {
             rows,
             inserted: m.num_target_rows_inserted,
-            updated: m.num_target_rows_updated,
+            updated: m.num_target_rows_updated + m.num_target_rows_deleted,
             version: t.version().map_or(0, |v| v as i64),
         })
     }

@@ -1,0 +1,67 @@
+//! Logistics endpoints. `GET /logistics/202309/warehouses`: each shop's warehouses — the
+//! sales warehouse its orders ship from (the `warehouse_id` order search shows) and a
+//! returns warehouse — with their region and time zone.
+
+use serde::Serialize;
+
+use super::gate::ApiFault;
+use super::{Ctx, Sandbox};
+
+#[derive(Serialize)]
+struct Address {
+    region_code: &'static str,
+    city: String,
+    postal_code: String,
+}
+
+#[derive(Serialize)]
+struct Warehouse {
+    id: String,
+    name: String,
+    effect_status: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    sub_type: &'static str,
+    is_default: bool,
+    time_zone: &'static str,
+    address: Address,
+}
+
+/// `GET /logistics/202309/warehouses` (no paging).
+pub fn warehouses(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let shop = &sb.data.shops[ctx.shop.unwrap_or(0)];
+    let r = shop.region;
+    let addr = |n: u32| Address {
+        region_code: r.code,
+        city: format!("{} City {n}", r.code),
+        postal_code: format!("{:05}", 10_000 + n * 731),
+    };
+    let list = vec![
+        Warehouse {
+            id: shop.warehouse_id.clone(),
+            name: format!("{} main warehouse", shop.name),
+            effect_status: "ENABLED",
+            kind: "SALES_WAREHOUSE",
+            sub_type: "DOMESTIC_WAREHOUSE",
+            is_default: true,
+            time_zone: r.tz.name(),
+            address: addr(1),
+        },
+        Warehouse {
+            // The sales warehouse id with a suffix digit: unique, numeric, stable.
+            id: format!("{}2", shop.warehouse_id),
+            name: format!("{} returns", shop.name),
+            effect_status: "ENABLED",
+            kind: "RETURN_WAREHOUSE",
+            sub_type: "DOMESTIC_WAREHOUSE",
+            is_default: false,
+            time_zone: r.tz.name(),
+            address: addr(2),
+        },
+    ];
+    #[derive(Serialize)]
+    struct Out {
+        warehouses: Vec<Warehouse>,
+    }
+    Ok(serde_json::to_vec(&Out { warehouses: list }).expect("serializable"))
+}

@@ -1,0 +1,172 @@
+//! Snapshot streams (`kind = "snapshot"`): everything a shop has now, listed whole on
+//! every run. The writer replaces that shop's rows — a row gone from the API is deleted,
+//! an unchanged row is not rewritten, other shops are untouched — and the Logistics
+//! warehouses snapshot lands every shop's warehouses, including the one its orders name.
+
+mod helpers;
+
+use std::sync::Arc;
+
+use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use helpers::*;
+use shoplake::warehouse::Lake;
+use shoplake::warehouse::delta::UpsertSpec;
+
+fn batch(rows: &[(&str, &str, &str)], fetch: &str) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("_shop_id", DataType::Utf8, false),
+        Field::new("_month", DataType::Utf8, false),
+        Field::new("_source_request_id", DataType::Utf8, true),
+    ]));
+    let col = |f: &dyn Fn(&(&str, &str, &str)) -> String| {
+        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>())) as _
+    };
+    RecordBatch::try_new(
+        schema,
+        vec![
+            col(&|r| r.1.to_string()),
+            col(&|r| r.2.to_string()),
+            col(&|r| r.0.to_string()),
+            col(&|_| "2026-11".to_string()),
+            col(&|_| fetch.to_string()),
+        ],
+    )
+    .unwrap()
+}
+
+async fn rows(lake: &Lake) -> Vec<(String, String, String)> {
+    let ctx = datafusion::prelude::SessionContext::new();
+    let t = lake.open("raw", "things").await.unwrap().unwrap();
+    ctx.register_table("t", t.table_provider().await.unwrap())
+        .unwrap();
+    let b = ctx
+        .sql("select _shop_id, id, name from t order by 1, 2")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for b in &b {
+        let s = |i: usize| {
+            arrow::compute::cast(b.column(i), &DataType::Utf8)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .clone()
+        };
+        let (a, c, d) = (s(0), s(1), s(2));
+        for i in 0..b.num_rows() {
+            out.push((a.value(i).into(), c.value(i).into(), d.value(i).into()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_snapshot_replaces_one_shops_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::new(&dir.path().display().to_string()).unwrap();
+    let keys: Vec<String> = ["_shop_id", "_month", "id"].map(String::from).to_vec();
+    let spec = |shop| UpsertSpec {
+        keys: &keys,
+        version_column: None,
+        partition_by: &["_shop_id", "_month"],
+        snapshot_of: Some(shop),
+    };
+    let a1 = batch(
+        &[("A", "1", "one"), ("A", "2", "two"), ("A", "3", "three")],
+        "r1",
+    );
+    lake.upsert("raw", "things", a1, &spec("A"), Some(("s/A", 1)))
+        .await
+        .unwrap();
+    let b1 = batch(&[("B", "1", "uno")], "r2");
+    lake.upsert("raw", "things", b1, &spec("B"), Some(("s/B", 1)))
+        .await
+        .unwrap();
+
+    // A again: 1 unchanged (new fetch ids only), 2 renamed, 3 gone, 4 new.
+    let a2 = batch(
+        &[("A", "1", "one"), ("A", "2", "TWO"), ("A", "4", "four")],
+        "r3",
+    );
+    let m = lake
+        .upsert("raw", "things", a2.clone(), &spec("A"), Some(("s/A", 2)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (m.inserted, m.updated),
+        (1, 2),
+        "4 inserted; 2 rewritten, 3 deleted"
+    );
+    let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    assert_eq!(
+        rows(&lake).await,
+        vec![
+            s("A", "1", "one"),
+            s("A", "2", "TWO"),
+            s("A", "4", "four"),
+            s("B", "1", "uno")
+        ]
+    );
+    // The same snapshot again changes nothing — not even a commit: the table (and the
+    // snapshot's txn version) stay where the last real change left them.
+    let m = lake
+        .upsert("raw", "things", a2, &spec("A"), Some(("s/A", 3)))
+        .await
+        .unwrap();
+    assert_eq!((m.inserted, m.updated), (0, 0));
+    assert_eq!(
+        lake.txn_version("raw", "things", "s/A").await.unwrap(),
+        Some(2)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warehouses_snapshot_lands_every_shops_warehouses() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = shoplake::demo::DemoSpec {
+        shops: 2,
+        orders: 1_000,
+        days: 30,
+        seed: 5,
+    };
+    let (app, sb, _) = shoplake::demo::run(shoplake::config::Config::default(), dir.path(), &spec)
+        .await
+        .unwrap();
+    let n = |b: &[RecordBatch]| {
+        b[0].column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0)
+    };
+    let per_shop = app
+        .query("select count(*) from (select _shop_id from raw.warehouses group by _shop_id having count(*) = 2)")
+        .await
+        .unwrap();
+    assert_eq!(n(&per_shop), 2, "two warehouses per shop");
+    let orphans = app
+        .query(
+            "select count(*) from raw.orders o left join raw.warehouses w \
+             on w.id = o.warehouse_id and w._shop_id = o._shop_id where w.id is null",
+        )
+        .await
+        .unwrap();
+    assert_eq!(n(&orphans), 0, "every order's warehouse is in the snapshot");
+
+    // A second run of the snapshot changes nothing.
+    let now = shoplake::sandbox::DEFAULT_CLOCK;
+    let again = app
+        .backfill(now - 86_400, now, None, Some("logistics"))
+        .await
+        .unwrap();
+    assert!(again.errors.is_empty(), "{:?}", again.errors);
+    assert_eq!((again.windows, again.changed), (2, 0));
+    sb.stop().await;
+}

@@ -1,7 +1,9 @@
 //! Snapshot streams (`kind = "snapshot"`): everything a shop has now, listed whole on
 //! every run. The writer replaces that shop's rows — a row gone from the API is deleted,
 //! an unchanged row is not rewritten, other shops are untouched — and the Logistics
-//! warehouses snapshot lands every shop's warehouses, including the one its orders name.
+//! warehouses snapshot lands every shop's warehouses, including the one its orders name,
+//! and the per-warehouse delivery options (a detail stream that stamps the warehouse id on
+//! records that lack it).
 
 mod helpers;
 
@@ -159,6 +161,25 @@ async fn warehouses_snapshot_lands_every_shops_warehouses() {
         .await
         .unwrap();
     assert_eq!(n(&orphans), 0, "every order's warehouse is in the snapshot");
+
+    // The detail stream called each warehouse and stamped its id on the options.
+    let options = app
+        .query(
+            "select count(*) from raw.delivery_options d join raw.warehouses w \
+             on w.id = d.warehouse_id and w._shop_id = d._shop_id",
+        )
+        .await
+        .unwrap();
+    assert_eq!(n(&options), 8, "2 options × 2 warehouses × 2 shops");
+    let prefixed = app
+        .query("select count(*) from raw.delivery_options where starts_with(id, warehouse_id)")
+        .await
+        .unwrap();
+    assert_eq!(
+        n(&prefixed),
+        8,
+        "each option came from its own warehouse's call"
+    );
 
     // A second run of the snapshot changes nothing.
     let now = shoplake::sandbox::DEFAULT_CLOCK;

@@ -508,9 +508,22 @@ impl Extractor {
             .buffered(4);
         let mut conv = self.converter(d);
         let mut page = 0u32;
+        // Per-id calls answer in request order: response `page` belongs to `ids[page]`.
+        let inject = detail
+            .id_as
+            .as_deref()
+            .filter(|_| detail.ids_param.is_none());
         while let Some(resp) = responses.next().await {
             let resp = resp?;
-            let records = records_of(resp.data, &d.records);
+            let mut records = records_of(resp.data, &d.records);
+            if let (Some(field), Some(id)) = (inject, ids.get(page as usize)) {
+                for r in &mut records {
+                    if let Some(o) = r.as_object_mut() {
+                        o.entry(field.to_string())
+                            .or_insert_with(|| Value::String(id.clone()));
+                    }
+                }
+            }
             conv.push_page(&records, ctx, &resp.request_id)
                 .map_err(|source| PipelineError::Convert {
                     page,

@@ -96,6 +96,10 @@ pub struct DetailSpec {
     /// Ids per call when batched.
     #[serde(default = "default_batch")]
     pub batch: usize,
+    /// For per-id calls whose records do not carry the parent's id (e.g. the delivery
+    /// options of a warehouse): the field each record gets it under.
+    #[serde(default)]
+    pub id_as: Option<String>,
 }
 
 fn default_id_field() -> String {

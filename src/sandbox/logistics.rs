@@ -1,6 +1,8 @@
 //! Logistics endpoints. `GET /logistics/202309/warehouses`: each shop's warehouses — the
 //! sales warehouse its orders ship from (the `warehouse_id` order search shows) and a
 //! returns warehouse — with their region and time zone.
+//! `GET /logistics/202309/warehouses/{warehouse_id}/delivery_options`: the delivery
+//! options of one of them (standard and express); an unknown warehouse is an error.
 
 use serde::Serialize;
 
@@ -64,4 +66,56 @@ pub fn warehouses(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         warehouses: Vec<Warehouse>,
     }
     Ok(serde_json::to_vec(&Out { warehouses: list }).expect("serializable"))
+}
+
+/// `GET /logistics/202309/warehouses/{warehouse_id}/delivery_options`.
+pub fn delivery_options(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let shop = &sb.data.shops[ctx.shop.unwrap_or(0)];
+    let wid = ctx
+        .params
+        .get("warehouse_id")
+        .map(String::as_str)
+        .unwrap_or("");
+    let returns = format!("{}2", shop.warehouse_id);
+    if wid != shop.warehouse_id && wid != returns {
+        return Err(ApiFault::param(format_args!(
+            "warehouse_id {wid:?} does not belong to this shop"
+        )));
+    }
+    #[derive(Serialize)]
+    struct DeliveryOption {
+        id: String,
+        name: &'static str,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        max_days: u32,
+        min_days: u32,
+        platform: &'static str,
+    }
+    #[derive(Serialize)]
+    struct Out {
+        delivery_options: Vec<DeliveryOption>,
+    }
+    let list = vec![
+        DeliveryOption {
+            id: format!("{wid}01"),
+            name: "Standard shipping",
+            kind: "STANDARD",
+            min_days: 3,
+            max_days: 7,
+            platform: "TIKTOK_SHIPPING",
+        },
+        DeliveryOption {
+            id: format!("{wid}02"),
+            name: "Express shipping",
+            kind: "EXPRESS",
+            min_days: 1,
+            max_days: 3,
+            platform: "TIKTOK_SHIPPING",
+        },
+    ];
+    Ok(serde_json::to_vec(&Out {
+        delivery_options: list,
+    })
+    .expect("serializable"))
 }

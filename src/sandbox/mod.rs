@@ -235,6 +235,12 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
         logistics::warehouses,
     ),
     (
+        Method::GET,
+        "/logistics/202309/warehouses/{warehouse_id}/delivery_options",
+        Auth::Api(Scope::Shop),
+        logistics::delivery_options,
+    ),
+    (
         Method::POST,
         "/return_refund/202309/cancellations/search",
         Auth::Api(Scope::Shop),

@@ -4,7 +4,8 @@
 //! when it was paid, nothing when it was not). raw.returns / raw.return_line_items match
 //! the truth's counts; every return is on a delivered order and every returned unit is a
 //! line item of that order, refunded at its sale price; marts.returns_refunds adds up to
-//! the truth's returned units.
+//! the truth's returned units; each return's records (its status history) end at its
+//! current status.
 
 mod helpers;
 
@@ -201,4 +202,28 @@ async fn cancellations_and_returns_match_the_orders() {
         per_shop("return_line_items"),
         "marts.returns_refunds units per shop"
     );
+
+    // Return records (one call per return): the history ends at the return's current
+    // status, at its update time, with one record per status reached.
+    let bad = app
+        .query(
+            "with h as ( \
+               select return_id, _shop_id, count(*) as n, max(create_time) as last_at \
+               from raw.return_records group by return_id, _shop_id) \
+             select count(*) from raw.returns r \
+             left join h on h.return_id = r.return_id and h._shop_id = r._shop_id \
+             left join raw.return_records e on e.return_id = r.return_id \
+               and e._shop_id = r._shop_id and e.create_time = r.update_time \
+             where h.n is null or h.last_at <> r.update_time or e.event <> r.return_status \
+                or h.n <> case \
+                     when r.return_type = 'REFUND_ONLY' then \
+                       case r.return_status when 'RETURN_OR_REFUND_REQUEST_PENDING' then 1 else 2 end \
+                     else case r.return_status \
+                       when 'RETURN_OR_REFUND_REQUEST_PENDING' then 1 \
+                       when 'AWAITING_BUYER_SHIP' then 2 \
+                       when 'BUYER_SHIPPED_ITEM' then 3 else 4 end end",
+        )
+        .await
+        .unwrap();
+    assert_eq!(count(&bad), 0, "return records agree with the returns");
 }

@@ -241,6 +241,12 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
         logistics::delivery_options,
     ),
     (
+        Method::GET,
+        "/return_refund/202309/returns/{return_id}/records",
+        Auth::Api(Scope::Shop),
+        returns::return_records,
+    ),
+    (
         Method::POST,
         "/return_refund/202309/cancellations/search",
         Auth::Api(Scope::Shop),

@@ -3,7 +3,8 @@
 //! as order search shows), filtered by update/create time and status, page_token paged.
 //! `POST /return_refund/202309/returns/search`: the buyers' return and refund requests
 //! on delivered orders (see [`super::data::ReturnPlan`]), with their line items and
-//! refund amounts, by update time.
+//! refund amounts, by update time. `GET …/returns/{return_id}/records`: each return's
+//! status history.
 
 use serde::{Deserialize, Serialize};
 
@@ -299,4 +300,57 @@ pub fn search_returns(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         return_orders,
     })
     .expect("serializable"))
+}
+
+/// `GET /return_refund/202309/returns/{return_id}/records`: the return's history, one
+/// record per status it reached by the clock. An unknown id (or another shop's) is an
+/// error, as on the real API.
+pub fn return_records(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let ds: &Dataset = &sb.data;
+    let clock = ctx.view.clock;
+    let shop = ctx.shop.unwrap_or(0);
+    let rid = ctx
+        .params
+        .get("return_id")
+        .map(String::as_str)
+        .unwrap_or("");
+    let unknown = || ApiFault::param(format_args!("return_id {rid:?} not found in this shop"));
+    let order = rid
+        .strip_suffix('4')
+        .and_then(|n| n.parse::<u64>().ok())
+        .and_then(|n| ds.order_index.get(&n))
+        .map(|&i| &ds.orders[i as usize])
+        .filter(|o| o.shop as usize == shop)
+        .ok_or_else(unknown)?;
+    let plan = ds
+        .return_of(order)
+        .filter(|p| p.request <= clock)
+        .ok_or_else(unknown)?;
+    #[derive(Serialize)]
+    struct Record {
+        event: &'static str,
+        description: String,
+        role: &'static str,
+        create_time: i64,
+    }
+    let records: Vec<Record> = plan
+        .steps()
+        .into_iter()
+        .filter(|(t, _)| *t <= clock)
+        .map(|(t, event)| Record {
+            event,
+            description: format!("Return {rid}: {}", event.to_lowercase().replace('_', " ")),
+            role: if event == "BUYER_SHIPPED_ITEM" || event == "RETURN_OR_REFUND_REQUEST_PENDING" {
+                "BUYER"
+            } else {
+                "SELLER"
+            },
+            create_time: t,
+        })
+        .collect();
+    #[derive(Serialize)]
+    struct Out {
+        records: Vec<Record>,
+    }
+    Ok(serde_json::to_vec(&Out { records }).expect("serializable"))
 }

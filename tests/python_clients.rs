@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use helpers::*;
 
-use arrow::array::{Array, Int64Array, StringArray};
 use shoplake::app::App;
 use shoplake::config::{Config, UserEntry};
 use shoplake::serve::access::hash_password;
@@ -23,20 +22,6 @@ const PACKAGES: &[&str] = &[
     "SQLAlchemy==1.4.54",
     "pandas",
 ];
-
-fn counts(app_rows: &[arrow::array::RecordBatch]) -> BTreeMap<String, i64> {
-    let mut out = BTreeMap::new();
-    for b in app_rows {
-        let k = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
-        let k = k.as_any().downcast_ref::<StringArray>().unwrap();
-        let v = arrow::compute::cast(b.column(1), &arrow::datatypes::DataType::Int64).unwrap();
-        let v = v.as_any().downcast_ref::<Int64Array>().unwrap();
-        for i in 0..b.num_rows() {
-            out.insert(k.value(i).to_string(), v.value(i));
-        }
-    }
-    out
-}
 
 fn json_counts(v: &serde_json::Value) -> BTreeMap<String, i64> {
     v.as_object()
@@ -66,12 +51,12 @@ async fn adbc_and_sqlalchemy_read_the_marts_and_roles_hold() {
     let app = App::new(config, dir.path()).unwrap();
     let server = app.serve("127.0.0.1:0").await.unwrap();
 
-    let by_shop = counts(
+    let by_shop = key_counts(
         &app.query("select shop_id, sum(orders) from marts.gmv_daily group by shop_id")
             .await
             .unwrap(),
     );
-    let by_status = counts(
+    let by_status = key_counts(
         &app.query("select status, count(*) from raw.orders group by status")
             .await
             .unwrap(),

@@ -9,29 +9,7 @@
 
 mod helpers;
 
-use arrow::array::{Array, Int64Array, StringArray};
 use helpers::*;
-
-fn count(b: &[arrow::array::RecordBatch]) -> i64 {
-    b[0].column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .unwrap()
-        .value(0)
-}
-
-fn pairs(b: &[arrow::array::RecordBatch]) -> std::collections::BTreeMap<String, i64> {
-    let mut out = std::collections::BTreeMap::new();
-    for b in b {
-        let k = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
-        let k = k.as_any().downcast_ref::<StringArray>().unwrap();
-        let v = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
-        for i in 0..b.num_rows() {
-            out.insert(k.value(i).to_string(), v.value(i));
-        }
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellations_and_returns_match_the_orders() {
@@ -48,18 +26,12 @@ async fn cancellations_and_returns_match_the_orders() {
     let truth = truth(&sb).await;
     sb.stop().await;
 
-    let got = pairs(
+    let got = key_counts(
         &app.query("select _shop_id, count(*) from raw.cancellations group by _shop_id")
             .await
             .unwrap(),
     );
-    let mut want = std::collections::BTreeMap::new();
-    for s in truth["shops"].as_array().unwrap() {
-        want.insert(
-            s["shop_id"].as_str().unwrap().to_string(),
-            s["status_counts"]["CANCELLED"].as_i64().unwrap(),
-        );
-    }
+    let want = truth_per_shop(&truth, "status_counts.CANCELLED");
     assert!(
         want.values().all(|n| *n > 0),
         "the seed has cancellations: {want:?}"
@@ -77,12 +49,7 @@ async fn cancellations_and_returns_match_the_orders() {
         )
         .await
         .unwrap();
-    let n = orphans[0]
-        .column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .unwrap()
-        .value(0);
+    let n = scalar_i64(&orphans);
     assert_eq!(
         n, 0,
         "every cancellation is a cancelled order, at its cancel time"
@@ -98,51 +65,29 @@ async fn cancellations_and_returns_match_the_orders() {
         )
         .await
         .unwrap();
-    let n = wrong_refunds[0]
-        .column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .unwrap()
-        .value(0);
+    let n = scalar_i64(&wrong_refunds);
     assert_eq!(n, 0, "refunds follow the orders");
     let paid_refunds = app
         .query("select count(*) from raw.cancellations where refund_total > 0")
         .await
         .unwrap();
-    let n = paid_refunds[0]
-        .column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .unwrap()
-        .value(0);
+    let n = scalar_i64(&paid_refunds);
     assert!(n > 0, "some cancelled orders were paid and refunded");
 
     // Returns.
-    let per_shop = |field: &str| {
-        truth["shops"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["shop_id"].as_str().unwrap().to_string(),
-                    s[field].as_i64().unwrap(),
-                )
-            })
-            .collect::<std::collections::BTreeMap<_, _>>()
-    };
+    let per_shop = |field: &str| truth_per_shop(&truth, field);
     let want = per_shop("returns");
     assert!(
         want.values().all(|n| *n > 0),
         "the seed has returns: {want:?}"
     );
-    let got = pairs(
+    let got = key_counts(
         &app.query("select _shop_id, count(*) from raw.returns group by _shop_id")
             .await
             .unwrap(),
     );
     assert_eq!(got, want, "returns per shop");
-    let got = pairs(
+    let got = key_counts(
         &app.query("select _shop_id, count(*) from raw.return_line_items group by _shop_id")
             .await
             .unwrap(),
@@ -161,7 +106,7 @@ async fn cancellations_and_returns_match_the_orders() {
         .await
         .unwrap();
     assert_eq!(
-        count(&bad),
+        scalar_i64(&bad),
         0,
         "returns are on delivered orders, after delivery"
     );
@@ -175,7 +120,7 @@ async fn cancellations_and_returns_match_the_orders() {
         .await
         .unwrap();
     assert_eq!(
-        count(&bad),
+        scalar_i64(&bad),
         0,
         "returned units are the order's line items at their sale price"
     );
@@ -187,10 +132,14 @@ async fn cancellations_and_returns_match_the_orders() {
         )
         .await
         .unwrap();
-    assert_eq!(count(&bad), 0, "a return's refund is the sum of its units");
+    assert_eq!(
+        scalar_i64(&bad),
+        0,
+        "a return's refund is the sum of its units"
+    );
 
     // The mart agrees with the truth, not only with the raw tables it reads.
-    let got = pairs(
+    let got = key_counts(
         &app.query(
             "select shop_id, cast(sum(units_returned) as bigint) from marts.returns_refunds group by shop_id",
         )
@@ -225,5 +174,5 @@ async fn cancellations_and_returns_match_the_orders() {
         )
         .await
         .unwrap();
-    assert_eq!(count(&bad), 0, "return records agree with the returns");
+    assert_eq!(scalar_i64(&bad), 0, "return records agree with the returns");
 }

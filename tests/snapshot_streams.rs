@@ -9,7 +9,7 @@ mod helpers;
 
 use std::sync::Arc;
 
-use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use helpers::*;
 use shoplake::warehouse::Lake;
@@ -141,13 +141,7 @@ async fn warehouses_snapshot_lands_every_shops_warehouses() {
     let (app, sb, _) = shoplake::demo::run(shoplake::config::Config::default(), dir.path(), &spec)
         .await
         .unwrap();
-    let n = |b: &[RecordBatch]| {
-        b[0].column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap()
-            .value(0)
-    };
+    let n = |b: &[RecordBatch]| scalar_i64(b);
     let per_shop = app
         .query("select count(*) from (select _shop_id from raw.warehouses group by _shop_id having count(*) = 2)")
         .await

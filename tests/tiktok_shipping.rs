@@ -5,7 +5,6 @@
 
 mod helpers;
 
-use arrow::array::{Array, Int64Array, StringArray};
 use helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,30 +22,12 @@ async fn packages_match_the_orders_that_ship_them() {
     let truth = truth(&sb).await;
     sb.stop().await;
 
-    let batches = app
-        .query("select _shop_id, count(*) from raw.packages group by _shop_id order by 1")
-        .await
-        .unwrap();
-    let mut got = std::collections::BTreeMap::new();
-    for b in &batches {
-        let k = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
-        let k = k.as_any().downcast_ref::<StringArray>().unwrap();
-        let v = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
-        for i in 0..b.num_rows() {
-            got.insert(k.value(i).to_string(), v.value(i));
-        }
-    }
-    let want: std::collections::BTreeMap<String, i64> = truth["shops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["shop_id"].as_str().unwrap().to_string(),
-                s["packages"].as_i64().unwrap(),
-            )
-        })
-        .collect();
+    let got = key_counts(
+        &app.query("select _shop_id, count(*) from raw.packages group by _shop_id")
+            .await
+            .unwrap(),
+    );
+    let want = truth_per_shop(&truth, "packages");
     assert!(want.values().all(|n| *n > 0), "{want:?}");
     assert_eq!(got, want, "packages per shop");
 
@@ -65,12 +46,7 @@ async fn packages_match_the_orders_that_ship_them() {
         )
         .await
         .unwrap();
-    let n = mismatches[0]
-        .column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .unwrap()
-        .value(0);
+    let n = scalar_i64(&mismatches);
     assert_eq!(n, 0, "packages agree with their orders' line items");
 
     let mart = app
@@ -79,15 +55,7 @@ async fn packages_match_the_orders_that_ship_them() {
         )
         .await
         .unwrap();
-    let mut got_mart = std::collections::BTreeMap::new();
-    for b in &mart {
-        let k = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
-        let k = k.as_any().downcast_ref::<StringArray>().unwrap();
-        let v = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
-        for i in 0..b.num_rows() {
-            got_mart.insert(k.value(i).to_string(), v.value(i));
-        }
-    }
+    let got_mart = key_counts(&mart);
     assert_eq!(
         got_mart, want,
         "marts.fulfillment_sla packages per shop vs the truth"

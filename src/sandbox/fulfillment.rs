@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{Dataset, Order, PROVIDERS};
 use super::gate::ApiFault;
 use super::orders::{Prefixed, package_id, parse_body, tracking_number};
-use super::paging::{fingerprint, page_size, token_page};
+use super::paging::{fingerprint, page_json, page_size, time_range, token_page};
 use super::{Ctx, Sandbox};
 
 /// Body filters of package search.
@@ -80,13 +80,7 @@ pub fn search_packages(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let clock = ctx.view.clock;
     let ds: &Dataset = &sb.data;
     let idx = &sv.packages_by_update;
-    let lo = f
-        .update_time_ge
-        .map_or(0, |g| idx.partition_point(|&(t, _)| t < g));
-    let hi = f
-        .update_time_lt
-        .map_or(idx.len(), |l| idx.partition_point(|&(t, _)| t < l));
-    let range = &idx[lo..hi.max(lo)];
+    let range = time_range(idx, f.update_time_ge, f.update_time_lt);
     let keep = |(_, i): (i64, u32)| {
         let o = &ds.orders[i as usize];
         let st = o.package_at(clock).map(|s| s.0).unwrap_or_default();
@@ -102,16 +96,5 @@ pub fn search_packages(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         .iter()
         .filter_map(|&(_, i)| render(&ds.orders[i as usize], clock))
         .collect();
-    #[derive(Serialize)]
-    struct Out {
-        next_page_token: String,
-        total_count: u32,
-        packages: Vec<PackageJson>,
-    }
-    Ok(serde_json::to_vec(&Out {
-        next_page_token,
-        total_count: total,
-        packages,
-    })
-    .expect("serializable"))
+    Ok(page_json("packages", next_page_token, total, &packages))
 }

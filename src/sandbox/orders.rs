@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{Dataset, Initiator, LineItem, Order, PAYMENT_METHODS, PROVIDERS, status};
 use super::gate::ApiFault;
-use super::paging::{fingerprint, number_page, page_size, token_page};
+use super::paging::{fingerprint, number_page, page_size, time_range, token_page};
 use super::{Ctx, Sandbox};
 use crate::region::Minor;
 
@@ -35,12 +35,6 @@ struct Selection<'a> {
     range: &'a [(i64, u32)],
     descending: bool,
     keep: Box<dyn Fn((i64, u32)) -> bool + 'a>,
-}
-
-fn time_range(index: &[(i64, u32)], ge: Option<i64>, lt: Option<i64>) -> &[(i64, u32)] {
-    let lo = ge.map_or(0, |g| index.partition_point(|&(t, _)| t < g));
-    let hi = lt.map_or(index.len(), |l| index.partition_point(|&(t, _)| t < l));
-    &index[lo..hi.max(lo)]
 }
 
 fn select<'a>(

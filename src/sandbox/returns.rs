@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{Dataset, Initiator, Order};
 use super::gate::ApiFault;
 use super::orders::{Prefixed, line_item_id, parse_body};
-use super::paging::{fingerprint, page_size, token_page};
+use super::paging::{fingerprint, page_json, page_size, time_range, token_page};
 use super::{Ctx, Sandbox};
 use crate::region::Minor;
 
@@ -116,13 +116,7 @@ pub fn search_cancellations(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault
     // A cancelled order's update time is its cancel time: the update index is the
     // cancellation index too.
     let idx = &sv.by_update;
-    let lo = f
-        .update_time_ge
-        .map_or(0, |g| idx.partition_point(|&(t, _)| t < g));
-    let hi = f
-        .update_time_lt
-        .map_or(idx.len(), |l| idx.partition_point(|&(t, _)| t < l));
-    let range = &idx[lo..hi.max(lo)];
+    let range = time_range(idx, f.update_time_ge, f.update_time_lt);
     let keep = |(_, i): (i64, u32)| {
         let o = &ds.orders[i as usize];
         o.ev.cancelled <= clock
@@ -143,18 +137,12 @@ pub fn search_cancellations(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault
         .iter()
         .map(|&(_, i)| render(ds, &ds.orders[i as usize]))
         .collect();
-    #[derive(Serialize)]
-    struct Out<'a> {
-        next_page_token: String,
-        total_count: u32,
-        cancellations: Vec<CancellationJson<'a>>,
-    }
-    Ok(serde_json::to_vec(&Out {
+    Ok(page_json(
+        "cancellations",
         next_page_token,
-        total_count: total,
-        cancellations,
-    })
-    .expect("serializable"))
+        total,
+        &cancellations,
+    ))
 }
 
 /// Body filters of return search.
@@ -258,13 +246,7 @@ pub fn search_returns(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let clock = ctx.view.clock;
     let ds: &Dataset = &sb.data;
     let idx = &sv.returns_by_update;
-    let lo = f
-        .update_time_ge
-        .map_or(0, |g| idx.partition_point(|&(t, _)| t < g));
-    let hi = f
-        .update_time_lt
-        .map_or(idx.len(), |l| idx.partition_point(|&(t, _)| t < l));
-    let range = &idx[lo..hi.max(lo)];
+    let range = time_range(idx, f.update_time_ge, f.update_time_lt);
     let keep = |(_, i): (i64, u32)| {
         let o = &ds.orders[i as usize];
         let Some(plan) = ds.return_of(o) else {
@@ -288,18 +270,12 @@ pub fn search_returns(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         .iter()
         .filter_map(|&(_, i)| render_return(ds, &ds.orders[i as usize], clock))
         .collect();
-    #[derive(Serialize)]
-    struct Out<'a> {
-        next_page_token: String,
-        total_count: u32,
-        return_orders: Vec<ReturnJson<'a>>,
-    }
-    Ok(serde_json::to_vec(&Out {
+    Ok(page_json(
+        "return_orders",
         next_page_token,
-        total_count: total,
-        return_orders,
-    })
-    .expect("serializable"))
+        total,
+        &return_orders,
+    ))
 }
 
 /// `GET /return_refund/202309/returns/{return_id}/records`: the return's history, one

@@ -254,3 +254,47 @@ pub async fn flight_query(
 pub fn rows(batches: &[arrow::array::RecordBatch]) -> usize {
     batches.iter().map(|b| b.num_rows()).sum()
 }
+
+/// The single integer of a one-row, one-column result (`select count(*) …`).
+pub fn scalar_i64(batches: &[arrow::array::RecordBatch]) -> i64 {
+    let c = arrow::compute::cast(batches[0].column(0), &arrow::datatypes::DataType::Int64).unwrap();
+    c.as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .unwrap()
+        .value(0)
+}
+
+/// A two-column result (key, number) as a map, keys as text (dictionary, view or plain).
+pub fn key_counts(
+    batches: &[arrow::array::RecordBatch],
+) -> std::collections::BTreeMap<String, i64> {
+    use arrow::array::{Array, Int64Array, StringArray};
+    use arrow::datatypes::DataType;
+    let mut out = std::collections::BTreeMap::new();
+    for b in batches {
+        let k = arrow::compute::cast(b.column(0), &DataType::Utf8).unwrap();
+        let k = k.as_any().downcast_ref::<StringArray>().unwrap();
+        let v = arrow::compute::cast(b.column(1), &DataType::Int64).unwrap();
+        let v = v.as_any().downcast_ref::<Int64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            out.insert(k.value(i).to_string(), v.value(i));
+        }
+    }
+    out
+}
+
+/// `field` of every shop in the sandbox truth, by shop id.
+pub fn truth_per_shop(truth: &Value, field: &str) -> std::collections::BTreeMap<String, i64> {
+    truth["shops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let v = field.split('.').fold(s, |v, k| &v[k]);
+            (
+                s["shop_id"].as_str().unwrap().to_string(),
+                v.as_i64().unwrap(),
+            )
+        })
+        .collect()
+}

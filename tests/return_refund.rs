@@ -14,15 +14,7 @@ use helpers::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellations_and_returns_match_the_orders() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = shoplake::demo::DemoSpec {
-        shops: 2,
-        orders: 2_000,
-        days: 30,
-        seed: 7,
-    };
-    let (app, sb, _) = shoplake::demo::run(shoplake::config::Config::default(), dir.path(), &spec)
-        .await
-        .unwrap();
+    let (app, sb) = demo(dir.path(), 2_000, 7).await;
     let truth = truth(&sb).await;
     sb.stop().await;
 

@@ -132,15 +132,7 @@ async fn a_snapshot_replaces_one_shops_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warehouses_snapshot_lands_every_shops_warehouses() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = shoplake::demo::DemoSpec {
-        shops: 2,
-        orders: 1_000,
-        days: 30,
-        seed: 5,
-    };
-    let (app, sb, _) = shoplake::demo::run(shoplake::config::Config::default(), dir.path(), &spec)
-        .await
-        .unwrap();
+    let (app, sb) = demo(dir.path(), 1_000, 5).await;
     let n = |b: &[RecordBatch]| scalar_i64(b);
     let per_shop = app
         .query("select count(*) from (select _shop_id from raw.warehouses group by _shop_id having count(*) = 2)")

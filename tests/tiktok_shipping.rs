@@ -10,15 +10,7 @@ use helpers::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packages_match_the_orders_that_ship_them() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = shoplake::demo::DemoSpec {
-        shops: 2,
-        orders: 2_000,
-        days: 30,
-        seed: 11,
-    };
-    let (app, sb, _) = shoplake::demo::run(shoplake::config::Config::default(), dir.path(), &spec)
-        .await
-        .unwrap();
+    let (app, sb) = demo(dir.path(), 2_000, 11).await;
     let truth = truth(&sb).await;
     sb.stop().await;
 

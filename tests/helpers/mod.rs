@@ -202,19 +202,30 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// A small demo warehouse (2 shops, 2,000 orders, 30 days: raw tables, marts, seeds) in
-/// `dir`, built through the same path as `shoplake demo`. The sandbox is stopped.
-pub async fn demo_warehouse(dir: &std::path::Path) {
+/// A demo run (2 shops, 30 days, `orders` orders, `seed`) in `dir` through the same path
+/// as `shoplake demo`: raw tables, marts and seeds built, data tests passed. The sandbox
+/// keeps running (for its truth or a second run).
+pub async fn demo(
+    dir: &std::path::Path,
+    orders: usize,
+    seed: u64,
+) -> (shoplake::app::App, RunningSandbox) {
     let spec = shoplake::demo::DemoSpec {
         shops: 2,
-        orders: 2_000,
+        orders,
         days: 30,
-        seed: 42,
+        seed,
     };
-    let (_app, sb, report) = shoplake::demo::run(shoplake::config::Config::default(), dir, &spec)
+    let (app, sb, report) = shoplake::demo::run(shoplake::config::Config::default(), dir, &spec)
         .await
         .expect("demo warehouse builds");
     assert_eq!(report.tests_failed, 0, "demo data tests pass");
+    (app, sb)
+}
+
+/// A small demo warehouse (2 shops, 2,000 orders, 30 days) in `dir`; the sandbox is stopped.
+pub async fn demo_warehouse(dir: &std::path::Path) {
+    let (_app, sb) = demo(dir, 2_000, 42).await;
     sb.stop().await;
 }
 

@@ -142,6 +142,10 @@ pub fn minor(s: &str, digits: u32) -> i64 {
 pub fn python_venv(packages: &[&str]) -> std::path::PathBuf {
     use std::process::Command;
     let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py-venv");
+    // Test processes run in parallel: one at a time creates the venv and installs into it.
+    std::fs::create_dir_all(venv.parent().unwrap()).unwrap();
+    let lock = std::fs::File::create(venv.with_extension("lock")).unwrap();
+    lock.lock().expect("lock target/py-venv.lock");
     let py = venv.join("bin/python");
     if !py.exists() {
         let st = Command::new("python3")

@@ -67,6 +67,8 @@ pub enum AuthError {
 pub const MAX_FAILURES: usize = 5;
 /// The window over which wrong passwords are counted.
 pub const FAIL_WINDOW: Duration = Duration::from_secs(60);
+/// Names with recent failures kept before old ones are pruned.
+const MAX_TRACKED_NAMES: usize = 10_000;
 /// How long a bearer token stays valid.
 pub const TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 
@@ -120,10 +122,16 @@ impl Access {
                 return Err(AuthError::Locked(user.to_string(), wait.as_secs().max(1)));
             }
         }
-        let ok = self
-            .users
-            .get(user)
-            .filter(|u| verify(&u.credential, password));
+        let ok = match self.users.get(user) {
+            Some(u) => verify(&u.credential, password).then_some(u),
+            None => {
+                // As slow as a real check, so timing does not tell which names exist.
+                static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                let phc = DUMMY.get_or_init(|| hash_password("not a user"));
+                verify(&Credential::Argon2(phc.clone()), password);
+                None
+            }
+        };
         match ok {
             Some(u) => Ok(Principal {
                 user: u.name.clone(),
@@ -132,6 +140,11 @@ impl Access {
             }),
             None => {
                 let mut f = self.failures.lock().expect("failure lock");
+                if f.len() >= MAX_TRACKED_NAMES {
+                    // Guessing many names must not grow memory: forget names whose
+                    // failures are all older than the window.
+                    f.retain(|_, ts| ts.iter().any(|t| now.duration_since(*t) < FAIL_WINDOW));
+                }
                 f.entry(user.to_string()).or_default().push(now);
                 Err(AuthError::Wrong)
             }

@@ -130,13 +130,20 @@ impl App {
         )?)
     }
 
-    /// An API client with the token store.
-    pub fn client(&self) -> Result<ApiClient> {
-        let cc = match &self.client_override {
+    /// The API client's configuration (`[api]`, or the demo's sandbox).
+    pub fn client_config(&self) -> Result<ClientConfig> {
+        Ok(match &self.client_override {
             Some(c) => c.clone(),
             None => self.config.client_config()?,
-        };
-        Ok(ApiClient::new(cc, Some(Arc::new(self.token_store()?)))?)
+        })
+    }
+
+    /// An API client with the token store.
+    pub fn client(&self) -> Result<ApiClient> {
+        Ok(ApiClient::new(
+            self.client_config()?,
+            Some(Arc::new(self.token_store()?)),
+        )?)
     }
 
     /// `sql/seeds`.
@@ -158,10 +165,15 @@ impl App {
 
     /// The extractor.
     pub fn extractor(&self) -> Result<Extractor> {
+        self.extractor_with(self.client()?)
+    }
+
+    /// The extractor over `client` (a worker's, with the shared rate limit).
+    pub fn extractor_with(&self, client: ApiClient) -> Result<Extractor> {
         let (p, s) = self.pipelines()?;
         let state = Arc::new(StateStore::open(&self.data_dir.join("state"))?);
         Ok(Extractor::new(
-            self.client()?,
+            client,
             self.lake.clone(),
             Arc::new(p),
             s,

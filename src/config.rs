@@ -44,6 +44,82 @@ pub struct Config {
     pub serve: ServeSection,
     /// `[project]`: where pipelines/, schemas/ and sql/ are.
     pub project: ProjectSection,
+    /// `[jobs]`: the queue, workers and schedules.
+    pub jobs: JobsSection,
+}
+
+/// `[jobs]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsSection {
+    /// `sqlite` (a file in `<data-dir>/state/`, one machine) or `postgres://…` (many
+    /// workers on many machines share it).
+    pub backend: String,
+    /// Jobs one worker process runs at once.
+    #[serde(deserialize_with = "de::u32_or_str")]
+    pub concurrency: u32,
+    /// Extract jobs running at once for one shop, over all workers.
+    #[serde(deserialize_with = "de::u32_or_str")]
+    pub per_shop: u32,
+    /// Extract jobs running at once against one endpoint family, over all workers.
+    #[serde(deserialize_with = "de::u32_or_str")]
+    pub per_family: u32,
+    /// Runs of a job before it is dead (shown by `shoplake status`, requeued by `shoplake retry`).
+    #[serde(deserialize_with = "de::u32_or_str")]
+    pub max_attempts: u32,
+    /// First wait before a failed job runs again (doubles each time), e.g. `"5s"`.
+    pub retry_backoff: String,
+    /// Worker heartbeat; a worker silent for two is dead and its jobs run elsewhere.
+    pub heartbeat: String,
+    /// How far back a scheduled extract starts for a stream with no cursor yet.
+    pub initial_lookback: String,
+    /// Schedule per stream, overriding the pipeline files: `orders = "5m"` or a cron
+    /// expression in the shop's time zone, `analytics = "0 30 1 * * *"`.
+    pub schedule: BTreeMap<String, String>,
+    /// Address of `/metrics` and `/health` for `shoplake run | worker | scheduler`.
+    pub http_addr: String,
+}
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        JobsSection {
+            backend: "sqlite".into(),
+            concurrency: 4,
+            per_shop: 2,
+            per_family: 4,
+            max_attempts: 5,
+            retry_backoff: "5s".into(),
+            heartbeat: "30s".into(),
+            initial_lookback: "30days".into(),
+            schedule: BTreeMap::new(),
+            http_addr: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// `[jobs]`, validated.
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// Backend: `sqlite` or a `postgres://` URL.
+    pub backend: String,
+    /// Jobs per worker process.
+    pub concurrency: usize,
+    /// Jobs per shop, all workers.
+    pub per_shop: u32,
+    /// Jobs per endpoint family, all workers.
+    pub per_family: u32,
+    /// Runs before dead.
+    pub max_attempts: u32,
+    /// First retry wait.
+    pub retry_backoff: Duration,
+    /// Heartbeat.
+    pub heartbeat: Duration,
+    /// Start of a stream's first scheduled extract, back from now.
+    pub initial_lookback: Duration,
+    /// Schedule overrides per stream or category.
+    pub schedule: BTreeMap<String, String>,
+    /// `/metrics` address.
+    pub http_addr: String,
 }
 
 /// `[warehouse]`.
@@ -441,6 +517,44 @@ fn duration(key: &str, v: &str) -> Result<Duration, ConfigError> {
 }
 
 impl Config {
+    /// Validates `[jobs]`.
+    pub fn jobs_config(&self) -> Result<JobsConfig, ConfigError> {
+        let j = &self.jobs;
+        let b = j.backend.as_str();
+        if !(b == "sqlite"
+            || b.starts_with("sqlite:")
+            || b.starts_with("postgres://")
+            || b.starts_with("postgresql://"))
+        {
+            return Err(err(
+                "jobs.backend",
+                format!("{b:?} is neither \"sqlite\" nor a postgres://user@host/db URL"),
+            ));
+        }
+        for (key, v) in [
+            ("jobs.concurrency", j.concurrency),
+            ("jobs.per_shop", j.per_shop),
+            ("jobs.per_family", j.per_family),
+            ("jobs.max_attempts", j.max_attempts),
+        ] {
+            if v == 0 {
+                return Err(err(key, "must be at least 1"));
+            }
+        }
+        Ok(JobsConfig {
+            backend: j.backend.clone(),
+            concurrency: j.concurrency as usize,
+            per_shop: j.per_shop,
+            per_family: j.per_family,
+            max_attempts: j.max_attempts,
+            retry_backoff: duration("jobs.retry_backoff", &j.retry_backoff)?,
+            heartbeat: duration("jobs.heartbeat", &j.heartbeat)?,
+            initial_lookback: duration("jobs.initial_lookback", &j.initial_lookback)?,
+            schedule: j.schedule.clone(),
+            http_addr: j.http_addr.clone(),
+        })
+    }
+
     /// Loads `file` (if given, or `./shoplake.toml` if present) and applies env overrides.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         Self::load_with_env(file, std::env::vars())

@@ -24,6 +24,7 @@ pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod files;
+pub mod jobs;
 pub mod models;
 pub mod pipeline;
 pub mod region;

@@ -80,6 +80,44 @@ enum Command {
         /// One pipeline (category such as `orders`) or stream.
         #[arg(long)]
         pipeline: Option<String>,
+        /// Only queue the windows (other `shoplake worker`s run them); with --wait,
+        /// follow their progress.
+        #[arg(long)]
+        enqueue_only: bool,
+        /// With --enqueue-only: wait for the windows and show progress.
+        #[arg(long)]
+        wait: bool,
+        /// Run windows that were already done again (default: resume, skipping them).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        queue: QueueArgs,
+    },
+    /// Scheduler and workers in one process: every stream on its schedule, models rebuilt
+    /// after new data, until Ctrl-C / SIGTERM.
+    Run {
+        #[command(flatten)]
+        queue: QueueArgs,
+    },
+    /// Run queued jobs (start several, on several machines, on one Postgres queue).
+    Worker {
+        #[command(flatten)]
+        queue: QueueArgs,
+        /// `/metrics` address (default: [jobs] http_addr; "" for none).
+        #[arg(long)]
+        http_addr: Option<String>,
+    },
+    /// Only the cron producer: enqueue jobs from the schedules for workers elsewhere.
+    Scheduler {
+        #[command(flatten)]
+        queue: QueueArgs,
+    },
+    /// Requeue dead jobs (all, or one by id from `shoplake status`).
+    Retry {
+        /// Job id.
+        id: Option<String>,
+        #[command(flatten)]
+        queue: QueueArgs,
     },
     /// Incremental sync from each stream's committed cursor.
     Extract {
@@ -143,6 +181,20 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+/// Where the job queue is and who this process is.
+#[derive(Args, Clone, Default)]
+struct QueueArgs {
+    /// `sqlite` or `postgres://user@host/db` (default: [jobs] backend).
+    #[arg(long, env = "SHOPLAKE_JOBS__BACKEND")]
+    backend: Option<String>,
+    /// Worker name (default: host name and process id).
+    #[arg(long)]
+    name: Option<String>,
+    /// Job slots in this process (default: [jobs] concurrency).
+    #[arg(long)]
+    concurrency: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -313,6 +365,35 @@ fn init_logs(cli: &Cli) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// The queue named by `--backend` or `[jobs] backend`, and `[jobs]` with the CLI's overrides.
+async fn open_queue(
+    app: &App,
+    args: &QueueArgs,
+) -> Result<(shoplake::jobs::Queue, shoplake::config::JobsConfig)> {
+    let mut cfg = app.config.jobs_config()?;
+    if let Some(b) = &args.backend {
+        cfg.backend = b.clone();
+    }
+    if let Some(c) = args.concurrency {
+        anyhow::ensure!(c > 0, "--concurrency must be at least 1");
+        cfg.concurrency = c;
+    }
+    let q = shoplake::jobs::Queue::open(&cfg.backend, &app.data_dir).await?;
+    Ok((q, cfg))
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "shoplake".into())
+}
+
+fn default_worker_name() -> String {
+    format!("{}-{}", host_name(), std::process::id())
 }
 
 fn app(cli: &Cli) -> Result<App> {
@@ -561,15 +642,141 @@ async fn run(cli: Cli) -> Result<()> {
             ref to,
             ref shop,
             ref pipeline,
+            enqueue_only,
+            wait,
+            force,
+            ref queue,
         } => {
             let from_t = parse_time(from)?;
             // A plain date as --to means "through that day".
             let to_t = parse_time(to)? + if to.len() == 10 { 86_400 } else { 0 };
+            let app = Arc::new(app(&cli)?);
+            let (q, cfg) = open_queue(&app, queue).await?;
+            let run = if force {
+                format!("force-{}", chrono::Utc::now().timestamp())
+            } else {
+                String::new()
+            };
+            let jobs = shoplake::jobs::backfill::plan(
+                &app,
+                from_t,
+                to_t,
+                shop.as_deref(),
+                pipeline.as_deref(),
+                &run,
+            )?;
+            let keys: Vec<String> = jobs.iter().map(|j| j.key()).collect();
+            let new = q.push(&jobs, cfg.max_attempts).await?;
+            info!(
+                windows = jobs.len(),
+                new,
+                already_queued = jobs.len() as u64 - new,
+                backend = q.kind(),
+                "backfill queued"
+            );
+            if enqueue_only && !wait {
+                println!(
+                    "queued {new} new window job(s) of {} on {}; run `shoplake worker` to process them",
+                    jobs.len(),
+                    q.kind()
+                );
+                return Ok(());
+            }
             let t = std::time::Instant::now();
-            let s = app(&cli)?
-                .backfill(from_t, to_t, shop.as_deref(), pipeline.as_deref())
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let local = if enqueue_only {
+                None
+            } else {
+                let mut rx = stop_rx.clone();
+                let stop = async move {
+                    tokio::select! {
+                        _ = rx.wait_for(|v| *v) => {},
+                        _ = shutdown_signal() => {},
+                    }
+                };
+                let name = queue.name.clone().unwrap_or_else(default_worker_name);
+                Some(tokio::spawn(shoplake::jobs::service::run_worker(
+                    app.clone(),
+                    q.clone(),
+                    cfg.clone(),
+                    name,
+                    String::new(),
+                    stop,
+                )))
+            };
+            let waited = tokio::select! {
+                r = shoplake::jobs::backfill::wait(&q, &keys) => Some(r),
+                _ = shutdown_signal() => None,
+            };
+            let _ = stop_tx.send(true);
+            if let Some(h) = local {
+                h.await??;
+            }
+            let Some(waited) = waited else {
+                anyhow::bail!("interrupted: finished windows are kept; run the same backfill again to resume");
+            };
+            let (p, dead) = waited?;
+            let secs = t.elapsed().as_secs_f64();
+            println!(
+                "backfill: {} of {} windows done, {} rows, {} pages in {secs:.1}s ({:.0} rows/s)",
+                p.done,
+                p.total,
+                p.rows,
+                p.pages,
+                p.rows as f64 / secs.max(1e-9)
+            );
+            if !dead.is_empty() {
+                for d in &dead {
+                    eprintln!(
+                        "dead job {} {}: {}",
+                        d.id,
+                        d.key.as_deref().unwrap_or("-"),
+                        d.last_error().unwrap_or_default()
+                    );
+                }
+                anyhow::bail!(
+                    "{} window(s) failed on every attempt; fix the cause and run `shoplake retry`",
+                    dead.len()
+                );
+            }
+            Ok(())
+        }
+        Command::Run { ref queue } => {
+            let app = Arc::new(app(&cli)?);
+            let (q, cfg) = open_queue(&app, queue).await?;
+            let name = queue
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}-run", host_name()));
+            shoplake::jobs::service::run_all(app, q, cfg, name, shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Worker {
+            ref queue,
+            ref http_addr,
+        } => {
+            let app = Arc::new(app(&cli)?);
+            let (q, cfg) = open_queue(&app, queue).await?;
+            let name = queue.name.clone().unwrap_or_else(default_worker_name);
+            let http = http_addr.clone().unwrap_or_else(|| cfg.http_addr.clone());
+            shoplake::jobs::service::run_worker(app, q, cfg, name, http, shutdown_signal())
                 .await?;
-            summary("backfill", &s, t.elapsed().as_secs_f64())
+            Ok(())
+        }
+        Command::Scheduler { ref queue } => {
+            let app = Arc::new(app(&cli)?);
+            let (q, cfg) = open_queue(&app, queue).await?;
+            let _http =
+                shoplake::jobs::service::metrics_endpoint(&cfg.http_addr, q.clone(), None).await;
+            shoplake::jobs::service::run_scheduler(app, q, cfg, shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Retry { ref id, ref queue } => {
+            let app = app(&cli)?;
+            let (q, _) = open_queue(&app, queue).await?;
+            let n = q.retry(id.as_deref()).await?;
+            println!("requeued {n} dead job(s)");
+            Ok(())
         }
         Command::Extract {
             ref shop,
@@ -587,9 +794,22 @@ async fn run(cli: Cli) -> Result<()> {
             summary("extract", &s, t.elapsed().as_secs_f64())
         }
         Command::Status { format } => {
-            let rows = app(&cli)?.status().await?;
+            let app = app(&cli)?;
+            let rows = app.status().await?;
+            let (q, _) = open_queue(&app, &QueueArgs::default()).await?;
+            let counts = q.counts().await?;
+            let dead = q.dead().await?;
             match format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "streams": rows,
+                        "jobs": counts,
+                        "dead_jobs": dead.iter().map(|d| serde_json::json!({
+                            "id": d.id, "key": d.key, "attempts": d.attempts, "last_error": d.last_error(),
+                        })).collect::<Vec<_>>(),
+                    }))?
+                ),
                 _ => {
                     println!(
                         "{:<22} {:<16} {:<22} {:<22} {:<7} {:>9}  last error",
@@ -606,6 +826,27 @@ async fn run(cli: Cli) -> Result<()> {
                             r.rows,
                             r.last_error.unwrap_or_default()
                         );
+                    }
+                    println!(
+                        "\njobs ({}): {}",
+                        q.kind(),
+                        counts
+                            .iter()
+                            .map(|(k, v)| format!("{v} {k}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    for d in &dead {
+                        println!(
+                            "dead {} {} after {} attempts: {}",
+                            d.id,
+                            d.key.as_deref().unwrap_or("-"),
+                            d.attempts,
+                            d.last_error().unwrap_or_default()
+                        );
+                    }
+                    if !dead.is_empty() {
+                        println!("(`shoplake retry` requeues them; `shoplake retry ID` one)");
                     }
                 }
             }

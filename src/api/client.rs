@@ -15,7 +15,7 @@ use url::Url;
 
 use super::auth::TokenStore;
 use super::error::{ApiError, RequestContext, Result};
-use super::rate_limit::RateLimiter;
+use super::rate_limit::{RateLimiter, SharedLimiter};
 use super::retry::RetryPolicy;
 use super::sign;
 use crate::secret::Secret;
@@ -189,12 +189,18 @@ pub struct ClientStats {
     pub retries: AtomicU64,
     /// Token refreshes triggered by an expired-token answer.
     pub refreshes: AtomicU64,
+    /// Answers by outcome: ok, rate_limited (429), server_error (5xx), timeout/transport, other.
+    pub answers: [AtomicU64; 5],
 }
+
+/// Labels of [`ClientStats::answers`], in order.
+pub const ANSWER_KINDS: [&str; 5] = ["ok", "rate_limited", "server_error", "transport", "other"];
 
 struct Inner {
     http: reqwest::Client,
     config: ClientConfig,
     limiter: RateLimiter,
+    shared: Option<Arc<dyn SharedLimiter>>,
     tokens: Option<Arc<TokenStore>>,
     stats: ClientStats,
 }
@@ -229,6 +235,17 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Index into [`ANSWER_KINDS`].
+fn answer_kind(res: &Result<ApiResponse>) -> usize {
+    match res {
+        Ok(_) => 0,
+        Err(ApiError::RateLimited { .. }) => 1,
+        Err(ApiError::Transport { .. }) => 3,
+        Err(e) if e.is_retryable() => 2,
+        Err(_) => 4,
+    }
+}
+
 impl ApiClient {
     /// A client; `tokens` is needed for shop- and seller-scoped calls.
     pub fn new(config: ClientConfig, tokens: Option<Arc<TokenStore>>) -> Result<ApiClient> {
@@ -244,10 +261,36 @@ impl ApiClient {
                 http,
                 config,
                 limiter,
+                shared: None,
                 tokens,
                 stats: ClientStats::default(),
             }),
         })
+    }
+
+    /// The same client, also waiting on `shared` before every request (workers that share
+    /// one API budget). Call before cloning: clones made earlier keep the old limiter.
+    pub fn with_shared_limiter(self, shared: Arc<dyn SharedLimiter>) -> ApiClient {
+        let inner = match Arc::try_unwrap(self.inner) {
+            Ok(i) => i,
+            Err(arc) => Inner {
+                http: arc.http.clone(),
+                config: arc.config.clone(),
+                limiter: RateLimiter::new(
+                    arc.config.max_rps,
+                    (arc.config.max_rps / 4.0).max(1.0),
+                ),
+                shared: None,
+                tokens: arc.tokens.clone(),
+                stats: ClientStats::default(),
+            },
+        };
+        ApiClient {
+            inner: Arc::new(Inner {
+                shared: Some(shared),
+                ..inner
+            }),
+        }
     }
 
     /// The configuration.
@@ -292,7 +335,16 @@ impl ApiClient {
             attempt += 1;
             let token = self.token_for(&req.credential).await?;
             self.inner.limiter.acquire(&req.family).await;
-            let err = match self.send_once(req, token.as_ref()).await {
+            if let Some(shared) = &self.inner.shared {
+                let wait = shared.reserve(&req.family).await;
+                if !wait.is_zero() {
+                    self.inner.limiter.add_waited(wait);
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            let res = self.send_once(req, token.as_ref()).await;
+            self.inner.stats.answers[answer_kind(&res)].fetch_add(1, Ordering::Relaxed);
+            let err = match res {
                 Ok(r) => return Ok(r),
                 Err(e) => e,
             };

@@ -7,6 +7,15 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// A rate limit shared by several processes (the jobs backend implements it), consulted
+/// after the client's own bucket: workers on different machines then split one budget
+/// per endpoint family instead of each spending the whole of it.
+#[async_trait::async_trait]
+pub trait SharedLimiter: Send + Sync {
+    /// Reserves a slot for `family` and returns how long to wait before sending.
+    async fn reserve(&self, family: &str) -> Duration;
+}
+
 /// Token buckets keyed by endpoint family.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -53,6 +62,11 @@ impl RateLimiter {
                 .fetch_add(wait.as_nanos() as u64, Ordering::Relaxed);
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Counts time a caller spent waiting elsewhere (a [`SharedLimiter`]).
+    pub fn add_waited(&self, d: Duration) {
+        self.waited_ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// Total time callers spent waiting.

@@ -136,6 +136,9 @@ pub struct Extractor {
     /// One lock per table: commits to a table are serialized in this process (no
     /// self-inflicted Delta conflicts); different tables commit in parallel.
     commit_locks: BTreeMap<String, tokio::sync::Mutex<()>>,
+    /// Set to `true` on shutdown: a window still fetching is abandoned (nothing written);
+    /// one already committing finishes.
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 struct Fetched {
@@ -196,7 +199,21 @@ impl Extractor {
                 .collect(),
             schemas: schemas.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
             state,
+            stop: None,
         })
+    }
+
+    /// Abandons windows that are still fetching once `stop` turns `true`.
+    pub fn with_stop(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Extractor {
+        self.stop = Some(stop);
+        self
+    }
+
+    fn check_stop(&self) -> Result<()> {
+        match &self.stop {
+            Some(s) if *s.borrow() => Err(PipelineError::Cancelled),
+            _ => Ok(()),
+        }
     }
 
     /// The pipelines.
@@ -269,8 +286,9 @@ impl Extractor {
         window: Window,
     ) -> Result<WindowReport> {
         let res = self.run_window_inner(shop, stream, window).await;
-        if let Err(e @ PipelineError::WindowTooLarge { .. }) = res {
-            // Not a failure: the caller splits the window; nothing was written.
+        if let Err(e @ (PipelineError::WindowTooLarge { .. } | PipelineError::Cancelled)) = res {
+            // Not a failure: the caller splits the window, or runs it again after a
+            // restart; nothing was written.
             return Err(e);
         }
         let outcome = match &res {
@@ -388,6 +406,7 @@ impl Extractor {
                             return Err(PipelineError::WindowTooLarge { total, max });
                         }
                     }
+                    self.check_stop()?;
                     on_records(&page.records, page.index, &page.request_id)?;
                     pages += 1;
                 }
@@ -404,11 +423,14 @@ impl Extractor {
         for (d, mut ids) in detail_streams.iter().zip(ids) {
             ids.sort();
             ids.dedup();
+            self.check_stop()?;
             let f = self.fetch_details(shop, d, &ids, &ctx).await?;
             fetched.pages += f.pages;
             detail_batches.push((*d, f.tables));
         }
 
+        // Past this point the window commits whole even when a shutdown is asked for.
+        self.check_stop()?;
         // 4: commit children first, the stream's own table (with its cursor) last.
         let mut report = WindowReport {
             shop: shop.id.clone(),
@@ -514,6 +536,7 @@ impl Extractor {
             .as_deref()
             .filter(|_| detail.ids_param.is_none());
         while let Some(resp) = responses.next().await {
+            self.check_stop()?;
             let resp = resp?;
             let mut records = records_of(resp.data, &d.records);
             if let (Some(field), Some(id)) = (inject, ids.get(page as usize)) {
@@ -574,6 +597,37 @@ pub struct Sequence<'a> {
 }
 
 impl Extractor {
+    /// One sequence's windows in order, splitting windows that are too large; stops at
+    /// the first failed window.
+    async fn run_sequence(
+        &self,
+        seq: Sequence<'_>,
+        on_progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> (Vec<WindowReport>, Option<String>) {
+        let mut done = Vec::new();
+        let mut todo: std::collections::VecDeque<Window> = seq.windows.into();
+        while let Some(w) = todo.pop_front() {
+            match self.run_window(&seq.shop, seq.stream, w).await {
+                Ok(r) => {
+                    on_progress(Progress::Landed(&r));
+                    done.push(r);
+                }
+                Err(PipelineError::WindowTooLarge { total, max }) => {
+                    let mid = w.from + (w.to - w.from) / 2;
+                    debug!(window = %w, total, max, "splitting window");
+                    todo.push_front(Window { from: mid, to: w.to });
+                    todo.push_front(Window { from: w.from, to: mid });
+                    on_progress(Progress::Split);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "window failed; later windows of this shop and stream wait for the next run");
+                    return (done, Some(e.to_string()));
+                }
+            }
+        }
+        (done, None)
+    }
+
     /// Runs sequences concurrently (up to `concurrency`), each one's windows in order; a
     /// failed window stops its sequence, so the cursor never skips past a gap.
     /// `on_progress` sees every landed and every split window.
@@ -583,31 +637,13 @@ impl Extractor {
         concurrency: usize,
         on_progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> RunSummary {
-        let results: Vec<(Vec<WindowReport>, Option<String>)> = futures::stream::iter(seqs)
-            .map(|seq| async move {
-                let mut done = Vec::new();
-                let mut todo: std::collections::VecDeque<Window> = seq.windows.into();
-                while let Some(w) = todo.pop_front() {
-                    match self.run_window(&seq.shop, seq.stream, w).await {
-                        Ok(r) => {
-                            on_progress(Progress::Landed(&r));
-                            done.push(r);
-                        }
-                        Err(PipelineError::WindowTooLarge { total, max }) => {
-                            let mid = w.from + (w.to - w.from) / 2;
-                            debug!(window = %w, total, max, "splitting window");
-                            todo.push_front(Window { from: mid, to: w.to });
-                            todo.push_front(Window { from: w.from, to: mid });
-                            on_progress(Progress::Split);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "window failed; later windows of this shop and stream wait for the next run");
-                            return (done, Some(e.to_string()));
-                        }
-                    }
-                }
-                (done, None)
-            })
+        // Futures made up front (not a closure inside the stream), so the whole run is a
+        // `Send` future a job worker can hold.
+        let runs: Vec<_> = seqs
+            .into_iter()
+            .map(|seq| self.run_sequence(seq, on_progress))
+            .collect();
+        let results: Vec<(Vec<WindowReport>, Option<String>)> = futures::stream::iter(runs)
             .buffer_unordered(concurrency.max(1))
             .collect()
             .await;

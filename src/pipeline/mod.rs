@@ -96,6 +96,10 @@ pub enum PipelineError {
     /// Invalid arguments (dates out of order …).
     #[error("{0}")]
     Invalid(String),
+    /// Shutting down: the window was abandoned before its commit; nothing of it was
+    /// written and it runs again later.
+    #[error("abandoned before commit: shutting down")]
+    Cancelled,
 }
 
 impl std::error::Error for convert::ConvertError {}

@@ -1,11 +1,12 @@
 //! Serving the lake: [`flight_sql`] (Arrow Flight SQL for BI tools and notebooks), with
 //! [`access`] (users, roles, tokens), [`limits`] (timeouts, memory, concurrency) and
-//! [`audit`] (one line per query).
+//! [`audit`] (one line per query), and [`http`] (`/health`, `/metrics`).
 
 pub mod access;
 pub mod audit;
 pub mod dashboards;
 pub mod flight_sql;
+pub mod http;
 pub mod limits;
 
 use std::path::PathBuf;

@@ -153,8 +153,34 @@ impl Lake {
     }
 
     /// Upserts `batch` into `schema.table` (created on first write), committing `txn`
-    /// (app id, version) in the same commit.
+    /// (app id, version) in the same commit. Another writer's commit in between (a second
+    /// worker process, a model build) is a conflict, not a failure: the merge is planned
+    /// again on the new version, up to [`COMMIT_ATTEMPTS`] times with jittered backoff.
     pub async fn upsert(
+        &self,
+        schema: &str,
+        table: &str,
+        batch: RecordBatch,
+        spec: &UpsertSpec<'_>,
+        txn: Option<(&str, i64)>,
+    ) -> Result<WriteMetrics> {
+        let mut attempt = 1;
+        loop {
+            match self.upsert_once(schema, table, batch.clone(), spec, txn).await {
+                Err(WarehouseError::Delta { source, .. })
+                    if is_conflict(&source) && attempt < COMMIT_ATTEMPTS =>
+                {
+                    let ms = rand::random_range(10..=50u64) << attempt.min(6);
+                    tracing::debug!(schema, table, attempt, error = %source, "commit conflict; merging again");
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn upsert_once(
         &self,
         schema: &str,
         table: &str,
@@ -294,6 +320,25 @@ impl Lake {
             updated: 0,
             version: t.version().map_or(0, |v| v as i64),
         })
+    }
+}
+
+/// Commit attempts of one upsert before a conflict is an error.
+pub const COMMIT_ATTEMPTS: u32 = 10;
+
+/// Another writer committed first (the table was created, or a version taken, or the
+/// conflict checker found overlapping files): worth planning again on the new version.
+fn is_conflict(e: &DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::TransactionError;
+    match e {
+        DeltaTableError::VersionAlreadyExists(_) => true,
+        DeltaTableError::Transaction { source } => matches!(
+            source,
+            TransactionError::CommitConflict(_)
+                | TransactionError::MaxCommitAttempts(_)
+                | TransactionError::VersionAlreadyExists(_)
+        ),
+        _ => false,
     }
 }
 

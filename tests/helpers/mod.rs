@@ -2,6 +2,8 @@
 //! requests for gateway tests, and the sandbox's ground truth.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -318,6 +318,34 @@ enum BenchCommand {
         #[arg(long, default_value = "bench/results/flight.json")]
         out: PathBuf,
     },
+    /// A year-long backfill on the job queue with 1 vs 2 workers against a rate-limited
+    /// sandbox: wall time, requests/s, 429s, and the rate limit's floor.
+    Jobs {
+        /// Shops.
+        #[arg(long, default_value_t = 3)]
+        shops: usize,
+        /// Orders over all shops.
+        #[arg(long, default_value_t = 100_000)]
+        orders: usize,
+        /// Days of history.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// The sandbox's limit per endpoint, requests/s (the real API's is about 50).
+        #[arg(long, default_value_t = 50.0)]
+        api_rps: f64,
+        /// The client budget per endpoint family, shared by all workers.
+        #[arg(long, default_value_t = 40.0)]
+        client_rps: f64,
+        /// Worker counts to compare, comma-separated.
+        #[arg(long, default_value = "1,2", value_delimiter = ',')]
+        workers: Vec<usize>,
+        /// Job slots per worker.
+        #[arg(long, default_value_t = 4)]
+        slots: usize,
+        /// Results file.
+        #[arg(long, default_value = "bench/results/jobs.json")]
+        out: PathBuf,
+    },
     /// Client throughput against an in-process sandbox, and sandbox CPU per page.
     Api {
         /// Orders to generate.
@@ -1003,6 +1031,34 @@ async fn run(cli: Cli) -> Result<()> {
                 out: out.clone(),
             };
             let r = shoplake::bench::run_flight_bench(&app(&cli)?, &b).await?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            println!("results written to {}", b.out.display());
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Jobs {
+                    shops,
+                    orders,
+                    days,
+                    api_rps,
+                    client_rps,
+                    ref workers,
+                    slots,
+                    ref out,
+                },
+        } => {
+            let b = shoplake::bench::JobsBench {
+                shops,
+                orders,
+                days,
+                api_rps,
+                client_rps,
+                workers: workers.clone(),
+                slots,
+                out: out.clone(),
+            };
+            let r = shoplake::bench::run_jobs_bench(&b).await?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             println!("results written to {}", b.out.display());
             Ok(())

@@ -177,6 +177,11 @@ retry_backoff = "200ms"
     assert!(by.len() >= 2, "the work was split: {by:?}");
     // Only interrupted jobs ran more than once (A's and B's slots: at most 2 each).
     let rerun = js.iter().filter(|j| j.attempts > 1).count();
+    let mut per_worker = std::collections::BTreeMap::<String, usize>::new();
+    for j in &js {
+        *per_worker.entry(j.worker.clone().unwrap_or_default()).or_default() += 1;
+    }
+    eprintln!("{total} jobs; done by {per_worker:?}; {rerun} ran more than once");
     assert!(rerun <= 4, "{rerun} jobs ran more than once");
 
     // The lake equals one direct run of the same range: nothing lost, nothing doubled.

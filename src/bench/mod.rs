@@ -15,7 +15,9 @@ use crate::api::{ApiClient, ApiRequest, ClientConfig, PageSpec, PageStyle};
 use crate::sandbox::{self, DEFAULT_AUTH_CODE, SandboxConfig};
 
 pub mod flight;
+pub mod jobs;
 pub use flight::{FlightBench, run_flight_bench};
+pub use jobs::{JobsBench, run_jobs_bench};
 
 /// Bench parameters.
 #[derive(Debug, Clone)]

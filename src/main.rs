@@ -741,7 +741,9 @@ async fn run(cli: Cli) -> Result<()> {
                 h.await??;
             }
             let Some(waited) = waited else {
-                anyhow::bail!("interrupted: finished windows are kept; run the same backfill again to resume");
+                anyhow::bail!(
+                    "interrupted: finished windows are kept; run the same backfill again to resume"
+                );
             };
             let (p, dead) = waited?;
             let secs = t.elapsed().as_secs_f64();
@@ -787,8 +789,7 @@ async fn run(cli: Cli) -> Result<()> {
             let (q, cfg) = open_queue(&app, queue).await?;
             let name = queue.name.clone().unwrap_or_else(default_worker_name);
             let http = http_addr.clone().unwrap_or_else(|| cfg.http_addr.clone());
-            shoplake::jobs::service::run_worker(app, q, cfg, name, http, shutdown_signal())
-                .await?;
+            shoplake::jobs::service::run_worker(app, q, cfg, name, http, shutdown_signal()).await?;
             Ok(())
         }
         Command::Scheduler { ref queue } => {

@@ -114,7 +114,7 @@ async fn an_unreachable_api_fails_the_window_and_keeps_what_landed() {
     std::fs::write(
         &cfg,
         format!(
-            "[api]\nbase_url = \"{}\"\nmax_attempts = 2\nbackoff_base = \"10ms\"\nbackoff_max = \"20ms\"\ntimeout = \"2s\"\n",
+            "[api]\nbase_url = \"{}\"\nmax_attempts = 2\nbackoff_base = \"10ms\"\nbackoff_max = \"20ms\"\ntimeout = \"2s\"\n[jobs]\nmax_attempts = 2\nretry_backoff = \"10ms\"\n",
             sb.base_url()
         ),
     )
@@ -162,8 +162,15 @@ async fn an_unreachable_api_fails_the_window_and_keeps_what_landed() {
         "{before}"
     );
 
+    // Re-running a finished backfill resumes: nothing left to do, no request made.
+    let (ok, out, err) = run(backfill.clone()).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("backfill: 1 of 1 windows done"), "{out}");
+
     sb.stop().await;
-    let (ok, _, err) = run(backfill).await;
+    let mut forced = backfill.clone();
+    forced.push("--force".into());
+    let (ok, _, err) = run(forced).await;
     assert!(!ok);
     let line = error_line(&err);
     assert!(line.contains("failed"), "{line}");

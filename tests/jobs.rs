@@ -40,7 +40,9 @@ async fn app_in(
     config.project.dir = Some(project.to_path_buf());
     config.jobs.retry_backoff = "10ms".into();
     f(&mut config);
-    let app = App::new(config, dir).unwrap().with_client_config(client_config(sb));
+    let app = App::new(config, dir)
+        .unwrap()
+        .with_client_config(client_config(sb));
     shoplake::api::auth::exchange_and_store(&app.client().unwrap(), DEFAULT_AUTH_CODE)
         .await
         .unwrap();
@@ -249,7 +251,11 @@ async fn cron_producer_follows_the_clock_and_builds_after_extracts_land() {
         .collect();
     assert_eq!(pairs(&due), want);
     // Every fire time is the window end: `to` = the clock's minute.
-    assert!(due.iter().all(|j| matches!(j, Job::ExtractWindow { to, from: None, .. } if *to == t1.timestamp())));
+    assert!(
+        due.iter().all(
+            |j| matches!(j, Job::ExtractWindow { to, from: None, .. } if *to == t1.timestamp())
+        )
+    );
     // Daily streams fire at each shop's local midnight, one shop at a time.
     let shop = &shops[0];
     let local_midnight = shop
@@ -258,7 +264,10 @@ async fn cron_producer_follows_the_clock_and_builds_after_extracts_land() {
         .single()
         .unwrap()
         .with_timezone(&Utc);
-    let due = producer.due(local_midnight - chrono::Duration::minutes(1), local_midnight);
+    let due = producer.due(
+        local_midnight - chrono::Duration::minutes(1),
+        local_midnight,
+    );
     let daily: BTreeSet<_> = by_schedule("1d")
         .into_iter()
         .filter(|(s, _)| s == &shop.id)
@@ -266,8 +275,12 @@ async fn cron_producer_follows_the_clock_and_builds_after_extracts_land() {
     assert!(!daily.is_empty());
     assert!(daily.is_subset(&pairs(&due)), "{due:?}");
     if shops[1].tz != shop.tz {
-        assert!(pairs(&due).iter().all(|(s, st)| s == &shop.id
-            || !by_schedule("1d").contains(&(s.clone(), st.clone()))));
+        assert!(
+            pairs(&due)
+                .iter()
+                .all(|(s, st)| s == &shop.id
+                    || !by_schedule("1d").contains(&(s.clone(), st.clone())))
+        );
     }
     // An override by stream name wins; an unknown name is an error naming the key.
     let o: BTreeMap<String, String> = [("orders".to_string(), "5m".to_string())].into();
@@ -285,7 +298,12 @@ async fn cron_producer_follows_the_clock_and_builds_after_extracts_land() {
     // tick(): enqueue once per fire, then a build once those extracts landed. As after
     // an install: backfill first, then the schedule takes over from the cursors.
     let sum = app
-        .backfill(DEFAULT_CLOCK - 31 * 86_400, DEFAULT_CLOCK - 2 * 86_400, None, None)
+        .backfill(
+            DEFAULT_CLOCK - 31 * 86_400,
+            DEFAULT_CLOCK - 2 * 86_400,
+            None,
+            None,
+        )
         .await
         .unwrap();
     assert!(sum.errors.is_empty(), "{:?}", sum.errors);
@@ -330,6 +348,31 @@ async fn cron_producer_follows_the_clock_and_builds_after_extracts_land() {
         .await
         .unwrap();
     assert!(scalar_i64(&gmv) > 0, "the scheduled build built the marts");
+
+    // The cursor moved to the fire time, and keeps moving through a quiet window (no
+    // records after the sandbox's data clock): the next run does not start further back.
+    let ex = app.extractor().unwrap();
+    let orders = pipelines.get("orders").unwrap();
+    for s in &shops {
+        assert_eq!(ex.cursor(&s.id, orders).await.unwrap(), Some(t.timestamp()));
+    }
+    let t2 = t + chrono::Duration::minutes(15);
+    assert!(producer.tick(&q, t2, 3).await.unwrap().extracts > 0);
+    let quiet: Vec<String> = producer
+        .due(t2 - chrono::Duration::minutes(1), t2)
+        .iter()
+        .map(Job::key)
+        .collect();
+    let (p, dead) = jobs::backfill::wait(&q, &quiet).await.unwrap();
+    assert!(dead.is_empty(), "{dead:?}");
+    assert_eq!(p.rows, 0, "nothing changed after the data clock");
+    for s in &shops {
+        assert_eq!(
+            ex.cursor(&s.id, orders).await.unwrap(),
+            Some(t2.timestamp()),
+            "an empty window still advances the cursor"
+        );
+    }
     w.stop().await;
     sb.stop().await;
 }

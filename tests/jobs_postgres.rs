@@ -127,7 +127,14 @@ retry_backoff = "200ms"
     let (from_s, to_s) = (from.to_rfc3339(), to.to_rfc3339());
     let out = run_ok(shoplake(
         dir.path(),
-        &["backfill", "--from", &from_s, "--to", &to_s, "--enqueue-only"],
+        &[
+            "backfill",
+            "--from",
+            &from_s,
+            "--to",
+            &to_s,
+            "--enqueue-only",
+        ],
     ));
     assert!(out.contains("queued"), "{out}");
     let q = Queue::open(&pg.url, dir.path()).await.unwrap();
@@ -136,14 +143,20 @@ retry_backoff = "200ms"
 
     // Worker A: SIGTERM while it runs a job; it stops cleanly and its job is not lost.
     let mut a = worker(dir.path(), "wa");
-    until(&q, "wa running a job", 60, |js| running_by(js, "wa").count() > 0).await;
+    until(&q, "wa running a job", 60, |js| {
+        running_by(js, "wa").count() > 0
+    })
+    .await;
     unsafe { libc::kill(a.id() as i32, libc::SIGTERM) };
     let t = Instant::now();
     let status = loop {
         if let Some(s) = a.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "worker A did not stop");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "worker A did not stop"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "graceful stop exits 0: {status:?}");
@@ -179,13 +192,19 @@ retry_backoff = "200ms"
     let rerun = js.iter().filter(|j| j.attempts > 1).count();
     let mut per_worker = std::collections::BTreeMap::<String, usize>::new();
     for j in &js {
-        *per_worker.entry(j.worker.clone().unwrap_or_default()).or_default() += 1;
+        *per_worker
+            .entry(j.worker.clone().unwrap_or_default())
+            .or_default() += 1;
     }
     eprintln!("{total} jobs; done by {per_worker:?}; {rerun} ran more than once");
     assert!(rerun <= 4, "{rerun} jobs ran more than once");
 
     // The lake equals one direct run of the same range: nothing lost, nothing doubled.
-    let lake = App::new(Config::load(Some(&dir.path().join("shoplake.toml"))).unwrap(), dir.path()).unwrap();
+    let lake = App::new(
+        Config::load(Some(&dir.path().join("shoplake.toml"))).unwrap(),
+        dir.path(),
+    )
+    .unwrap();
     let ref_dir = tempfile::tempdir().unwrap();
     let mut rc = Config::default();
     rc.project.dir = Some(project.path().to_path_buf());

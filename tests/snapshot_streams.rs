@@ -116,8 +116,13 @@ async fn a_snapshot_replaces_one_shops_rows() {
             s("B", "1", "uno")
         ]
     );
-    // The same snapshot again changes nothing — not even a commit: the table (and the
-    // snapshot's txn version) stay where the last real change left them.
+    // The same snapshot again changes no row; only its version moves (a commit with the
+    // `txn` action and no data), so the table says when it was last confirmed.
+    let files = |lake: &Lake| {
+        let dir = lake.local_dir().unwrap().join("raw").join("things");
+        walk_parquet(&dir)
+    };
+    let before = files(&lake);
     let m = lake
         .upsert("raw", "things", a2, &spec("A"), Some(("s/A", 3)))
         .await
@@ -125,8 +130,10 @@ async fn a_snapshot_replaces_one_shops_rows() {
     assert_eq!((m.inserted, m.updated), (0, 0));
     assert_eq!(
         lake.txn_version("raw", "things", "s/A").await.unwrap(),
-        Some(2)
+        Some(3)
     );
+    assert_eq!(files(&lake), before, "no data file written");
+    assert_eq!(rows(&lake).await.len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,4 +183,18 @@ async fn warehouses_snapshot_lands_every_shops_warehouses() {
     assert!(again.errors.is_empty(), "{:?}", again.errors);
     assert_eq!((again.windows, again.changed), (2, 0));
     sb.stop().await;
+}
+
+fn walk_parquet(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_parquet(&p));
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
 }

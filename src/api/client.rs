@@ -276,10 +276,7 @@ impl ApiClient {
             Err(arc) => Inner {
                 http: arc.http.clone(),
                 config: arc.config.clone(),
-                limiter: RateLimiter::new(
-                    arc.config.max_rps,
-                    (arc.config.max_rps / 4.0).max(1.0),
-                ),
+                limiter: RateLimiter::new(arc.config.max_rps, (arc.config.max_rps / 4.0).max(1.0)),
                 shared: None,
                 tokens: arc.tokens.clone(),
                 stats: ClientStats::default(),

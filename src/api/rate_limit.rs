@@ -66,7 +66,8 @@ impl RateLimiter {
 
     /// Counts time a caller spent waiting elsewhere (a [`SharedLimiter`]).
     pub fn add_waited(&self, d: Duration) {
-        self.waited_ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+        self.waited_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// Total time callers spent waiting.

@@ -27,7 +27,9 @@ pub fn plan(
     }
     let shops = app.shops(shop)?;
     let (pipelines, _) = app.pipelines()?;
-    let streams = pipelines.select(pipeline).map_err(crate::app::AppError::from)?;
+    let streams = pipelines
+        .select(pipeline)
+        .map_err(crate::app::AppError::from)?;
     let mut jobs = Vec::new();
     for s in &shops {
         for st in &streams {

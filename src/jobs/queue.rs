@@ -129,9 +129,8 @@ impl Queue {
             None => data_dir.join("state").join("jobs.sqlite"),
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                JobError::Backend(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| JobError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         }
         let opts = SqliteConnectOptions::new()
             .filename(&path)
@@ -252,7 +251,16 @@ impl Queue {
                 .await
                 .map_err(db("list jobs"))?
                 .iter()
-                .map(|r| job_row(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), (r.get(5), r.get(6), r.get(7))))
+                .map(|r| {
+                    job_row(
+                        r.get(0),
+                        r.get(1),
+                        r.get(2),
+                        r.get(3),
+                        r.get(4),
+                        (r.get(5), r.get(6), r.get(7)),
+                    )
+                })
                 .collect(),
             Queue::Postgres(pool) => sqlx::query(sql)
                 .bind(QUEUE)
@@ -294,7 +302,16 @@ impl Queue {
                 .await
                 .map_err(db("find jobs"))?
                 .iter()
-                .map(|r| job_row(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), (r.get(5), r.get(6), r.get(7))))
+                .map(|r| {
+                    job_row(
+                        r.get(0),
+                        r.get(1),
+                        r.get(2),
+                        r.get(3),
+                        r.get(4),
+                        (r.get(5), r.get(6), r.get(7)),
+                    )
+                })
                 .collect(),
             Queue::Postgres(pool) => sqlx::query(sql)
                 .bind(QUEUE)
@@ -369,24 +386,28 @@ impl Queue {
         }
         let t = 1.0 / rps;
         let ahead: f64 = match self {
-            Queue::Sqlite(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO shoplake_rate (key, tat) VALUES (?1, {SQLITE_NOW} + ?2) \
+            Queue::Sqlite(pool) => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO shoplake_rate (key, tat) VALUES (?1, {SQLITE_NOW} + ?2) \
                  ON CONFLICT (key) DO UPDATE SET tat = max(shoplake_rate.tat, {SQLITE_NOW}) + ?2 \
                  RETURNING tat - {SQLITE_NOW}"
-            )))
-            .bind(key)
-            .bind(t)
-            .fetch_one(pool)
-            .await,
-            Queue::Postgres(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO shoplake_rate (key, tat) VALUES ($1, {PG_NOW} + $2) \
+                )))
+                .bind(key)
+                .bind(t)
+                .fetch_one(pool)
+                .await
+            }
+            Queue::Postgres(pool) => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO shoplake_rate (key, tat) VALUES ($1, {PG_NOW} + $2) \
                  ON CONFLICT (key) DO UPDATE SET tat = greatest(shoplake_rate.tat, {PG_NOW}) + $2 \
                  RETURNING tat - {PG_NOW}"
-            )))
-            .bind(key)
-            .bind(t)
-            .fetch_one(pool)
-            .await,
+                )))
+                .bind(key)
+                .bind(t)
+                .fetch_one(pool)
+                .await
+            }
         }
         .map_err(db("shared rate limit"))?;
         Ok(Duration::from_secs_f64((ahead - t - burst * t).max(0.0)))
@@ -435,7 +456,13 @@ impl Queue {
     }
 
     /// Extends a held lease by `ttl` from now.
-    pub async fn renew_lease(&self, key: &str, slot: u32, holder: &str, ttl: Duration) -> Result<()> {
+    pub async fn renew_lease(
+        &self,
+        key: &str,
+        slot: u32,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<()> {
         match self {
             Queue::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE shoplake_leases SET expires_at = {SQLITE_NOW} + ?4 WHERE key = ?1 AND slot = ?2 AND holder = ?3"
@@ -560,7 +587,9 @@ pub fn sqlite_config(heartbeat: Option<Duration>) -> apalis_sqlite::Config {
 
 /// apalis config of the Postgres storage.
 pub fn pg_config(heartbeat: Option<Duration>) -> apalis_postgres::Config {
-    let c = apalis_postgres::Config::default().queue(QUEUE).batch_size(1);
+    let c = apalis_postgres::Config::default()
+        .queue(QUEUE)
+        .batch_size(1);
     match heartbeat {
         Some(h) => c.heartbeat_interval(h),
         None => c,

@@ -151,9 +151,12 @@ impl Producer {
                         .map(|t| (format!("jobs.schedule.{}", st.category), t))
                 })
                 .or_else(|| {
-                    st.schedule
-                        .as_ref()
-                        .map(|t| (format!("pipelines/{}.toml: stream {}", st.category, st.name), t))
+                    st.schedule.as_ref().map(|t| {
+                        (
+                            format!("pipelines/{}.toml: stream {}", st.category, st.name),
+                            t,
+                        )
+                    })
                 }) {
                 Some(x) => x,
                 None => continue,

@@ -268,7 +268,12 @@ impl Runtime {
             Some(w) => {
                 let from = match from {
                     Some(f) => f,
-                    None => match self.extractor.cursor(shop_id, st).await.map_err(|e| ctx(e.to_string()))? {
+                    None => match self
+                        .extractor
+                        .cursor(shop_id, st)
+                        .await
+                        .map_err(|e| ctx(e.to_string()))?
+                    {
                         Some(c) => c,
                         None => to - self.cfg.initial_lookback.as_secs() as i64,
                     },
@@ -410,23 +415,24 @@ async fn work_inner(
     .map_err(|e| JobError::Job(format!("jobs.retry_backoff: {e}")))?
     .make_backoff();
     let stop_rx = rt.stop.clone();
-    let policy = RetryPolicy::retries(cfg.max_attempts.saturating_sub(1) as usize)
-        .with_backoff(backoff);
+    let policy =
+        RetryPolicy::retries(cfg.max_attempts.saturating_sub(1) as usize).with_backoff(backoff);
     let policy = UnlessStopping {
         inner: policy,
         stop: stop_rx,
     };
     let signal = async move {
         shutdown.await;
-        info!("shutting down: no new jobs; windows still fetching are abandoned and run again later");
+        info!(
+            "shutting down: no new jobs; windows still fetching are abandoned and run again later"
+        );
         let _ = stop_tx.send(true);
         Ok::<(), std::io::Error>(())
     };
     let name = rt.name.clone();
     let res = match rt.queue.clone() {
         Queue::Sqlite(pool) => {
-            let storage =
-                SqliteStorage::<Job>::new(&pool)
+            let storage = SqliteStorage::<Job>::new(&pool)
                 .with_config(sqlite_config(Some(cfg.heartbeat)))
                 .poll_with_interval(POLL);
             WorkerBuilder::new(name)
@@ -439,8 +445,7 @@ async fn work_inner(
                 .await
         }
         Queue::Postgres(pool) => {
-            let storage =
-                PostgresStorage::<Job>::new(&pool)
+            let storage = PostgresStorage::<Job>::new(&pool)
                 .with_config(pg_config(Some(cfg.heartbeat)))
                 .poll_with_interval(POLL);
             WorkerBuilder::new(name)

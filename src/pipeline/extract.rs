@@ -615,8 +615,14 @@ impl Extractor {
                 Err(PipelineError::WindowTooLarge { total, max }) => {
                     let mid = w.from + (w.to - w.from) / 2;
                     debug!(window = %w, total, max, "splitting window");
-                    todo.push_front(Window { from: mid, to: w.to });
-                    todo.push_front(Window { from: w.from, to: mid });
+                    todo.push_front(Window {
+                        from: mid,
+                        to: w.to,
+                    });
+                    todo.push_front(Window {
+                        from: w.from,
+                        to: mid,
+                    });
                     on_progress(Progress::Split);
                 }
                 Err(e) => {

@@ -31,7 +31,10 @@ impl Drop for RunningHttp {
 
 async fn metrics(State(f): State<MetricsFn>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         f().await,
     )
 }

@@ -17,7 +17,8 @@ use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
 use datafusion::prelude::SessionContext;
 use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::protocol::DeltaOperation;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use url::Url;
@@ -166,7 +167,10 @@ impl Lake {
     ) -> Result<WriteMetrics> {
         let mut attempt = 1;
         loop {
-            match self.upsert_once(schema, table, batch.clone(), spec, txn).await {
+            match self
+                .upsert_once(schema, table, batch.clone(), spec, txn)
+                .await
+            {
                 Err(WarehouseError::Delta { source, .. })
                     if is_conflict(&source) && attempt < COMMIT_ATTEMPTS =>
                 {
@@ -194,13 +198,19 @@ impl Lake {
         let rows = batch.num_rows();
         let existing = self.open(schema, table).await?;
         let mut props = CommitProperties::default();
+        // The cursor, when this commit moves it forward (never backwards when an older
+        // window is re-run).
+        let mut advance: Option<Transaction> = None;
         if let Some((app, version)) = txn {
-            // Never move a cursor backwards when an older window is re-run.
             let stored = match &existing {
                 Some(t) => txn_of(t, app).await.map_err(err)?.unwrap_or(i64::MIN),
                 None => i64::MIN,
             };
-            props = props.with_application_transaction(Transaction::new(app, version.max(stored)));
+            let t = Transaction::new(app, version.max(stored));
+            if version > stored {
+                advance = Some(t.clone());
+            }
+            props = props.with_application_transaction(t);
         }
         let Some(target) = existing else {
             let t = self.new_table(schema, table).await?;
@@ -219,6 +229,20 @@ impl Lake {
                 version: t.version().map_or(0, |v| v as i64),
             });
         };
+        if rows == 0 && spec.snapshot_of.is_none() {
+            // Nothing to merge (a quiet window): only the cursor moves.
+            let version = match advance {
+                Some(t) => self.commit_txn_only(schema, table, &target, t).await?,
+                None => target.version().map_or(0, |v| v as i64),
+            };
+            return Ok(WriteMetrics {
+                rows,
+                inserted: 0,
+                updated: 0,
+                version,
+            });
+        }
+        let before = target.version();
         let ctx = SessionContext::new();
         let source = ctx
             .read_batch(batch.clone())
@@ -281,12 +305,45 @@ impl Lake {
             .map_err(err)?
             .await
             .map_err(err)?;
+        // A merge that changed no row writes no commit, and so no cursor: move it alone.
+        let version = match advance {
+            Some(txn) if t.version() == before => {
+                self.commit_txn_only(schema, table, &t, txn).await?
+            }
+            _ => t.version().map_or(0, |v| v as i64),
+        };
         Ok(WriteMetrics {
             rows,
             inserted: m.num_target_rows_inserted,
             updated: m.num_target_rows_updated + m.num_target_rows_deleted,
-            version: t.version().map_or(0, |v| v as i64),
+            version,
         })
+    }
+
+    /// A commit holding only a `txn` action: the cursor moves, no data changes.
+    async fn commit_txn_only(
+        &self,
+        schema: &str,
+        table: &str,
+        t: &DeltaTable,
+        txn: Transaction,
+    ) -> Result<i64> {
+        let err = |e: DeltaTableError| WarehouseError::delta(schema, table, e);
+        let snapshot = t.snapshot().map_err(err)?;
+        let done =
+            CommitBuilder::from(CommitProperties::default().with_application_transaction(txn))
+                .build(
+                    Some(snapshot),
+                    t.log_store(),
+                    DeltaOperation::Write {
+                        mode: SaveMode::Append,
+                        partition_by: None,
+                        predicate: None,
+                    },
+                )
+                .await
+                .map_err(err)?;
+        Ok(done.version() as i64)
     }
 
     /// Replaces `schema.table` with `batches` in one commit (created on first write).

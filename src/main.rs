@@ -825,9 +825,21 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Status { format } => {
             let app = app(&cli)?;
             let rows = app.status().await?;
-            let (q, _) = open_queue(&app, &QueueArgs::default()).await?;
-            let counts = q.counts().await?;
-            let dead = q.dead().await?;
+            // The queue is reported when it can be reached; the streams either way.
+            let queue = async {
+                let (q, _) = open_queue(&app, &QueueArgs::default()).await?;
+                let counts = q.counts().await?;
+                let dead = q.dead().await?;
+                anyhow::Ok((q.kind(), counts, dead))
+            }
+            .await;
+            let (kind, counts, dead) = match queue {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("warning: job queue unavailable: {e:#}");
+                    ("unavailable", Default::default(), Vec::new())
+                }
+            };
             match format {
                 Format::Json => println!(
                     "{}",
@@ -858,7 +870,7 @@ async fn run(cli: Cli) -> Result<()> {
                     }
                     println!(
                         "\njobs ({}): {}",
-                        q.kind(),
+                        kind,
                         counts
                             .iter()
                             .map(|(k, v)| format!("{v} {k}"))

@@ -235,6 +235,9 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Token refreshes one call may trigger (each for a different rejected token).
+const MAX_REFRESHES: usize = 3;
+
 /// Index into [`ANSWER_KINDS`].
 fn answer_kind(res: &Result<ApiResponse>) -> usize {
     match res {
@@ -327,7 +330,9 @@ impl ApiClient {
     pub async fn send(&self, req: &ApiRequest) -> Result<ApiResponse> {
         let policy = self.inner.config.retry;
         let mut attempt: u32 = 0;
-        let mut refreshed = false;
+        // Refresh once per token the API rejects (a token can be revoked again after a
+        // refresh), at most MAX_REFRESHES times per call.
+        let mut refreshed: Vec<Secret> = Vec::new();
         loop {
             attempt += 1;
             let token = self.token_for(&req.credential).await?;
@@ -345,17 +350,15 @@ impl ApiClient {
                 Ok(r) => return Ok(r),
                 Err(e) => e,
             };
-            if err.is_token_expired() && !refreshed {
-                if let (
-                    Credential::Shop(shop) | Credential::Seller(shop),
-                    Some(store),
-                    Some(stale),
-                ) = (&req.credential, &self.inner.tokens, token.as_ref())
+            if err.is_token_expired() && refreshed.len() < MAX_REFRESHES {
+                if let (Credential::Shop(shop) | Credential::Seller(shop), Some(store), Some(stale)) =
+                    (&req.credential, &self.inner.tokens, token.as_ref())
+                    && !refreshed.contains(stale)
                 {
                     warn!(path = %req.path, shop = %shop, "access token expired; refreshing");
                     self.inner.stats.refreshes.fetch_add(1, Ordering::Relaxed);
                     store.refresh(self, shop, Some(stale)).await?;
-                    refreshed = true;
+                    refreshed.push(stale.clone());
                     attempt -= 1; // a refresh is not a failed attempt
                     continue;
                 }

@@ -122,10 +122,15 @@ pub enum ApiError {
 impl ApiError {
     /// Worth retrying with backoff: 429, 5xx, 36009003/36009007, transport failures.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            ApiError::RateLimited { .. } | ApiError::Server { .. } | ApiError::Transport { .. }
-        )
+        match self {
+            ApiError::RateLimited { .. } | ApiError::Server { .. } | ApiError::Transport { .. } => {
+                true
+            }
+            // A success or server answer whose body does not parse was cut off on the way
+            // (proxy, dropped connection): asking again gets the whole page.
+            ApiError::Decode { status, .. } => (200..300).contains(status) || *status >= 500,
+            _ => false,
+        }
     }
 
     /// The access token expired: refresh and retry.

@@ -198,7 +198,11 @@ impl Runtime {
                 ..
             } => self.extract(shop, stream, *from, *to).await,
             Job::BuildModels { select, after } => {
-                let reports = self.app.build(select.as_deref(), false).await?;
+                // One build at a time over all workers: builds replace whole tables.
+                let lease = self.lease("models".into(), 1).await?;
+                let reports = self.app.build(select.as_deref(), false).await;
+                self.release(lease).await;
+                let reports = reports?;
                 self.queue
                     .push(
                         &[Job::RunDataTests {

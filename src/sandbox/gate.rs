@@ -61,14 +61,20 @@ impl ApiFault {
     }
 }
 
-/// Renders a success envelope around already-serialized `data` JSON.
-pub fn ok_envelope(request_id: &str, data: &[u8]) -> Response {
+/// The bytes of a success envelope around already-serialized `data` JSON.
+pub fn ok_envelope_bytes(request_id: &str, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + 96);
     out.extend_from_slice(br#"{"code":0,"message":"Success","request_id":""#);
     out.extend_from_slice(request_id.as_bytes());
     out.extend_from_slice(br#"","data":"#);
     out.extend_from_slice(data);
     out.push(b'}');
+    out
+}
+
+/// Renders a success envelope around already-serialized `data` JSON.
+pub fn ok_envelope(request_id: &str, data: &[u8]) -> Response {
+    let out = ok_envelope_bytes(request_id, data);
     (
         StatusCode::OK,
         [(
@@ -199,6 +205,14 @@ pub enum Fault {
     Timeout,
     /// HTTP 429, 36009002 with Retry-After.
     RateLimited,
+    /// HTTP 200 with the body cut off halfway (a dropped connection behind a proxy).
+    Truncated,
+    /// A `page_token` request served from a few rows earlier: the page repeats records
+    /// the previous page already had (other requests: HTTP 500).
+    Overlap,
+    /// The access token is revoked: this and every later call with it get 105002 until
+    /// the client refreshes.
+    Revoked,
 }
 
 /// Draws faults with a fixed probability from a seeded generator.
@@ -226,10 +240,13 @@ impl FaultInjector {
         if !r.chance(self.share) {
             return None;
         }
-        Some(match r.range(0, 3) {
+        Some(match r.range(0, 6) {
             0 => Fault::ServerError,
             1 => Fault::Timeout,
-            _ => Fault::RateLimited,
+            2 => Fault::RateLimited,
+            3 => Fault::Truncated,
+            4 => Fault::Overlap,
+            _ => Fault::Revoked,
         })
     }
 }

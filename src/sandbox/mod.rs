@@ -121,6 +121,8 @@ pub struct Sandbox {
     mint: TokenMint,
     limits: RateLimits,
     faults: FaultInjector,
+    /// Access tokens revoked by the `Revoked` fault.
+    revoked: Mutex<std::collections::HashSet<String>>,
     counter: AtomicU64,
     stats: Mutex<HashMap<&'static str, EndpointStats>>,
 }
@@ -308,6 +310,7 @@ impl Sandbox {
             mint: TokenMint::new(&config.app_secret, config.data.seed),
             limits: RateLimits::new(config.rps),
             faults: FaultInjector::new(config.faults, config.data.seed),
+            revoked: Mutex::new(Default::default()),
             counter: AtomicU64::new(0),
             stats: Mutex::new(HashMap::new()),
             view: RwLock::new(Arc::new(view)),
@@ -374,33 +377,87 @@ impl Sandbox {
             f.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
             return f.into_response_with(&request_id);
         }
+        let token = headers
+            .get("x-tts-access-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let expired = || {
+            ApiFault::new(
+                StatusCode::UNAUTHORIZED,
+                105002,
+                "Expired credentials. The x-tts-access-token has expired.",
+            )
+        };
+        if let Some(t) = &token {
+            if self
+                .revoked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(t)
+            {
+                self.record(template, |s| s.errors += 1);
+                return expired().into_response_with(&request_id);
+            }
+        }
+        let has_page_token = uri.query().is_some_and(|q| q.contains("page_token="));
+        let (mut truncate, mut overlap) = (false, false);
         if let Some(fault) = self.faults.draw() {
             self.record(template, |s| s.faults += 1);
-            let f = match fault {
-                Fault::ServerError => ApiFault::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    36009003,
-                    "Internal error. Please retry.",
-                ),
-                Fault::Timeout => {
-                    tokio::time::sleep(self.config.fault_delay).await;
-                    ApiFault::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        36009007,
-                        "Request timeout. Please retry.",
-                    )
-                }
-                Fault::RateLimited => {
-                    let mut f = ApiFault::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        36009002,
-                        "Too many requests. Please retry later.",
-                    );
-                    f.retry_after = Some(1);
-                    f
-                }
+            let fault = match fault {
+                Fault::Overlap if !has_page_token => Fault::ServerError,
+                Fault::Revoked if token.is_none() => Fault::ServerError,
+                f => f,
             };
-            return f.into_response_with(&request_id);
+            let f = match fault {
+                Fault::Truncated => {
+                    truncate = true;
+                    None
+                }
+                Fault::Overlap => {
+                    overlap = true;
+                    None
+                }
+                Fault::Revoked => {
+                    let t = token.clone().expect("checked above");
+                    self.revoked
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(t);
+                    Some(expired())
+                }
+                other => Some(match other {
+                    Fault::ServerError => ApiFault::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        36009003,
+                        "Internal error. Please retry.",
+                    ),
+                    Fault::Timeout => {
+                        tokio::time::sleep(self.config.fault_delay).await;
+                        ApiFault::new(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            36009007,
+                            "Request timeout. Please retry.",
+                        )
+                    }
+                    Fault::RateLimited => {
+                        let mut f = ApiFault::new(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            36009002,
+                            "Too many requests. Please retry later.",
+                        );
+                        f.retry_after = Some(1);
+                        f
+                    }
+                    _ => ApiFault::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        36009003,
+                        "Internal error. Please retry.",
+                    ),
+                }),
+            };
+            if let Some(f) = f {
+                return f.into_response_with(&request_id);
+            }
         }
         let cpu0 = thread_cpu_ns();
         let query: Vec<(String, String)> = uri
@@ -430,6 +487,18 @@ impl Sandbox {
                 gate::verify(&cfg, &incoming, scope, unix_now()).map(|v| v.shop)
             }
         };
+        let mut query = query;
+        if overlap {
+            // Served from a few rows back (after the signature was checked): this page
+            // repeats the previous page's tail.
+            for (k, v) in query.iter_mut() {
+                if k == "page_token" {
+                    if let Some(t) = paging::rewind(v, 3) {
+                        *v = t;
+                    }
+                }
+            }
+        }
         let result = shop.and_then(|shop| {
             let ctx = Ctx {
                 shop,
@@ -441,6 +510,17 @@ impl Sandbox {
             handler(&self, &ctx)
         });
         let response = match result {
+            Ok(data) if truncate => {
+                // The envelope cut off halfway, as a dropped connection leaves it.
+                let full = gate::ok_envelope_bytes(&request_id, &data);
+                self.record(template, |s| s.ok += 1);
+                (
+                    StatusCode::OK,
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    full[..full.len() / 2].to_vec(),
+                )
+                    .into_response()
+            }
             Ok(data) => {
                 let len = data.len() as u64;
                 let r = gate::ok_envelope(&request_id, &data);

@@ -50,6 +50,29 @@ impl PageToken {
     }
 }
 
+/// `token` moved back by up to `rows` positions (the same query, an earlier start), or
+/// `None` when it is not a page token or already at the start.
+pub fn rewind(token: &str, rows: u32) -> Option<String> {
+    let b = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()?;
+    if b.len() != 17 || b[0] != 0xA7 {
+        return None;
+    }
+    let t = PageToken {
+        fingerprint: u64::from_be_bytes(b[1..9].try_into().ok()?),
+        pos: u32::from_be_bytes(b[9..13].try_into().ok()?),
+        total: u32::from_be_bytes(b[13..17].try_into().ok()?),
+    };
+    (t.pos > 0).then(|| {
+        PageToken {
+            pos: t.pos.saturating_sub(rows),
+            ..t
+        }
+        .encode()
+    })
+}
+
 /// FNV-1a over the parts of a query that define its result set.
 pub fn fingerprint(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

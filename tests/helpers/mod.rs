@@ -315,3 +315,39 @@ pub fn truth_per_shop(truth: &Value, field: &str) -> std::collections::BTreeMap<
         })
         .collect()
 }
+
+/// Every row of `raw.<table>` as a sorted list of digests, run-specific columns left out.
+pub async fn table_rows(app: &shoplake::app::App, table: &str) -> Vec<String> {
+    let ctx = app.session().await.unwrap();
+    let df = ctx.table(format!("raw.{table}")).await.unwrap();
+    let cols: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|n| !n.starts_with("_extracted") && n != "_source_request_id")
+        .map(|n| format!("coalesce(cast(\"{n}\" as varchar), '∅')"))
+        .collect();
+    let sql = format!(
+        "select md5(concat_ws('|', {})) as h from raw.{table}",
+        cols.join(", ")
+    );
+    let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    let mut out = Vec::new();
+    for b in &batches {
+        let col = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+        let a = arrow::array::cast::as_string_array(&col);
+        out.extend(a.iter().map(|v| v.unwrap_or("").to_string()));
+    }
+    out.sort();
+    out
+}
+
+pub fn raw_tables(app: &shoplake::app::App) -> Vec<String> {
+    let (p, _) = app.pipelines().unwrap();
+    p.streams
+        .iter()
+        .filter(|s| s.enabled)
+        .flat_map(|s| s.tables.clone())
+        .collect()
+}

@@ -29,8 +29,9 @@ timed as (
         shipped_at is not null as is_shipped,
         delivered_at is not null as is_delivered,
         rts_at > rts_deadline as is_late,
-        cast(to_unixtime(rts_at) - to_unixtime(paid_at) as double) / 3600.0 as hours_to_rts,
-        cast(to_unixtime(shipped_at) - to_unixtime(rts_at) as double) / 3600.0 as hours_to_collect,
+        to_unixtime(rts_at) - to_unixtime(paid_at) as secs_to_rts,
+        to_unixtime(shipped_at) - to_unixtime(rts_at) as secs_to_collect,
+        to_unixtime(delivered_at) - to_unixtime(shipped_at) as secs_in_transit,
         cast(to_unixtime(delivered_at) - to_unixtime(shipped_at) as double) / 3600.0 as hours_in_transit
     from packages
 )
@@ -44,9 +45,11 @@ select
     sum(case when is_delivered then 1 else 0 end) as delivered,
     sum(case when is_late then 1 else 0 end) as late_rts,
     cast(sum(case when is_late then 1 else 0 end) as double) / count(*) as late_rts_rate,
-    avg(hours_to_rts) as avg_hours_to_rts,
-    avg(hours_to_collect) as avg_hours_to_collect,
-    avg(hours_in_transit) as avg_hours_in_transit,
+    -- Means from exact integer sums of seconds: the same value on every rebuild, whatever
+    -- order the rows arrive in (a float avg() is not).
+    cast(sum(secs_to_rts) as double) / count(secs_to_rts) / 3600.0 as avg_hours_to_rts,
+    cast(sum(secs_to_collect) as double) / count(secs_to_collect) / 3600.0 as avg_hours_to_collect,
+    cast(sum(secs_in_transit) as double) / count(secs_in_transit) / 3600.0 as avg_hours_in_transit,
     approx_percentile_cont(hours_in_transit, 0.9) as p90_hours_in_transit
 from timed
 group by shop_id, package_date, shipping_provider

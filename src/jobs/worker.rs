@@ -105,8 +105,6 @@ struct Lease {
     renew: tokio::task::JoinHandle<()>,
 }
 
-const LEASE_TTL: Duration = Duration::from_secs(120);
-
 /// How often an idle worker asks the queue for work (without it, apalis waits for the
 /// next heartbeat).
 const POLL: Duration = Duration::from_millis(250);
@@ -142,6 +140,12 @@ impl Runtime {
         }))
     }
 
+    /// A lease outlives its holder by two heartbeats: a crashed worker's slots free up
+    /// about when its jobs are re-queued.
+    fn lease_ttl(&self) -> Duration {
+        (self.cfg.heartbeat * 2).max(Duration::from_secs(2))
+    }
+
     fn stopping(&self) -> bool {
         *self.stop.borrow()
     }
@@ -152,7 +156,7 @@ impl Runtime {
         let slot = loop {
             if let Some(slot) = self
                 .queue
-                .try_lease(&key, limit, &self.name, LEASE_TTL)
+                .try_lease(&key, limit, &self.name, self.lease_ttl())
                 .await?
             {
                 break slot;
@@ -169,10 +173,11 @@ impl Runtime {
             .lease_wait_ms
             .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         let (queue, k, holder) = (self.queue.clone(), key.clone(), self.name.clone());
+        let ttl = self.lease_ttl();
         let renew = tokio::spawn(async move {
             loop {
-                tokio::time::sleep(LEASE_TTL / 3).await;
-                if let Err(e) = queue.renew_lease(&k, slot, &holder, LEASE_TTL).await {
+                tokio::time::sleep(ttl / 3).await;
+                if let Err(e) = queue.renew_lease(&k, slot, &holder, ttl).await {
                     warn!(lease = %k, error = %e, "lease renewal failed");
                 }
             }

@@ -318,18 +318,29 @@ pub fn truth_per_shop(truth: &Value, field: &str) -> std::collections::BTreeMap<
 
 /// Every row of `raw.<table>` as a sorted list of digests, run-specific columns left out.
 pub async fn table_rows(app: &shoplake::app::App, table: &str) -> Vec<String> {
+    qualified_rows(app, &format!("raw.{table}")).await
+}
+
+/// Every row of `schema.table` as a sorted list of digests, run-specific columns left out.
+pub async fn qualified_rows(app: &shoplake::app::App, qualified: &str) -> Vec<String> {
+    let table = qualified;
     let ctx = app.session().await.unwrap();
-    let df = ctx.table(format!("raw.{table}")).await.unwrap();
+    let df = ctx.table(table).await.unwrap();
     let cols: Vec<String> = df
         .schema()
         .fields()
         .iter()
-        .map(|f| f.name().clone())
-        .filter(|n| !n.starts_with("_extracted") && n != "_source_request_id")
-        .map(|n| format!("coalesce(cast(\"{n}\" as varchar), '∅')"))
+        .filter(|f| !f.name().starts_with("_extracted") && f.name() != "_source_request_id")
+        // Float aggregates depend on summation order (file layout): compare them rounded.
+        .map(|f| match f.data_type() {
+            arrow::datatypes::DataType::Float64 | arrow::datatypes::DataType::Float32 => {
+                format!("coalesce(cast(round(\"{}\", 6) as varchar), '∅')", f.name())
+            }
+            _ => format!("coalesce(cast(\"{}\" as varchar), '∅')", f.name()),
+        })
         .collect();
     let sql = format!(
-        "select md5(concat_ws('|', {})) as h from raw.{table}",
+        "select md5(concat_ws('|', {})) as h from {table}",
         cols.join(", ")
     );
     let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();

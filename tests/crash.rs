@@ -5,42 +5,19 @@
 
 mod helpers;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use helpers::*;
-use shoplake::app::App;
-use shoplake::config::Config;
 use shoplake::sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
-
-fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for sub in ["pipelines", "schemas", "sql"] {
-        copy_dir(&root.join(sub), &dir.path().join(sub));
-    }
-    let p = dir.path().join("pipelines").join("orders.toml");
-    let text = std::fs::read_to_string(&p).unwrap();
-    std::fs::write(&p, text.replace("size = \"90days\"", "size = \"3days\"")).unwrap();
-    dir
-}
-
-fn shoplake(dir: &std::path::Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shoplake"));
-    c.arg("--config")
-        .arg(dir.join("shoplake.toml"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("SHOPLAKE_JOBS__BACKEND")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    c
-}
 
 /// Runs `args`, SIGKILLs it after `after` if still running; true if it was killed.
 async fn run_and_kill(dir: &std::path::Path, args: &[&str], after: Duration) -> bool {
-    let mut child = shoplake(dir, args).spawn().unwrap();
+    let mut child = shoplake_in(dir, args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let t = Instant::now();
     while t.elapsed() < after {
         if child.try_wait().unwrap().is_some() {
@@ -54,7 +31,7 @@ async fn run_and_kill(dir: &std::path::Path, args: &[&str], after: Duration) -> 
 }
 
 fn run_ok(dir: &std::path::Path, args: &[&str]) {
-    let out = shoplake(dir, args).output().unwrap();
+    let out = shoplake_in(dir, args).output().unwrap();
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -67,7 +44,7 @@ async fn killed_backfills_and_builds_end_equal_to_a_clean_run() {
     let mut cfg = small(2, 2_000);
     cfg.rps = 25.0;
     let sb = start(cfg).await;
-    let project = project();
+    let project = project_with_order_window("3days");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("shoplake.toml"),
@@ -117,26 +94,17 @@ async fn killed_backfills_and_builds_end_equal_to_a_clean_run() {
 
     // The clean run.
     let ref_dir = tempfile::tempdir().unwrap();
-    let mut rc = Config::default();
-    rc.project.dir = Some(project.path().to_path_buf());
-    let reference = App::new(rc, ref_dir.path())
-        .unwrap()
-        .with_client_config(client_config(&sb));
-    shoplake::api::auth::exchange_and_store(&reference.client().unwrap(), DEFAULT_AUTH_CODE)
-        .await
-        .unwrap();
-    let sum = reference
-        .backfill(from.timestamp(), to.timestamp(), None, None)
-        .await
-        .unwrap();
-    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    let reference = reference_backfill(
+        ref_dir.path(),
+        &sb,
+        project.path(),
+        from.timestamp(),
+        to.timestamp(),
+    )
+    .await;
     reference.build(None, false).await.unwrap();
 
-    let crashed = App::new(
-        Config::load(Some(&dir.path().join("shoplake.toml"))).unwrap(),
-        dir.path(),
-    )
-    .unwrap();
+    let crashed = app_from_dir(dir.path());
     let mut tables: Vec<String> = raw_tables(&reference)
         .into_iter()
         .map(|t| format!("raw.{t}"))

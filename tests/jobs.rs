@@ -16,20 +16,6 @@ use shoplake::jobs::{self, Job, Producer, Queue, Runtime};
 use shoplake::sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK, RunningSandbox};
 use tokio::sync::watch;
 
-/// The project with 4-day order windows, so a month is many window jobs.
-pub fn small_window_project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for sub in ["pipelines", "schemas", "sql"] {
-        copy_dir(&root.join(sub), &dir.path().join(sub));
-    }
-    let p = dir.path().join("pipelines").join("orders.toml");
-    let text = std::fs::read_to_string(&p).unwrap();
-    assert!(text.contains("size = \"90days\""));
-    std::fs::write(&p, text.replace("size = \"90days\"", "size = \"4days\"")).unwrap();
-    dir
-}
-
 async fn app_in(
     dir: &std::path::Path,
     sb: &RunningSandbox,
@@ -84,7 +70,7 @@ impl Worker {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn queued_backfill_lands_what_one_run_lands_and_resumes() {
     let sb = start(small(2, 2_000)).await;
-    let project = small_window_project();
+    let project = project_with_order_window("4days");
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let from = DEFAULT_CLOCK - 32 * 86_400;
     let to = DEFAULT_CLOCK + 1;
@@ -180,7 +166,7 @@ fn pairs(jobs: &[Job]) -> BTreeSet<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cron_producer_follows_the_clock_and_builds_after_extracts_land() {
     let sb = start(small(2, 600)).await;
-    let project = small_window_project();
+    let project = project_with_order_window("4days");
     let dir = tempfile::tempdir().unwrap();
     let app = app_in(dir.path(), &sb, project.path(), |c| {
         c.jobs.initial_lookback = "40days".into();
@@ -344,7 +330,7 @@ async fn cron_producer_follows_the_clock_and_builds_after_extracts_land() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_job_goes_dead_after_its_attempts_and_retry_requeues_it() {
     let sb = start(small(1, 100)).await;
-    let project = small_window_project();
+    let project = project_with_order_window("4days");
     let dir = tempfile::tempdir().unwrap();
     let app = app_in(dir.path(), &sb, project.path(), |c| {
         c.jobs.max_attempts = 3;

@@ -10,34 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use helpers::*;
-use shoplake::app::App;
-use shoplake::config::Config;
 use shoplake::jobs::{JobRow, Queue};
 use shoplake::sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
-
-fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for sub in ["pipelines", "schemas", "sql"] {
-        copy_dir(&root.join(sub), &dir.path().join(sub));
-    }
-    let p = dir.path().join("pipelines").join("orders.toml");
-    let text = std::fs::read_to_string(&p).unwrap();
-    std::fs::write(&p, text.replace("size = \"90days\"", "size = \"3days\"")).unwrap();
-    dir
-}
-
-fn shoplake(dir: &std::path::Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shoplake"));
-    c.arg("--config")
-        .arg(dir.join("shoplake.toml"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("SHOPLAKE_JOBS__BACKEND")
-        .env("SHOPLAKE_LOG", "info");
-    c
-}
 
 fn run_ok(mut c: Command) -> String {
     let out = c.output().unwrap();
@@ -51,7 +25,8 @@ fn run_ok(mut c: Command) -> String {
 }
 
 fn worker(dir: &std::path::Path, name: &str) -> Child {
-    shoplake(dir, &["worker", "--name", name, "--http-addr", ""])
+    shoplake_in(dir, &["worker", "--name", name, "--http-addr", ""])
+        .env("SHOPLAKE_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -91,7 +66,7 @@ async fn workers_on_one_postgres_queue_run_every_window_once_and_survive_kills()
     let mut cfg = small(2, 2_000);
     cfg.rps = 8.0;
     let sb = start(cfg).await;
-    let project = project();
+    let project = project_with_order_window("3days");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("shoplake.toml"),
@@ -118,14 +93,14 @@ retry_backoff = "200ms"
         ),
     )
     .unwrap();
-    run_ok(shoplake(
+    run_ok(shoplake_in(
         dir.path(),
         &["auth", "exchange", "--code", DEFAULT_AUTH_CODE],
     ));
     let from = chrono::DateTime::from_timestamp(DEFAULT_CLOCK - 31 * 86_400, 0).unwrap();
     let to = chrono::DateTime::from_timestamp(DEFAULT_CLOCK, 0).unwrap();
     let (from_s, to_s) = (from.to_rfc3339(), to.to_rfc3339());
-    let out = run_ok(shoplake(
+    let out = run_ok(shoplake_in(
         dir.path(),
         &[
             "backfill",
@@ -200,25 +175,16 @@ retry_backoff = "200ms"
     assert!(rerun <= 4, "{rerun} jobs ran more than once");
 
     // The lake equals one direct run of the same range: nothing lost, nothing doubled.
-    let lake = App::new(
-        Config::load(Some(&dir.path().join("shoplake.toml"))).unwrap(),
-        dir.path(),
-    )
-    .unwrap();
+    let lake = app_from_dir(dir.path());
     let ref_dir = tempfile::tempdir().unwrap();
-    let mut rc = Config::default();
-    rc.project.dir = Some(project.path().to_path_buf());
-    let reference = App::new(rc, ref_dir.path())
-        .unwrap()
-        .with_client_config(client_config(&sb));
-    shoplake::api::auth::exchange_and_store(&reference.client().unwrap(), DEFAULT_AUTH_CODE)
-        .await
-        .unwrap();
-    let sum = reference
-        .backfill(from.timestamp(), to.timestamp(), None, None)
-        .await
-        .unwrap();
-    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    let reference = reference_backfill(
+        ref_dir.path(),
+        &sb,
+        project.path(),
+        from.timestamp(),
+        to.timestamp(),
+    )
+    .await;
     let (p, _) = lake.pipelines().unwrap();
     for st in p.streams.iter().filter(|s| s.enabled) {
         for t in &st.tables {

@@ -73,6 +73,14 @@ impl JobRow {
     }
 }
 
+/// The parameter of a job listing.
+enum Filter {
+    /// A LIKE pattern.
+    Text(String),
+    /// Idempotency keys.
+    Keys(Vec<String>),
+}
+
 /// The shared queue.
 #[derive(Clone, Debug)]
 pub enum Queue {
@@ -235,104 +243,82 @@ impl Queue {
     /// Every job whose key starts with `key_prefix` (all jobs for `""`), oldest first.
     pub async fn jobs(&self, key_prefix: &str) -> Result<Vec<JobRow>> {
         let pattern = format!("{}%", key_prefix.replace('%', "\\%").replace('_', "\\_"));
-        let sql = match self {
-            Queue::Sqlite(_) => {
-                "SELECT id, job, status, attempts, max_attempts, last_result, idempotency_key, lock_by FROM Jobs WHERE job_type = ?1 AND coalesce(idempotency_key, '') LIKE ?2 ESCAPE '\\' ORDER BY id"
-            }
-            Queue::Postgres(_) => {
-                "SELECT id, job, status::text AS status, attempts, max_attempts, last_result::text AS last_result, idempotency_key, lock_by FROM apalis.jobs WHERE job_type = $1 AND coalesce(idempotency_key, '') LIKE $2 ESCAPE '\\' ORDER BY id"
-            }
-        };
-        let rows = match self {
-            Queue::Sqlite(pool) => sqlx::query(sql)
-                .bind(QUEUE)
-                .bind(&pattern)
-                .fetch_all(pool)
-                .await
-                .map_err(db("list jobs"))?
-                .iter()
-                .map(|r| {
-                    job_row(
-                        r.get(0),
-                        r.get(1),
-                        r.get(2),
-                        r.get(3),
-                        r.get(4),
-                        (r.get(5), r.get(6), r.get(7)),
-                    )
-                })
-                .collect(),
-            Queue::Postgres(pool) => sqlx::query(sql)
-                .bind(QUEUE)
-                .bind(&pattern)
-                .fetch_all(pool)
-                .await
-                .map_err(db("list jobs"))?
-                .iter()
-                .map(|r| {
-                    job_row(
-                        r.get(0),
-                        r.get(1),
-                        r.get(2),
-                        r.get::<i32, _>(3) as i64,
-                        r.get::<i32, _>(4) as i64,
-                        (r.get(5), r.get(6), r.get(7)),
-                    )
-                })
-                .collect(),
-        };
-        Ok(rows)
+        self.select(
+            "coalesce(idempotency_key, '') LIKE ?2 ESCAPE '\\' ORDER BY id",
+            "coalesce(idempotency_key, '') LIKE $2 ESCAPE '\\' ORDER BY id",
+            Filter::Text(pattern),
+        )
+        .await
     }
 
     /// The jobs stored under `keys` (in any order; unknown keys are skipped).
     pub async fn by_keys(&self, keys: &[String]) -> Result<Vec<JobRow>> {
-        let sql = match self {
-            Queue::Sqlite(_) => {
-                "SELECT id, job, status, attempts, max_attempts, last_result, idempotency_key, lock_by FROM Jobs WHERE job_type = ?1 AND idempotency_key IN (SELECT value FROM json_each(?2))"
+        self.select(
+            "idempotency_key IN (SELECT value FROM json_each(?2))",
+            "idempotency_key = ANY($2)",
+            Filter::Keys(keys.to_vec()),
+        )
+        .await
+    }
+
+    /// Jobs of the shoplake queue matching a condition on the second parameter.
+    async fn select(&self, sqlite_where: &str, pg_where: &str, arg: Filter) -> Result<Vec<JobRow>> {
+        match self {
+            Queue::Sqlite(pool) => {
+                let sql = format!(
+                    "SELECT id, job, status, attempts, max_attempts, last_result, idempotency_key, lock_by \
+                     FROM Jobs WHERE job_type = ?1 AND {sqlite_where}"
+                );
+                let arg = match arg {
+                    Filter::Text(t) => t,
+                    Filter::Keys(k) => serde_json::to_string(&k).expect("keys serialize"),
+                };
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(QUEUE)
+                    .bind(arg)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db("list jobs"))?;
+                Ok(rows
+                    .iter()
+                    .map(|r| JobRow {
+                        id: r.get(0),
+                        job: serde_json::from_slice(&r.get::<Vec<u8>, _>(1)).ok(),
+                        status: r.get(2),
+                        attempts: r.get(3),
+                        max_attempts: r.get(4),
+                        last_result: r.get(5),
+                        key: r.get(6),
+                        worker: r.get(7),
+                    })
+                    .collect())
             }
-            Queue::Postgres(_) => {
-                "SELECT id, job, status::text AS status, attempts, max_attempts, last_result::text AS last_result, idempotency_key, lock_by FROM apalis.jobs WHERE job_type = $1 AND idempotency_key = ANY($2)"
+            Queue::Postgres(pool) => {
+                let sql = format!(
+                    "SELECT id, job, status::text AS status, attempts, max_attempts, last_result::text AS last_result, \
+                     idempotency_key, lock_by FROM apalis.jobs WHERE job_type = $1 AND {pg_where}"
+                );
+                let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(QUEUE);
+                let q = match arg {
+                    Filter::Text(t) => q.bind(t),
+                    Filter::Keys(k) => q.bind(k),
+                };
+                let rows = q.fetch_all(pool).await.map_err(db("list jobs"))?;
+                Ok(rows
+                    .iter()
+                    .map(|r| JobRow {
+                        id: r.get(0),
+                        job: serde_json::from_slice(&r.get::<Vec<u8>, _>(1)).ok(),
+                        status: r.get(2),
+                        attempts: r.get::<i32, _>(3) as i64,
+                        max_attempts: r.get::<i32, _>(4) as i64,
+                        last_result: r.get(5),
+                        key: r.get(6),
+                        worker: r.get(7),
+                    })
+                    .collect())
             }
-        };
-        let rows = match self {
-            Queue::Sqlite(pool) => sqlx::query(sql)
-                .bind(QUEUE)
-                .bind(serde_json::to_string(keys).expect("keys serialize"))
-                .fetch_all(pool)
-                .await
-                .map_err(db("find jobs"))?
-                .iter()
-                .map(|r| {
-                    job_row(
-                        r.get(0),
-                        r.get(1),
-                        r.get(2),
-                        r.get(3),
-                        r.get(4),
-                        (r.get(5), r.get(6), r.get(7)),
-                    )
-                })
-                .collect(),
-            Queue::Postgres(pool) => sqlx::query(sql)
-                .bind(QUEUE)
-                .bind(keys)
-                .fetch_all(pool)
-                .await
-                .map_err(db("find jobs"))?
-                .iter()
-                .map(|r| {
-                    job_row(
-                        r.get(0),
-                        r.get(1),
-                        r.get(2),
-                        r.get::<i32, _>(3) as i64,
-                        r.get::<i32, _>(4) as i64,
-                        (r.get(5), r.get(6), r.get(7)),
-                    )
-                })
-                .collect(),
-        };
-        Ok(rows)
+        }
     }
 
     /// True when every job under `keys` is done or dead.
@@ -553,26 +539,6 @@ impl Queue {
             .map(|_| ()),
         }
         .map_err(db("write state"))
-    }
-}
-
-fn job_row(
-    id: String,
-    job: Vec<u8>,
-    status: String,
-    attempts: i64,
-    max_attempts: i64,
-    (last_result, key, worker): (Option<String>, Option<String>, Option<String>),
-) -> JobRow {
-    JobRow {
-        id,
-        job: serde_json::from_slice(&job).ok(),
-        status,
-        attempts,
-        max_attempts,
-        last_result,
-        key,
-        worker,
     }
 }
 

@@ -439,32 +439,25 @@ async fn work_inner(
         Ok::<(), std::io::Error>(())
     };
     let name = rt.name.clone();
+    // The same worker on either storage (their types differ, so a macro, not a function).
+    macro_rules! run_on {
+        ($storage:expr) => {
+            WorkerBuilder::new(name)
+                .backend($storage.poll_with_interval(POLL))
+                .data(rt)
+                .concurrency(cfg.concurrency)
+                .retry(policy)
+                .build(handle)
+                .run_until(signal)
+                .await
+        };
+    }
     let res = match rt.queue.clone() {
-        Queue::Sqlite(pool) => {
-            let storage = SqliteStorage::<Job>::new(&pool)
-                .with_config(sqlite_config(Some(cfg.heartbeat)))
-                .poll_with_interval(POLL);
-            WorkerBuilder::new(name)
-                .backend(storage)
-                .data(rt)
-                .concurrency(cfg.concurrency)
-                .retry(policy)
-                .build(handle)
-                .run_until(signal)
-                .await
-        }
+        Queue::Sqlite(pool) => run_on!(
+            SqliteStorage::<Job>::new(&pool).with_config(sqlite_config(Some(cfg.heartbeat)))
+        ),
         Queue::Postgres(pool) => {
-            let storage = PostgresStorage::<Job>::new(&pool)
-                .with_config(pg_config(Some(cfg.heartbeat)))
-                .poll_with_interval(POLL);
-            WorkerBuilder::new(name)
-                .backend(storage)
-                .data(rt)
-                .concurrency(cfg.concurrency)
-                .retry(policy)
-                .build(handle)
-                .run_until(signal)
-                .await
+            run_on!(PostgresStorage::<Job>::new(&pool).with_config(pg_config(Some(cfg.heartbeat))))
         }
     };
     res.map_err(|e| JobError::Backend(format!("worker: {e}")))

@@ -362,3 +362,63 @@ pub fn raw_tables(app: &shoplake::app::App) -> Vec<String> {
         .flat_map(|s| s.tables.clone())
         .collect()
 }
+
+/// A copy of the project (pipelines/, schemas/, sql/) with orders windows of `size`
+/// (e.g. "3days"), so a month is many window jobs.
+pub fn project_with_order_window(size: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for sub in ["pipelines", "schemas", "sql"] {
+        copy_dir(&root.join(sub), &dir.path().join(sub));
+    }
+    let p = dir.path().join("pipelines").join("orders.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(text.contains("size = \"90days\""));
+    std::fs::write(
+        &p,
+        text.replace("size = \"90days\"", &format!("size = \"{size}\"")),
+    )
+    .unwrap();
+    dir
+}
+
+/// `shoplake --config <dir>/shoplake.toml --data-dir <dir> ARGS`, with no job backend
+/// from the environment.
+pub fn shoplake_in(dir: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_shoplake"));
+    c.arg("--config")
+        .arg(dir.join("shoplake.toml"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("SHOPLAKE_JOBS__BACKEND");
+    c
+}
+
+/// One clean, direct backfill of `[from, to)` from `sb` into `dir` with `project`: the
+/// reference other runs are compared with.
+pub async fn reference_backfill(
+    dir: &std::path::Path,
+    sb: &RunningSandbox,
+    project: &std::path::Path,
+    from: i64,
+    to: i64,
+) -> shoplake::app::App {
+    let mut config = shoplake::config::Config::default();
+    config.project.dir = Some(project.to_path_buf());
+    let app = shoplake::app::App::new(config, dir)
+        .unwrap()
+        .with_client_config(client_config(sb));
+    exchange_and_store(&app.client().unwrap(), sandbox::DEFAULT_AUTH_CODE)
+        .await
+        .unwrap();
+    let sum = app.backfill(from, to, None, None).await.unwrap();
+    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    app
+}
+
+/// The app over an existing data dir configured by `<dir>/shoplake.toml`.
+pub fn app_from_dir(dir: &std::path::Path) -> shoplake::app::App {
+    let config = shoplake::config::Config::load(Some(&dir.join("shoplake.toml"))).unwrap();
+    shoplake::app::App::new(config, dir).unwrap()
+}

@@ -261,7 +261,8 @@ struct SandboxArgs {
     /// Requests per second per endpoint before HTTP 429 (0 = no limit).
     #[arg(long, default_value_t = 50.0)]
     rps: f64,
-    /// Share of requests that fail with a 5xx, a timeout or a 429 (0.0–1.0).
+    /// Share of requests that get a fault (0.0–1.0): a 5xx, a timeout, a 429, a cut-off
+    /// body, a page repeating the previous page's tail, or a revoked token.
     #[arg(long, default_value_t = 0.0)]
     faults: f64,
     /// How long an injected timeout hangs.

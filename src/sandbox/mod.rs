@@ -64,7 +64,8 @@ pub struct SandboxConfig {
     pub refresh_ttl: Duration,
     /// Requests per second per endpoint before HTTP 429 (0 = unlimited).
     pub rps: f64,
-    /// Share of requests that get an injected fault (5xx, timeout or 429).
+    /// Share of requests that get an injected fault (5xx, timeout, 429, cut-off body,
+    /// overlapping page, revoked token).
     pub faults: f64,
     /// How long an injected timeout hangs before answering 504.
     pub fault_delay: Duration,

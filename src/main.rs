@@ -272,6 +272,9 @@ struct SandboxArgs {
 
 #[derive(Subcommand)]
 enum AuthCommand {
+    /// Seal every stored token under a new key (secrets/token.key; the previous key is
+    /// kept as token.key.old until the next rotation).
+    RotateKey,
     /// Print the URL a seller opens to authorize this app.
     Url {
         /// Opaque state echoed back to your redirect.
@@ -1001,6 +1004,12 @@ async fn run(cli: Cli) -> Result<()> {
                 if let Some(store) = c.tokens() {
                     println!("tokens stored in {}", store.dir().display());
                 }
+                Ok(())
+            }
+            AuthCommand::RotateKey => {
+                let store = TokenStore::open(cli.data_dir.join("secrets").join("tokens"))?;
+                let n = store.rotate_key()?;
+                println!("sealed {n} token file(s) under a new key");
                 Ok(())
             }
             AuthCommand::Refresh => {

@@ -12,6 +12,15 @@ use shoplake::sandbox::DEFAULT_AUTH_CODE;
 const KNOWN_SECRET: &str = "known-app-secret-7f3a9c";
 
 fn shoplake(data_dir: &std::path::Path, base: &str, args: &[&str]) -> (bool, String) {
+    shoplake_env(data_dir, base, args, &[])
+}
+
+fn shoplake_env(
+    data_dir: &std::path::Path,
+    base: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_shoplake"))
         .arg("--data-dir")
         .arg(data_dir)
@@ -19,6 +28,8 @@ fn shoplake(data_dir: &std::path::Path, base: &str, args: &[&str]) -> (bool, Str
         .env("SHOPLAKE_API__BASE_URL", base)
         .env("SHOPLAKE_API__APP_SECRET", KNOWN_SECRET)
         .env_remove("SHOPLAKE_LOG")
+        .env_remove("SHOPLAKE_TOKEN_KEY")
+        .envs(env.iter().copied())
         .output()
         .expect("run shoplake");
     let text = format!(
@@ -67,11 +78,22 @@ async fn auth_commands_store_tokens_securely_and_never_print_secrets() {
                 let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
                 assert_eq!(mode, 0o600, "{} mode {mode:o}", path.display());
             }
-            let v: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            secrets.push(v["access_token"].as_str().unwrap().to_string());
-            secrets.push(v["refresh_token"].as_str().unwrap().to_string());
+            // Sealed at rest: the file holds neither token.
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.contains("chacha20poly1305"), "{text}");
+            assert!(
+                !text.contains("TTP_"),
+                "a token in clear in {}",
+                path.display()
+            );
             n += 1;
+        }
+        // The tokens themselves, through the store (which holds the key).
+        let store = shoplake::api::auth::TokenStore::open(&tokens_dir).unwrap();
+        for shop in store.shops() {
+            let t = store.get(&shop.cipher).unwrap();
+            secrets.push(t.access_token.expose().to_string());
+            secrets.push(t.refresh_token.expose().to_string());
         }
         n
     };
@@ -90,6 +112,47 @@ async fn auth_commands_store_tokens_securely_and_never_print_secrets() {
     assert!(out.contains("refreshed 1 grant"), "{out}");
     outputs.push(out);
     collect(&mut secrets);
+
+    // Key rotation: files re-sealed under a new key, the tokens unchanged and still usable.
+    let key_file = dir.path().join("secrets").join("token.key");
+    let (old_key, before) = (
+        std::fs::read_to_string(&key_file).unwrap(),
+        std::fs::read_dir(&tokens_dir)
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect::<Vec<_>>(),
+    );
+    let (ok, out) = shoplake(dir.path(), &base, &["-vv", "auth", "rotate-key"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("sealed 3 token file(s)"), "{out}");
+    outputs.push(out);
+    assert_ne!(std::fs::read_to_string(&key_file).unwrap(), old_key);
+    for f in std::fs::read_dir(&tokens_dir).unwrap() {
+        assert!(!before.contains(&std::fs::read(f.unwrap().path()).unwrap()));
+    }
+    let mut after = Vec::new();
+    collect(&mut after);
+    let mut sorted = secrets[secrets.len() - 6..].to_vec();
+    sorted.sort();
+    after.sort();
+    assert_eq!(sorted, after, "the same tokens after rotation");
+    let (ok, out) = shoplake(dir.path(), &base, &["-vv", "auth", "refresh"]);
+    assert!(ok, "tokens still open and refresh after rotation: {out}");
+    outputs.push(out);
+    collect(&mut secrets);
+    // With another key, the files do not open, and the error says why.
+    let (ok, out) = shoplake_env(
+        dir.path(),
+        &base,
+        &["auth", "refresh"],
+        &[(
+            "SHOPLAKE_TOKEN_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )],
+    );
+    assert!(!ok);
+    assert!(out.contains("cannot be opened"), "{out}");
+    outputs.push(out);
 
     // A failing run (wrong code) must not leak either.
     let (ok, out) = shoplake(

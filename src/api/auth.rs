@@ -8,7 +8,6 @@
 //!   one refresh. Tokens are [`Secret`]s: they never reach a log line or an error.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -19,6 +18,7 @@ use url::Url;
 
 use super::client::{ApiClient, ApiRequest, Credential};
 use super::error::{ApiError, Result};
+use super::sealed::{self, SealKey};
 use crate::secret::Secret;
 
 /// What the token host returns.
@@ -184,6 +184,10 @@ pub struct TokenStore {
     dir: PathBuf,
     cache: Mutex<HashMap<String, StoredToken>>,
     refresh_lock: tokio::sync::Mutex<()>,
+    /// Seals the files (see [`super::sealed`]).
+    key: Mutex<SealKey>,
+    /// The key came from `SHOPLAKE_TOKEN_KEY` (rotation is then the operator's).
+    key_from_env: bool,
 }
 
 fn file_name(cipher: &str) -> String {
@@ -201,7 +205,9 @@ fn file_name(cipher: &str) -> String {
 }
 
 impl TokenStore {
-    /// Opens (creating, mode 0700) the token directory and loads every stored token.
+    /// Opens (creating, mode 0700) the token directory and loads every stored token,
+    /// opening sealed files with the key (or the previous key, after an interrupted
+    /// rotation) and sealing any plaintext file left from before sealing.
     pub fn open(dir: impl AsRef<Path>) -> Result<TokenStore> {
         let dir = dir.as_ref().to_path_buf();
         let io = |what: &str, e: std::io::Error| {
@@ -214,27 +220,92 @@ impl TokenStore {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(|e| io("securing token dir", e))?;
         }
+        let key_file = sealed::key_path(&dir);
+        let (key, key_from_env) =
+            SealKey::load_or_create(&key_file).map_err(ApiError::TokenStore)?;
+        let old_key = std::fs::read_to_string(key_file.with_extension("key.old"))
+            .ok()
+            .and_then(|t| SealKey::from_base64(&t, "token.key.old").ok());
         let mut cache = HashMap::new();
+        let mut plaintext = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(|e| io("reading token dir", e))? {
             let path = entry.map_err(|e| io("reading token dir", e))?.path();
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            let text = std::fs::read_to_string(&path)
+            let bytes = std::fs::read(&path)
                 .map_err(|e| ApiError::TokenStore(format!("reading {}: {e}", path.display())))?;
-            let tok: StoredToken = serde_json::from_str(&text).map_err(|e| {
+            let opened = match key.open(&bytes) {
+                Err(e) => match old_key.as_ref().map(|k| k.open(&bytes)) {
+                    Some(Ok(Some(p))) => Some(p),
+                    _ => {
+                        return Err(ApiError::TokenStore(format!(
+                            "{} cannot be opened: {e}",
+                            path.display()
+                        )));
+                    }
+                },
+                Ok(o) => o,
+            };
+            let was_plain = opened.is_none();
+            let plain = opened.unwrap_or(bytes);
+            let tok: StoredToken = serde_json::from_slice(&plain).map_err(|e| {
                 ApiError::TokenStore(format!(
                     "{} is not a shoplake token file: {e}",
                     path.display()
                 ))
             })?;
+            if was_plain {
+                plaintext.push(tok.clone());
+            }
             cache.insert(tok.shop.cipher.clone(), tok);
         }
-        Ok(TokenStore {
+        let store = TokenStore {
             dir,
             cache: Mutex::new(cache),
             refresh_lock: tokio::sync::Mutex::new(()),
-        })
+            key: Mutex::new(key),
+            key_from_env,
+        };
+        for tok in plaintext {
+            store.save(tok)?;
+        }
+        Ok(store)
+    }
+
+    /// Seals every token file under a new key and replaces the key file; the previous
+    /// key stays in `token.key.old` until the next rotation, so an interrupted rotation
+    /// still opens. With `SHOPLAKE_TOKEN_KEY` the key is the operator's: an error.
+    pub fn rotate_key(&self) -> Result<usize> {
+        if self.key_from_env {
+            return Err(ApiError::TokenStore(format!(
+                "the token key comes from {}: to rotate, re-seal with the old key set, then set the new one (or unset it to use secrets/token.key)",
+                sealed::KEY_ENV
+            )));
+        }
+        let key_file = sealed::key_path(&self.dir);
+        let err = |what: &Path, e: std::io::Error| {
+            ApiError::TokenStore(format!("rotating the token key ({}): {e}", what.display()))
+        };
+        let new = SealKey::generate();
+        let tokens: Vec<StoredToken> = self.lock().values().cloned().collect();
+        let mut staged = Vec::new();
+        for tok in &tokens {
+            let path = self.dir.join(file_name(&tok.shop.cipher));
+            let rot = path.with_extension("json.rot");
+            let text = serde_json::to_vec_pretty(tok).expect("token serializes");
+            sealed::write_private(&rot, &new.seal(&text)).map_err(|e| err(&rot, e))?;
+            staged.push((rot, path));
+        }
+        let old = key_file.with_extension("key.old");
+        std::fs::rename(&key_file, &old).map_err(|e| err(&key_file, e))?;
+        sealed::write_private(&key_file, new.to_base64().as_bytes())
+            .map_err(|e| err(&key_file, e))?;
+        for (rot, path) in &staged {
+            std::fs::rename(rot, path).map_err(|e| err(path, e))?;
+        }
+        *self.key.lock().unwrap_or_else(|e| e.into_inner()) = new;
+        Ok(staged.len())
     }
 
     /// The directory tokens live in.
@@ -258,26 +329,17 @@ impl TokenStore {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes a shop's token (atomically, mode 0600) and caches it.
+    /// Writes a shop's token (sealed, atomically, mode 0600) and caches it.
     pub fn save(&self, tok: StoredToken) -> Result<()> {
         let path = self.dir.join(file_name(&tok.shop.cipher));
-        let tmp = path.with_extension("json.tmp");
-        let err =
-            |e: std::io::Error| ApiError::TokenStore(format!("writing {}: {e}", path.display()));
-        {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(&tmp).map_err(err)?;
-            let text = serde_json::to_vec_pretty(&tok).expect("token serializes");
-            f.write_all(&text).map_err(err)?;
-            f.sync_all().map_err(err)?;
-        }
-        std::fs::rename(&tmp, &path).map_err(err)?;
+        let text = serde_json::to_vec_pretty(&tok).expect("token serializes");
+        let bytes = self
+            .key
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .seal(&text);
+        sealed::write_private(&path, &bytes)
+            .map_err(|e| ApiError::TokenStore(format!("writing {}: {e}", path.display())))?;
         self.lock().insert(tok.shop.cipher.clone(), tok);
         Ok(())
     }

@@ -6,6 +6,7 @@
 //!   jittered backoff honouring Retry-After, the client-side rate limiter.
 //! - [`paginate`]: the one paginator for `page_token` and `page_number` endpoints.
 //! - [`error`]: [`ApiError`] and its predicates.
+//! - [`sealed`]: token files encrypted at rest (ChaCha20-Poly1305).
 
 pub mod auth;
 pub mod client;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod paginate;
 pub mod rate_limit;
 pub mod retry;
+pub mod sealed;
 pub mod sign;
 
 pub use client::{ApiClient, ApiRequest, ApiResponse, ClientConfig, Credential};

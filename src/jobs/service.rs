@@ -28,11 +28,12 @@ pub async fn metrics_endpoint(
     if addr.is_empty() {
         return None;
     }
+    let hooks = rt.as_ref().and_then(|rt| webhooks(rt, queue.clone()));
     let f: MetricsFn = Arc::new(move || {
         let (queue, rt) = (queue.clone(), rt.clone());
         async move { metrics::render(&queue, rt.as_deref()).await }.boxed()
     });
-    match http::spawn(addr, f).await {
+    match http::spawn(addr, f, hooks).await {
         Ok(h) => {
             info!(addr = %h.addr, "metrics on http://{}/metrics", h.addr);
             Some(h)
@@ -42,6 +43,55 @@ pub async fn metrics_endpoint(
             None
         }
     }
+}
+
+/// The stream a webhook event type is news for: its shop's extract runs now instead of at
+/// the next scheduled time.
+pub fn stream_for_event(kind: i64) -> Option<&'static str> {
+    match kind {
+        1 | 3 => Some("orders"),
+        2 | 12 => Some("returns"),
+        4 => Some("packages"),
+        5 | 37 => Some("products"),
+        _ => None,
+    }
+}
+
+/// `POST /webhooks/tiktok` for a worker: a verified event queues an extract of its
+/// shop's stream up to now.
+fn webhooks(rt: &Runtime, queue: Queue) -> Option<Arc<crate::serve::webhooks::Webhooks>> {
+    let cc = rt.app.client_config().ok()?;
+    let (pipelines, _) = rt.app.pipelines().ok()?;
+    let known: Vec<String> = pipelines.streams.iter().map(|s| s.name.clone()).collect();
+    let max_attempts = rt.cfg.max_attempts;
+    let sink: crate::serve::webhooks::WebhookSink = Arc::new(move |ev| {
+        let (queue, known) = (queue.clone(), known.clone());
+        async move {
+            let Some(stream) = stream_for_event(ev.kind).filter(|s| known.iter().any(|k| k == s))
+            else {
+                info!(kind = ev.kind, shop = %ev.shop_id, "webhook event with no stream to refresh");
+                return Ok(());
+            };
+            let job = super::Job::ExtractWindow {
+                shop: ev.shop_id.clone(),
+                stream: stream.to_string(),
+                from: None,
+                to: Utc::now().timestamp(),
+                run: String::new(),
+            };
+            queue
+                .push(&[job], max_attempts)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        .boxed()
+    });
+    Some(crate::serve::webhooks::Webhooks::new(
+        &cc.app_key,
+        cc.app_secret.clone(),
+        sink,
+    ))
 }
 
 /// A worker until `shutdown`.

@@ -39,14 +39,29 @@ async fn metrics(State(f): State<MetricsFn>) -> impl IntoResponse {
     )
 }
 
-/// Serves `/health` and `/metrics` on `addr` (port 0 picks one).
-pub async fn spawn(addr: &str, metrics_fn: MetricsFn) -> std::io::Result<RunningHttp> {
+/// Serves `/health`, `/metrics` and, given a receiver, `POST /webhooks/tiktok` on `addr`
+/// (port 0 picks one).
+pub async fn spawn(
+    addr: &str,
+    metrics_fn: MetricsFn,
+    webhooks: Option<Arc<super::webhooks::Webhooks>>,
+) -> std::io::Result<RunningHttp> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .with_state(metrics_fn);
+    if let Some(w) = webhooks {
+        app = app.merge(
+            Router::new()
+                .route(
+                    "/webhooks/tiktok",
+                    axum::routing::post(super::webhooks::receive),
+                )
+                .with_state(w),
+        );
+    }
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "http endpoint stopped");

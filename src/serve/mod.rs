@@ -1,6 +1,7 @@
 //! Serving the lake: [`flight_sql`] (Arrow Flight SQL for BI tools and notebooks), with
 //! [`access`] (users, roles, tokens), [`limits`] (timeouts, memory, concurrency) and
-//! [`audit`] (one line per query), and [`http`] (`/health`, `/metrics`).
+//! [`audit`] (one line per query), [`http`] (`/health`, `/metrics`) and [`webhooks`]
+//! (TikTok's signed event deliveries).
 
 pub mod access;
 pub mod audit;
@@ -8,6 +9,7 @@ pub mod dashboards;
 pub mod flight_sql;
 pub mod http;
 pub mod limits;
+pub mod webhooks;
 
 use std::path::PathBuf;
 

@@ -265,6 +265,10 @@ struct SandboxArgs {
     /// body, a page repeating the previous page's tail, or a revoked token.
     #[arg(long, default_value_t = 0.0)]
     faults: f64,
+    /// Schema drift in Order Search: an unknown field, a dropped optional field, numbers
+    /// sent as strings.
+    #[arg(long)]
+    drift: bool,
     /// How long an injected timeout hangs.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     fault_delay: Duration,
@@ -613,6 +617,7 @@ async fn run_sandbox(a: SandboxArgs) -> Result<()> {
         rps: a.rps,
         faults: a.faults,
         fault_delay: a.fault_delay,
+        drift: a.drift.then(shoplake::sandbox::drift::Drift::default),
         ..SandboxConfig::default()
     };
     let t = std::time::Instant::now();

@@ -8,6 +8,7 @@
 
 mod catalog;
 pub mod data;
+pub mod drift;
 mod fulfillment;
 pub mod gate;
 mod logistics;
@@ -69,6 +70,8 @@ pub struct SandboxConfig {
     pub faults: f64,
     /// How long an injected timeout hangs before answering 504.
     pub fault_delay: Duration,
+    /// Schema drift in Order Search answers (see [`drift`]).
+    pub drift: Option<drift::Drift>,
 }
 
 impl Default for SandboxConfig {
@@ -89,6 +92,7 @@ impl Default for SandboxConfig {
             rps: 50.0,
             faults: 0.0,
             fault_delay: Duration::from_secs(3),
+            drift: None,
         }
     }
 }
@@ -510,6 +514,10 @@ impl Sandbox {
             };
             handler(&self, &ctx)
         });
+        let result = match (&self.config.drift, result) {
+            (Some(d), Ok(data)) if template == drift::DRIFTING_PATH => Ok(d.apply(&data)),
+            (_, r) => r,
+        };
         let response = match result {
             Ok(data) if truncate => {
                 // The envelope cut off halfway, as a dropped connection leaves it.

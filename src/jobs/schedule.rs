@@ -95,6 +95,8 @@ struct Entry {
 #[derive(Debug, Clone)]
 pub struct Producer {
     entries: Vec<Entry>,
+    /// Queue a model build once a tick's extracts landed (on by default).
+    pub build_models: bool,
 }
 
 /// Tick state kept in the queue database.
@@ -172,7 +174,10 @@ impl Producer {
                 });
             }
         }
-        Ok(Producer { entries })
+        Ok(Producer {
+            entries,
+            build_models: true,
+        })
     }
 
     /// Scheduled shop × stream pairs.
@@ -237,13 +242,16 @@ impl Producer {
                 ready.push(tick.clone());
             }
         }
-        for tick in ready {
-            state.waiting.remove(&tick);
+        for tick in &ready {
+            state.waiting.remove(tick);
+        }
+        // Several ticks landed since the last look: one build covers them all.
+        if let (Some(tick), true) = (ready.last(), self.build_models) {
             report.builds += queue
                 .push(
                     &[Job::BuildModels {
                         select: None,
-                        after: tick,
+                        after: tick.clone(),
                     }],
                     max_attempts,
                 )

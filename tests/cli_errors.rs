@@ -200,3 +200,56 @@ fn a_closed_pipe_ends_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn bad_arguments_each_get_one_clear_line_and_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+        (
+            &[
+                "backfill",
+                "--from",
+                "2026-10-01",
+                "--to",
+                "2026-10-02",
+                "--pipeline",
+                "nope",
+            ],
+            &[],
+            "unknown pipeline `nope`",
+        ),
+        (
+            &["backfill", "--from", "2026-10-05", "--to", "2026-10-01"],
+            &[],
+            "--from must be before --to",
+        ),
+        (
+            &["backfill", "--from", "yesterday", "--to", "2026-10-01"],
+            &[],
+            "`yesterday` is not a date",
+        ),
+        (
+            &["retry"],
+            &[("SHOPLAKE_JOBS__BACKEND", "mysql://db/x")],
+            "jobs.backend",
+        ),
+        (
+            &["query", "select * from raw.no_such_table"],
+            &[],
+            "no_such_table",
+        ),
+        (&["build", "--select", "nope+"], &[], "no model `nope`"),
+        (
+            &["auth", "refresh"],
+            &[("SHOPLAKE_TOKEN_KEY", "short")],
+            "SHOPLAKE_TOKEN_KEY",
+        ),
+    ];
+    for (args, env, want) in cases {
+        let (ok, out, err) = shoplake(dir.path(), None, env, args);
+        assert!(!ok, "{args:?} succeeded: {out}");
+        let line = error_line(&err);
+        assert!(line.contains(want), "{args:?}: {line}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

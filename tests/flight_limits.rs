@@ -182,3 +182,24 @@ async fn tls_when_a_certificate_is_configured() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_statement_and_an_unknown_table_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_with(dir.path(), |_| {}).await;
+    let mut c = flight_client(server.addr).await;
+    let huge = format!("select 1 as x -- {}", "x".repeat(10 * 1024 * 1024));
+    let e = flight_query(&mut c, &huge).await.unwrap_err().to_string();
+    assert!(
+        e.contains("too large") || e.contains("larger than max"),
+        "a 10 MB statement is refused by size: {e}"
+    );
+    let e = flight_query(&mut c, "select * from marts.no_such_mart")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no_such_mart"), "{e}");
+    let mut c = flight_client(server.addr).await;
+    let ok = flight_query(&mut c, "select 1 as x").await.unwrap();
+    assert_eq!(rows(&ok), 1, "the server still answers");
+}

@@ -235,9 +235,6 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Token refreshes one call may trigger (each for a different rejected token).
-const MAX_REFRESHES: usize = 3;
-
 /// Index into [`ANSWER_KINDS`].
 fn answer_kind(res: &Result<ApiResponse>) -> usize {
     match res {
@@ -331,7 +328,8 @@ impl ApiClient {
         let policy = self.inner.config.retry;
         let mut attempt: u32 = 0;
         // Refresh once per token the API rejects (a token can be revoked again after a
-        // refresh), at most MAX_REFRESHES times per call.
+        // refresh). The first refresh is free; later ones count as attempts, so a call
+        // that keeps meeting rejected tokens still ends within `max_attempts`.
         let mut refreshed: Vec<Secret> = Vec::new();
         loop {
             attempt += 1;
@@ -350,7 +348,7 @@ impl ApiClient {
                 Ok(r) => return Ok(r),
                 Err(e) => e,
             };
-            if err.is_token_expired() && refreshed.len() < MAX_REFRESHES {
+            if err.is_token_expired() && (refreshed.is_empty() || attempt < policy.max_attempts) {
                 if let (Credential::Shop(shop) | Credential::Seller(shop), Some(store), Some(stale)) =
                     (&req.credential, &self.inner.tokens, token.as_ref())
                     && !refreshed.contains(stale)
@@ -358,8 +356,10 @@ impl ApiClient {
                     warn!(path = %req.path, shop = %shop, "access token expired; refreshing");
                     self.inner.stats.refreshes.fetch_add(1, Ordering::Relaxed);
                     store.refresh(self, shop, Some(stale)).await?;
+                    if refreshed.is_empty() {
+                        attempt -= 1; // the first refresh is not a failed attempt
+                    }
                     refreshed.push(stale.clone());
-                    attempt -= 1; // a refresh is not a failed attempt
                     continue;
                 }
             }

@@ -25,11 +25,13 @@ pub fn plan(
             "--from must be before --to".to_string(),
         ));
     }
-    let shops = app.shops(shop)?;
+    // The pipeline name is checked before the shops: a typo is named even before any
+    // shop is authorized.
     let (pipelines, _) = app.pipelines()?;
     let streams = pipelines
         .select(pipeline)
         .map_err(crate::app::AppError::from)?;
+    let shops = app.shops(shop)?;
     let mut jobs = Vec::new();
     for s in &shops {
         for st in &streams {

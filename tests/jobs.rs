@@ -364,3 +364,57 @@ async fn a_failing_job_goes_dead_after_its_attempts_and_retry_requeues_it() {
     w.stop().await;
     sb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_cap_holders_and_free_up_on_release_or_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::open("sqlite", dir.path()).await.unwrap();
+    let ttl = std::time::Duration::from_secs(60);
+    assert_eq!(q.try_lease("shop/1", 2, "a", ttl).await.unwrap(), Some(0));
+    assert_eq!(q.try_lease("shop/1", 2, "b", ttl).await.unwrap(), Some(1));
+    assert_eq!(
+        q.try_lease("shop/1", 2, "c", ttl).await.unwrap(),
+        None,
+        "two at most"
+    );
+    assert_eq!(
+        q.try_lease("shop/2", 2, "c", ttl).await.unwrap(),
+        Some(0),
+        "per key"
+    );
+    q.release("shop/1", 0, "a").await.unwrap();
+    assert_eq!(q.try_lease("shop/1", 2, "c", ttl).await.unwrap(), Some(0));
+    // A holder that stops renewing loses its slot after the ttl.
+    let short = std::time::Duration::from_millis(200);
+    assert_eq!(
+        q.try_lease("family/x", 1, "dead", short).await.unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        q.try_lease("family/x", 1, "live", short).await.unwrap(),
+        None
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(
+        q.try_lease("family/x", 1, "live", short).await.unwrap(),
+        Some(0)
+    );
+    // The shared rate limit spaces reservations by 1/rps after the burst.
+    let waits: Vec<f64> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(
+                q.reserve_rate("rate/f", 10.0, 1.0)
+                    .await
+                    .unwrap()
+                    .as_secs_f64(),
+            );
+        }
+        v
+    };
+    assert!(waits[0] == 0.0 && waits[1] == 0.0, "{waits:?}");
+    assert!(
+        (0.05..=0.11).contains(&waits[2]) && (0.15..=0.21).contains(&waits[3]),
+        "{waits:?}"
+    );
+}

@@ -9,19 +9,11 @@ use std::time::{Duration, Instant};
 use helpers::*;
 use shoplake::sandbox::DEFAULT_AUTH_CODE;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_and_scheduler_start_serve_metrics_and_stop_on_sigterm() {
     let sb = start(small(1, 100)).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = pg::free_port();
     std::fs::write(
         dir.path().join("shoplake.toml"),
         format!(

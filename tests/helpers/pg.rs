@@ -23,7 +23,8 @@ fn run_as(user: &Option<String>, program: &str) -> Command {
     }
 }
 
-fn free_port() -> u16 {
+/// A free loopback port.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -329,12 +329,15 @@ impl Queue {
 
     /// Dead jobs (failed on every allowed run).
     pub async fn dead(&self) -> Result<Vec<JobRow>> {
-        Ok(self
-            .jobs("")
-            .await?
-            .into_iter()
-            .filter(JobRow::is_dead)
-            .collect())
+        // Filtered in the database: done jobs pile up over months, dead ones should not.
+        const DEAD: &str =
+            "(status = 'Killed' OR (status = 'Failed' AND attempts >= max_attempts))";
+        self.select(
+            &format!("coalesce(idempotency_key, '') LIKE ?2 AND {DEAD} ORDER BY id"),
+            &format!("coalesce(idempotency_key, '') LIKE $2 AND {DEAD} ORDER BY id"),
+            Filter::Text("%".into()),
+        )
+        .await
     }
 
     /// Requeues dead jobs (all, or the one with `id`) with a fresh set of runs.

@@ -113,6 +113,20 @@ retry_backoff = "200ms"
     ));
     assert!(out.contains("queued"), "{out}");
     let q = Queue::open(&pg.url, dir.path()).await.unwrap();
+    // The shared tables speak Postgres too (the same statements as on SQLite).
+    q.set("probe", "v1").await.unwrap();
+    q.set("probe", "v2").await.unwrap();
+    assert_eq!(q.get("probe").await.unwrap().as_deref(), Some("v2"));
+    let ttl = Duration::from_secs(60);
+    assert_eq!(q.try_lease("probe", 1, "x", ttl).await.unwrap(), Some(0));
+    assert_eq!(q.try_lease("probe", 1, "y", ttl).await.unwrap(), None);
+    q.renew_lease("probe", 0, "x", ttl).await.unwrap();
+    q.release("probe", 0, "x").await.unwrap();
+    assert_eq!(q.try_lease("probe", 1, "y", ttl).await.unwrap(), Some(0));
+    assert_eq!(
+        q.reserve_rate("rate/probe", 10.0, 1.0).await.unwrap(),
+        Duration::ZERO
+    );
     let total = jobs(&q).await.len();
     assert!(total > 20, "{total} window jobs");
 

@@ -94,6 +94,36 @@ fn db(what: &str) -> impl Fn(sqlx::Error) -> JobError + '_ {
     move |e| JobError::Backend(format!("{what}: {e}"))
 }
 
+/// Runs one sqlx call (`on_both!(q, execute, query(sql), arg1, arg2)`: make, bind each
+/// argument, run; written once) on whichever
+/// pool the queue has; the statement text comes from [`Queue::dialect`].
+macro_rules! on_both {
+    ($q:expr, execute, $make:ident($sql:expr) $(, $arg:expr)*) => {
+        match $q {
+            Queue::Sqlite(pool) => sqlx::$make(sqlx::AssertSqlSafe($sql))
+                $(.bind($arg))*
+                .execute(pool)
+                .await
+                .map(|_| ()),
+            Queue::Postgres(pool) => sqlx::$make(sqlx::AssertSqlSafe($sql))
+                $(.bind($arg))*
+                .execute(pool)
+                .await
+                .map(|_| ()),
+        }
+    };
+    ($q:expr, $run:ident, $make:ident($sql:expr) $(, $arg:expr)*) => {
+        match $q {
+            Queue::Sqlite(pool) => {
+                sqlx::$make(sqlx::AssertSqlSafe($sql))$(.bind($arg))*.$run(pool).await
+            }
+            Queue::Postgres(pool) => {
+                sqlx::$make(sqlx::AssertSqlSafe($sql))$(.bind($arg))*.$run(pool).await
+            }
+        }
+    };
+}
+
 /// Seconds since the epoch by the database's clock (all workers agree on it).
 const SQLITE_NOW: &str = "((julianday('now') - 2440587.5) * 86400.0)";
 const PG_NOW: &str = "extract(epoch from clock_timestamp())::float8";
@@ -122,7 +152,7 @@ impl Queue {
                 .map_err(|e| JobError::Backend(format!("apalis migrations (postgres): {e}")))?;
             for ddl in [
                 "CREATE TABLE IF NOT EXISTS shoplake_rate (key TEXT PRIMARY KEY, tat DOUBLE PRECISION NOT NULL)",
-                "CREATE TABLE IF NOT EXISTS shoplake_leases (key TEXT NOT NULL, slot INTEGER NOT NULL, holder TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (key, slot))",
+                "CREATE TABLE IF NOT EXISTS shoplake_leases (key TEXT NOT NULL, slot BIGINT NOT NULL, holder TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (key, slot))",
                 "CREATE TABLE IF NOT EXISTS shoplake_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
             ] {
                 // Two processes starting at once may race on CREATE: the loser's error is harmless.
@@ -367,6 +397,21 @@ impl Queue {
         Ok(n)
     }
 
+    /// `template` in this backend's dialect: `{now}` is the database clock in unix
+    /// seconds, `{max}` the two-argument maximum, and `?N` placeholders become `$N` on
+    /// Postgres. The shoplake tables below are the same on both.
+    fn dialect(&self, template: &str) -> String {
+        match self {
+            Queue::Sqlite(_) => template
+                .replace("{now}", SQLITE_NOW)
+                .replace("{max}", "max"),
+            Queue::Postgres(_) => template
+                .replace("{now}", PG_NOW)
+                .replace("{max}", "greatest")
+                .replace('?', "$"),
+        }
+    }
+
     /// Reserves one request for `key` at `rps` (burst `burst`) on the shared clock and
     /// returns how long to wait before sending (a GCRA over one row per key).
     pub async fn reserve_rate(&self, key: &str, rps: f64, burst: f64) -> Result<Duration> {
@@ -374,31 +419,13 @@ impl Queue {
             return Ok(Duration::ZERO);
         }
         let t = 1.0 / rps;
-        let ahead: f64 = match self {
-            Queue::Sqlite(pool) => {
-                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO shoplake_rate (key, tat) VALUES (?1, {SQLITE_NOW} + ?2) \
-                 ON CONFLICT (key) DO UPDATE SET tat = max(shoplake_rate.tat, {SQLITE_NOW}) + ?2 \
-                 RETURNING tat - {SQLITE_NOW}"
-                )))
-                .bind(key)
-                .bind(t)
-                .fetch_one(pool)
-                .await
-            }
-            Queue::Postgres(pool) => {
-                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO shoplake_rate (key, tat) VALUES ($1, {PG_NOW} + $2) \
-                 ON CONFLICT (key) DO UPDATE SET tat = greatest(shoplake_rate.tat, {PG_NOW}) + $2 \
-                 RETURNING tat - {PG_NOW}"
-                )))
-                .bind(key)
-                .bind(t)
-                .fetch_one(pool)
-                .await
-            }
-        }
-        .map_err(db("shared rate limit"))?;
+        let sql = self.dialect(
+            "INSERT INTO shoplake_rate (key, tat) VALUES (?1, {now} + ?2) \
+             ON CONFLICT (key) DO UPDATE SET tat = {max}(shoplake_rate.tat, {now}) + ?2 \
+             RETURNING tat - {now}",
+        );
+        let ahead: f64 = on_both!(self, fetch_one, query_scalar(sql), key, t)
+            .map_err(db("shared rate limit"))?;
         Ok(Duration::from_secs_f64((ahead - t - burst * t).max(0.0)))
     }
 
@@ -411,31 +438,21 @@ impl Queue {
         holder: &str,
         ttl: Duration,
     ) -> Result<Option<u32>> {
+        let sql = self.dialect(
+            "INSERT INTO shoplake_leases (key, slot, holder, expires_at) VALUES (?1, ?2, ?3, {now} + ?4) \
+             ON CONFLICT (key, slot) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE shoplake_leases.expires_at < {now} RETURNING slot",
+        );
         for slot in 0..limit as i64 {
-            let got: Option<i64> = match self {
-                Queue::Sqlite(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO shoplake_leases (key, slot, holder, expires_at) VALUES (?1, ?2, ?3, {SQLITE_NOW} + ?4) \
-                     ON CONFLICT (key, slot) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
-                     WHERE shoplake_leases.expires_at < {SQLITE_NOW} RETURNING slot"
-                )))
-                .bind(key)
-                .bind(slot)
-                .bind(holder)
-                .bind(ttl.as_secs_f64())
-                .fetch_optional(pool)
-                .await,
-                Queue::Postgres(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO shoplake_leases (key, slot, holder, expires_at) VALUES ($1, $2, $3, {PG_NOW} + $4) \
-                     ON CONFLICT (key, slot) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
-                     WHERE shoplake_leases.expires_at < {PG_NOW} RETURNING slot::int8"
-                )))
-                .bind(key)
-                .bind(slot as i32)
-                .bind(holder)
-                .bind(ttl.as_secs_f64())
-                .fetch_optional(pool)
-                .await,
-            }
+            let got: Option<i64> = on_both!(
+                self,
+                fetch_optional,
+                query_scalar(sql.clone()),
+                key,
+                slot,
+                holder,
+                ttl.as_secs_f64()
+            )
             .map_err(db("lease"))?;
             if let Some(s) = got {
                 return Ok(Some(s as u32));
@@ -452,96 +469,41 @@ impl Queue {
         holder: &str,
         ttl: Duration,
     ) -> Result<()> {
-        match self {
-            Queue::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE shoplake_leases SET expires_at = {SQLITE_NOW} + ?4 WHERE key = ?1 AND slot = ?2 AND holder = ?3"
-            )))
-            .bind(key)
-            .bind(slot as i64)
-            .bind(holder)
-            .bind(ttl.as_secs_f64())
-            .execute(pool)
-            .await
-            .map(|_| ()),
-            Queue::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE shoplake_leases SET expires_at = {PG_NOW} + $4 WHERE key = $1 AND slot = $2 AND holder = $3"
-            )))
-            .bind(key)
-            .bind(slot as i32)
-            .bind(holder)
-            .bind(ttl.as_secs_f64())
-            .execute(pool)
-            .await
-            .map(|_| ()),
-        }
+        let sql = self.dialect(
+            "UPDATE shoplake_leases SET expires_at = {now} + ?4 WHERE key = ?1 AND slot = ?2 AND holder = ?3",
+        );
+        on_both!(
+            self,
+            execute,
+            query(sql),
+            key,
+            slot as i64,
+            holder,
+            ttl.as_secs_f64()
+        )
         .map_err(db("renew lease"))
     }
 
     /// Gives a lease back.
     pub async fn release(&self, key: &str, slot: u32, holder: &str) -> Result<()> {
-        match self {
-            Queue::Sqlite(pool) => sqlx::query(
-                "DELETE FROM shoplake_leases WHERE key = ?1 AND slot = ?2 AND holder = ?3",
-            )
-            .bind(key)
-            .bind(slot as i64)
-            .bind(holder)
-            .execute(pool)
-            .await
-            .map(|_| ()),
-            Queue::Postgres(pool) => sqlx::query(
-                "DELETE FROM shoplake_leases WHERE key = $1 AND slot = $2 AND holder = $3",
-            )
-            .bind(key)
-            .bind(slot as i32)
-            .bind(holder)
-            .execute(pool)
-            .await
-            .map(|_| ()),
-        }
-        .map_err(db("release lease"))
+        let sql = self
+            .dialect("DELETE FROM shoplake_leases WHERE key = ?1 AND slot = ?2 AND holder = ?3");
+        on_both!(self, execute, query(sql), key, slot as i64, holder).map_err(db("release lease"))
     }
 
     /// A small shared value (the scheduler's last tick).
     pub async fn get(&self, key: &str) -> Result<Option<String>> {
-        match self {
-            Queue::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT value FROM shoplake_kv WHERE key = ?1")
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await
-            }
-            Queue::Postgres(pool) => {
-                sqlx::query_scalar("SELECT value FROM shoplake_kv WHERE key = $1")
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await
-            }
-        }
-        .map_err(db("read state"))
+        let sql = self.dialect("SELECT value FROM shoplake_kv WHERE key = ?1");
+        on_both!(self, fetch_optional, query_scalar(sql), key).map_err(db("read state"))
     }
 
     /// Sets a shared value.
     pub async fn set(&self, key: &str, value: &str) -> Result<()> {
-        match self {
-            Queue::Sqlite(pool) => sqlx::query(
-                "INSERT INTO shoplake_kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(key)
-            .bind(value)
-            .execute(pool)
-            .await
-            .map(|_| ()),
-            Queue::Postgres(pool) => sqlx::query(
-                "INSERT INTO shoplake_kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(key)
-            .bind(value)
-            .execute(pool)
-            .await
-            .map(|_| ()),
-        }
-        .map_err(db("write state"))
+        let sql = self.dialect(
+            "INSERT INTO shoplake_kv (key, value) VALUES (?1, ?2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        );
+        on_both!(self, execute, query(sql), key, value).map_err(db("write state"))
     }
 }
 

@@ -239,3 +239,150 @@ fn serve_config_errors_name_the_key() {
     c.serve.tls_key = Some(dir.path().join("missing-key.pem"));
     assert_eq!(opts(&c).unwrap_err().key, "serve.tls_cert");
 }
+
+/// The role and read-only rules are checked where a query runs, not where it was planned:
+/// a ticket or prepared-statement handle the engineer obtained, replayed by the analyst or
+/// by a client that never logged in, is refused; writes and DDL are refused whether sent
+/// as a statement, a prepared statement, or an update command; a bound parameter cannot
+/// widen what a prepared statement reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_hold_for_replayed_tickets_prepared_writes_and_parameters() {
+    use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
+    use futures::TryStreamExt;
+    use prost::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    demo_warehouse(dir.path()).await;
+    let server = serve_with(dir.path(), |c| {
+        c.serve.users = vec![
+            UserEntry {
+                name: "ana".into(),
+                role: "analyst".into(),
+                password_hash: Some(hash_password("ana-pw")),
+                password_env: None,
+            },
+            UserEntry {
+                name: "eng".into(),
+                role: "engineer".into(),
+                password_hash: Some(hash_password("eng-pw")),
+                password_env: None,
+            },
+        ];
+    })
+    .await;
+    let mut eng = flight_query_client_as(server.addr, "eng", "eng-pw").await;
+    let mut ana = flight_query_client_as(server.addr, "ana", "ana-pw").await;
+
+    // The engineer's tickets: a statement and a prepared statement on raw.orders.
+    let info = eng
+        .execute("select id from raw.orders".into(), None)
+        .await
+        .unwrap();
+    let stmt_ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut prepared = eng
+        .prepare("select id from raw.orders limit 3".into(), None)
+        .await
+        .unwrap();
+    let info = prepared.execute().await.unwrap();
+    let prep_ticket = info.endpoint[0].ticket.clone().unwrap();
+    assert_eq!(rows(&flight_fetch(&mut eng, info).await.unwrap()), 3);
+
+    for (what, ticket) in [("statement", &stmt_ticket), ("prepared", &prep_ticket)] {
+        let e = match ana.do_get(ticket.clone()).await {
+            Ok(s) => s
+                .try_collect::<Vec<_>>()
+                .await
+                .map(|b| format!("{} rows", rows(&b))),
+            Err(e) => Err(e),
+        };
+        let e = e.expect_err(&format!("analyst replayed the engineer's {what} ticket"));
+        assert!(
+            e.to_string()
+                .contains("role analyst) may not read raw.orders"),
+            "{what}: {e}"
+        );
+        let mut anon = flight_client(server.addr).await;
+        let e = match anon.do_get(ticket.clone()).await {
+            Ok(s) => s.try_collect::<Vec<_>>().await.map(|_| ()),
+            Err(e) => Err(e),
+        }
+        .expect_err("a client that never logged in replayed a ticket");
+        assert!(
+            e.to_string().contains("authorization required"),
+            "{what}: {e}"
+        );
+    }
+    // A ticket the analyst writes by hand is just a statement: same rule.
+    let forged = arrow_flight::Ticket::new(
+        TicketStatementQuery {
+            statement_handle: "select * from raw.order_lines".into(),
+        }
+        .as_any()
+        .encode_to_vec(),
+    );
+    let e = match ana.do_get(forged).await {
+        Ok(s) => s.try_collect::<Vec<_>>().await.map(|_| ()),
+        Err(e) => Err(e),
+    }
+    .expect_err("forged ticket");
+    assert!(
+        e.to_string().contains("may not read raw.order_lines"),
+        "{e}"
+    );
+
+    // Writes and DDL, for both roles, as statements and prepared statements.
+    for sql in [
+        "insert into marts.gmv_daily select * from marts.gmv_daily",
+        "create table marts.x as select 1 as a",
+        "drop table marts.gmv_daily",
+        "create view marts.v as select 1 as a",
+        "copy (select 1 as a) to '/tmp/shoplake-should-not-exist.csv'",
+        "set datafusion.execution.batch_size = 1",
+    ] {
+        for (who, c) in [("ana", &mut ana), ("eng", &mut eng)] {
+            let e = flight_query(c, sql).await.unwrap_err().to_string();
+            assert!(e.contains("read-only"), "{who} statement {sql}: {e}");
+            let e = c.prepare(sql.into(), None).await.unwrap_err().to_string();
+            assert!(e.contains("read-only"), "{who} prepared {sql}: {e}");
+        }
+    }
+    assert!(!std::path::Path::new("/tmp/shoplake-should-not-exist.csv").exists());
+    let e = eng
+        .execute_update("delete from marts.gmv_daily".into(), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("read-only"), "{e}");
+    let n = flight_query(&mut eng, "select count(*) from marts.gmv_daily")
+        .await
+        .unwrap();
+    assert!(scalar_i64(&n) > 0, "marts untouched");
+
+    // Parameters are values, never SQL: a bound string naming a raw table stays a string.
+    let mut p = ana
+        .prepare(
+            "select count(*) as n from marts.gmv_daily where shop_id = $1".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("$1", arrow::datatypes::DataType::Utf8, true),
+    ]));
+    let bound = arrow::array::RecordBatch::try_new(
+        schema,
+        vec![std::sync::Arc::new(StringArray::from(vec![
+            "x' union select count(*) from raw.orders --",
+        ]))],
+    )
+    .unwrap();
+    p.set_parameters(bound).unwrap();
+    let info = p.execute().await.unwrap();
+    let out = flight_fetch(&mut ana, info).await.unwrap();
+    assert_eq!(
+        scalar_i64(&out),
+        0,
+        "the injection is a shop id that matches nothing"
+    );
+    server.stop().await;
+}

@@ -30,8 +30,8 @@ use arrow_flight::sql::{
     ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetCrossReference,
     CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
     CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
-    CommandPreparedStatementQuery, CommandStatementQuery, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
+    CommandStatementQuery, CommandStatementUpdate, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
@@ -412,6 +412,18 @@ impl LakeFlightSql {
         }
     }
 
+    /// Updates and bulk ingest: refused for every role (after the caller is known, so an
+    /// anonymous caller learns nothing), with an audit line like any refused query.
+    fn refuse_write(&self, md: &MetadataMap, sql: &str) -> Result<Status, Status> {
+        let p = self.check(md)?;
+        let msg = "shoplake serves read-only SQL; updates and ingest are refused \
+                   (the warehouse is written only by extraction and model builds)";
+        self.audit
+            .start(&p, sql)
+            .finish(Outcome::Refused, Some(msg.to_string()));
+        Ok(Status::permission_denied(msg))
+    }
+
     fn timed_out(&self) -> Status {
         Status::deadline_exceeded(format!(
             "query exceeded its time limit of {} (serve.query_timeout)",
@@ -781,6 +793,32 @@ impl FlightSqlService for LakeFlightSql {
         Ok(arrow_flight::sql::DoPutPreparedStatementResult {
             prepared_statement_handle: Some(encode_handle(&sql, Some(&row))?),
         })
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        cmd: CommandStatementUpdate,
+        request: Request<arrow_flight::sql::server::PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        Err(self.refuse_write(request.metadata(), &cmd.query)?)
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        cmd: CommandPreparedStatementUpdate,
+        request: Request<arrow_flight::sql::server::PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let (sql, _) = decode_handle(&cmd.prepared_statement_handle)?;
+        Err(self.refuse_write(request.metadata(), &sql)?)
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        cmd: CommandStatementIngest,
+        request: Request<arrow_flight::sql::server::PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let what = format!("-- bulk ingest into {}", cmd.table);
+        Err(self.refuse_write(request.metadata(), &what)?)
     }
 
     async fn do_action_close_prepared_statement(

@@ -175,6 +175,137 @@ async fn auth_commands_store_tokens_securely_and_never_print_secrets() {
     assert!(!all.contains("panicked"));
 }
 
+/// App secret rotation (the seller resets it in the Partner Center): requests signed with
+/// the old secret are refused with an error that names the config key to change; with the
+/// new secret configured the tokens granted before the reset keep working — no new
+/// authorization, token files untouched — and refreshing them takes the new secret. The
+/// failed run moves no cursor, and neither secret reaches any output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_secret_rotation_keeps_granted_tokens_until_refreshed() {
+    const OLD: &str = "old-app-secret-51c0e2";
+    const NEW: &str = "new-app-secret-9b7d44";
+    let mut cfg = small(2, 300);
+    cfg.app_secret = OLD.into();
+    let sb = start(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = sb.base_url();
+    let with = |secret: &'static str, args: &[&str]| {
+        shoplake_env(
+            dir.path(),
+            &base,
+            args,
+            &[("SHOPLAKE_API__APP_SECRET", secret)],
+        )
+    };
+    let day = |d: i64| {
+        chrono::DateTime::from_timestamp(shoplake::sandbox::DEFAULT_CLOCK - d * 86_400, 0)
+            .unwrap()
+            .to_rfc3339()
+    };
+    let (start, early, late) = (day(10), day(5), day(0));
+    let mut outputs = Vec::new();
+    let mut step = |secret: &'static str, args: &[&str], ok: bool| {
+        let (success, out) = with(secret, args);
+        assert_eq!(success, ok, "{args:?} with the {secret}: {out}");
+        outputs.push(out.clone());
+        out
+    };
+    step(
+        OLD,
+        &["auth", "exchange", "--code", DEFAULT_AUTH_CODE],
+        true,
+    );
+    step(
+        OLD,
+        &[
+            "backfill",
+            "--pipeline",
+            "orders",
+            "--from",
+            &start,
+            "--to",
+            &early,
+        ],
+        true,
+    );
+    let tokens_dir = dir.path().join("secrets").join("tokens");
+    let files = || {
+        let mut v: Vec<_> = std::fs::read_dir(&tokens_dir)
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let granted = files();
+    let cursors = |out: &str| {
+        let v: serde_json::Value = serde_json::from_str(&out[out.find('{').unwrap()..]).unwrap();
+        v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["cursor"].to_string())
+            .collect::<Vec<_>>()
+    };
+    let before = cursors(&step(OLD, &["status", "--format", "json"], true));
+
+    // The reset, through the sandbox's control endpoint.
+    let r = reqwest::Client::new()
+        .post(format!("{base}/__sandbox/app-secret"))
+        .body(format!("{{\"app_secret\": \"{NEW}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    // Still configured with the old secret: refused, and told what to change.
+    let out = step(
+        OLD,
+        &["-vv", "extract", "--pipeline", "orders", "--until", &late],
+        false,
+    );
+    assert!(
+        out.contains("106001") && out.contains("api.app_secret"),
+        "{out}"
+    );
+    assert_eq!(
+        cursors(&step(OLD, &["status", "--format", "json"], true)),
+        before,
+        "a refused run moves no cursor"
+    );
+    // The new secret, the old tokens: the sync carries on without re-authorizing.
+    step(
+        NEW,
+        &["-vv", "extract", "--pipeline", "orders", "--until", &late],
+        true,
+    );
+    assert_eq!(files(), granted, "no refresh and no new grant were needed");
+    assert_ne!(
+        cursors(&step(NEW, &["status", "--format", "json"], true)),
+        before
+    );
+    // Refreshing takes the new secret; the refreshed token then works.
+    let out = step(OLD, &["auth", "refresh"], false);
+    assert!(out.contains("api.app_secret"), "{out}");
+    assert_eq!(files(), granted);
+    step(NEW, &["-vv", "auth", "refresh"], true);
+    assert_ne!(files(), granted, "refreshed tokens stored");
+    step(
+        NEW,
+        &["extract", "--pipeline", "orders", "--until", &late],
+        true,
+    );
+
+    let all = outputs.join("\n");
+    assert!(all.contains("api response"), "debug logs were on");
+    assert!(
+        !all.contains(OLD) && !all.contains(NEW),
+        "an app secret leaked"
+    );
+    assert!(!all.contains("TTP_"), "a token leaked");
+    sb.stop().await;
+}
+
 #[test]
 fn bad_config_names_the_key() {
     let dir = tempfile::tempdir().unwrap();

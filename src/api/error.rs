@@ -28,7 +28,7 @@ impl std::fmt::Display for RequestContext {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Credentials or signature rejected (codes 106001, 105xxx, 36004004, token header errors).
-    #[error("{ctx}: authentication failed (code {code}): {message}")]
+    #[error("{ctx}: authentication failed (code {code}): {message}{hint}", hint = auth_hint(code, message))]
     Auth {
         /// Request context.
         ctx: RequestContext,
@@ -117,6 +117,19 @@ pub enum ApiError {
     /// Client misconfiguration (bad URL etc.).
     #[error("invalid client configuration: {0}")]
     Config(String),
+}
+
+/// What an operator can do about a rejected signature or app credential. The secret is
+/// never named by value; the config key is.
+fn auth_hint(code: &i64, message: &str) -> &'static str {
+    let app_credentials = *code == 106001
+        || (*code == 36009004 && message.to_ascii_lowercase().contains("app_secret"));
+    if app_credentials {
+        " — check api.app_secret (SHOPLAKE_API__APP_SECRET): after an app secret reset in the \
+         Partner Center set the new one; stored tokens stay valid"
+    } else {
+        ""
+    }
 }
 
 impl ApiError {

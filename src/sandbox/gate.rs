@@ -111,10 +111,11 @@ pub struct TokenMint {
 }
 
 impl TokenMint {
-    /// A mint keyed by the app secret and seed.
-    pub fn new(app_secret: &str, seed: u64) -> Self {
+    /// A mint keyed by the app and seed — not by the app secret: as on the real
+    /// platform, tokens granted before an app secret rotation stay valid after it.
+    pub fn new(app_key: &str, seed: u64) -> Self {
         TokenMint {
-            key: format!("sandbox-token:{seed}:{app_secret}").into_bytes(),
+            key: format!("sandbox-token:{seed}:{app_key}").into_bytes(),
         }
     }
 

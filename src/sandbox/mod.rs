@@ -31,7 +31,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{MethodFilter, MethodRouter, get, on};
+use axum::routing::{MethodFilter, MethodRouter, get, on, post};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -128,6 +128,8 @@ pub struct Sandbox {
     faults: FaultInjector,
     /// Access tokens revoked by the `Revoked` fault.
     revoked: Mutex<std::collections::HashSet<String>>,
+    /// The app secret in force (starts as `config.app_secret`; see [`Sandbox::rotate_app_secret`]).
+    app_secret: RwLock<Arc<str>>,
     counter: AtomicU64,
     stats: Mutex<HashMap<&'static str, EndpointStats>>,
 }
@@ -312,7 +314,8 @@ impl Sandbox {
         let data = Dataset::generate(config.data.clone());
         let view = View::build(&data, config.data.clock);
         Sandbox {
-            mint: TokenMint::new(&config.app_secret, config.data.seed),
+            mint: TokenMint::new(&config.app_key, config.data.seed),
+            app_secret: RwLock::new(config.app_secret.as_str().into()),
             limits: RateLimits::new(config.rps),
             faults: FaultInjector::new(config.faults, config.data.seed),
             revoked: Mutex::new(Default::default()),
@@ -322,6 +325,18 @@ impl Sandbox {
             data,
             config,
         }
+    }
+
+    /// The app secret requests must be signed with now.
+    pub fn app_secret(&self) -> Arc<str> {
+        self.app_secret.read().expect("secret lock").clone()
+    }
+
+    /// Resets the app secret, as the Partner Center's "reset secret" does: from now on
+    /// only the new one signs requests and obtains tokens; tokens already granted keep
+    /// working until they expire or are refreshed.
+    pub fn rotate_app_secret(&self, new: &str) {
+        *self.app_secret.write().expect("secret lock") = new.into();
     }
 
     fn next_nonce(&self) -> u64 {
@@ -476,9 +491,10 @@ impl Sandbox {
         let shop = match auth {
             Auth::TokenHost => Ok(None),
             Auth::Api(scope) => {
+                let secret = self.app_secret();
                 let cfg = GateConfig {
                     app_key: &self.config.app_key,
-                    app_secret: &self.config.app_secret,
+                    app_secret: &secret,
                     mint: &self.mint,
                     ciphers: &self.data.cipher_index,
                 };
@@ -580,6 +596,7 @@ pub fn router(sb: Arc<Sandbox>) -> Router {
         .route("/__sandbox/truth", get(truth::truth))
         .route("/__sandbox/clock", get(clock_get).post(clock_set))
         .route("/__sandbox/stats", get(stats))
+        .route("/__sandbox/app-secret", post(app_secret_set))
         .fallback(|| async {
             ApiFault::new(
                 StatusCode::NOT_FOUND,
@@ -643,6 +660,26 @@ async fn clock_set(State(sb): State<Arc<Sandbox>>, body: Bytes) -> Response {
         .unwrap_or(current);
     sb.set_clock(next);
     axum::Json(serde_json::json!({ "clock": next })).into_response()
+}
+
+/// `POST /__sandbox/app-secret {"app_secret": "…"}`: the seller's app secret was reset.
+async fn app_secret_set(State(sb): State<Arc<Sandbox>>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        app_secret: String,
+    }
+    match serde_json::from_slice::<Body>(&body) {
+        Ok(b) if !b.app_secret.is_empty() => {
+            sb.rotate_app_secret(&b.app_secret);
+            tracing::info!("sandbox app secret reset");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "body must be {\"app_secret\": \"<non-empty>\"}",
+        )
+            .into_response(),
+    }
 }
 
 async fn stats(State(sb): State<Arc<Sandbox>>) -> axum::Json<HashMap<&'static str, EndpointStats>> {

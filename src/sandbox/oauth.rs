@@ -34,7 +34,7 @@ fn check_app(sb: &Sandbox, ctx: &Ctx) -> Result<(), ApiFault> {
         && ctx.q("app_secret").is_some_and(|s| {
             bool::from(subtle::ConstantTimeEq::ct_eq(
                 s.as_bytes(),
-                sb.config.app_secret.as_bytes(),
+                sb.app_secret().as_bytes(),
             ))
         });
     if ok {

@@ -76,27 +76,14 @@ async fn drifted_answers_keep_every_value_and_only_an_unusable_record_fails_its_
         .value(0)
         .to_string()
     };
-    let mut cfg = small(2, 2_000);
-    cfg.drift = Some(Drift {
-        bad_order: Some(bad.clone()),
-    });
-    let bad_sb = start(cfg).await;
-    let c = tempfile::tempdir().unwrap();
-    let mut config = shoplake::config::Config::default();
-    config.project.dir = Some(project.path().to_path_buf());
-    let app = shoplake::app::App::new(config, c.path())
-        .unwrap()
-        .with_client_config(client_config(&bad_sb));
-    shoplake::api::auth::exchange_and_store(
-        &app.client().unwrap(),
-        shoplake::sandbox::DEFAULT_AUTH_CODE,
+    let (app, bad_sb, sum, _dir) = backfill_with(
+        Drift {
+            bad_order: Some(bad.clone()),
+            ..Drift::default()
+        },
+        project.path(),
     )
-    .await
-    .unwrap();
-    let sum = app
-        .backfill(FROM, DEFAULT_CLOCK, None, Some("orders"))
-        .await
-        .unwrap();
+    .await;
     assert_eq!(sum.errors.len(), 1, "{:?}", sum.errors);
     let e = &sum.errors[0];
     for part in [
@@ -117,7 +104,78 @@ async fn drifted_answers_keep_every_value_and_only_an_unusable_record_fails_its_
         .await,
         0
     );
-    for sb in [clean_sb, drift_sb, bad_sb] {
+
+    // Bytes that are not UTF-8 in one record: that page cannot be read at all. Its window
+    // fails at once (asking again gets the same bytes), named, and the rest lands.
+    let (app, utf8_sb, sum, _dir2) = backfill_with(
+        Drift {
+            bad_utf8_order: Some(bad.clone()),
+            ..Drift::default()
+        },
+        project.path(),
+    )
+    .await;
+    assert_eq!(sum.errors.len(), 1, "{:?}", sum.errors);
+    let e = &sum.errors[0];
+    for part in [
+        "stream orders window 20",
+        "shop ",
+        "/order/202309/orders/search",
+        "not valid UTF-8 at byte",
+        "caf\u{FFFD}(",
+    ] {
+        assert!(e.contains(part), "{part} missing from: {e}");
+    }
+    assert!(!e.contains("attempts failed"), "not retried: {e}");
+    let landed_utf8 = count(&app, "select count(*) from raw.orders").await;
+    assert!(
+        landed_utf8 > 0 && landed_utf8 < total,
+        "{landed_utf8} of {total} landed"
+    );
+    let status = app.status().await.unwrap();
+    let failed: Vec<_> = status
+        .iter()
+        .filter(|r| r.stream == "orders" && r.last_error.is_some())
+        .collect();
+    assert_eq!(failed.len(), 1, "one shop's orders failed: {status:?}");
+    assert!(
+        failed[0].cursor.as_deref().is_some_and(|c| c < "2026-11-01"),
+        "its cursor stops before the bad window: {:?}",
+        failed[0].cursor
+    );
+    for sb in [clean_sb, drift_sb, bad_sb, utf8_sb] {
         sb.stop().await;
     }
+}
+
+/// A backfill of the orders against a sandbox with `drift`, in a fresh data dir.
+async fn backfill_with(
+    drift: Drift,
+    project: &std::path::Path,
+) -> (
+    shoplake::app::App,
+    shoplake::sandbox::RunningSandbox,
+    shoplake::pipeline::extract::RunSummary,
+    tempfile::TempDir,
+) {
+    let mut cfg = small(2, 2_000);
+    cfg.drift = Some(drift);
+    let sb = start(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = shoplake::config::Config::default();
+    config.project.dir = Some(project.to_path_buf());
+    let app = shoplake::app::App::new(config, dir.path())
+        .unwrap()
+        .with_client_config(client_config(&sb));
+    shoplake::api::auth::exchange_and_store(
+        &app.client().unwrap(),
+        shoplake::sandbox::DEFAULT_AUTH_CODE,
+    )
+    .await
+    .unwrap();
+    let sum = app
+        .backfill(FROM, DEFAULT_CLOCK, None, Some("orders"))
+        .await
+        .unwrap();
+    (app, sb, sum, dir)
 }

@@ -439,6 +439,20 @@ impl ApiClient {
             .map(Duration::from_secs);
         let bytes = resp.bytes().await.map_err(|e| transport(&ctx, e))?;
         debug!(path = %req.path, status, bytes = bytes.len(), ms = started.elapsed().as_millis() as u64, "api response");
+        // Invalid UTF-8 inside the body is the upstream's, and permanent; an incomplete
+        // sequence at the very end is a cut-off body, reported (and retried) as such below.
+        if let Err(e) = std::str::from_utf8(&bytes) {
+            if e.error_len().is_some() {
+                let at = e.valid_up_to();
+                let (lo, hi) = (at.saturating_sub(40), (at + 40).min(bytes.len()));
+                return Err(ApiError::InvalidUtf8 {
+                    ctx,
+                    status,
+                    offset: at,
+                    excerpt: String::from_utf8_lossy(&bytes[lo..hi]).into_owned(),
+                });
+            }
+        }
         let env: Envelope = match serde_json::from_slice(&bytes) {
             Ok(e) => e,
             Err(e) => {

@@ -102,6 +102,22 @@ pub enum ApiError {
         /// What was wrong.
         detail: String,
     },
+    /// The body holds bytes that are not UTF-8 (a broken encoder upstream). Asking again
+    /// gets the same bytes, so this is not retried: the window fails and keeps its cursor.
+    #[error(
+        "{ctx}: response body is not valid UTF-8 at byte {offset} (HTTP {status}) near \"{excerpt}\"; \
+         the page cannot be read as JSON"
+    )]
+    InvalidUtf8 {
+        /// Request context.
+        ctx: RequestContext,
+        /// HTTP status.
+        status: u16,
+        /// Offset of the first invalid byte.
+        offset: usize,
+        /// The text around it, invalid bytes shown as U+FFFD.
+        excerpt: String,
+    },
     /// Retries exhausted; the last error is kept.
     #[error("{attempts} attempts failed; last: {last}")]
     RetriesExhausted {

@@ -396,11 +396,59 @@ fn init_logs(cli: &Cli) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| RedactingStderr(Vec::new()));
     match cli.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// A log line on its way to stderr: buffered, then written with every held secret value
+/// redacted ([`shoplake::secret::redact`]). tracing-subscriber formats a whole event into
+/// one writer, so one line is redacted at a time.
+struct RedactingStderr(Vec<u8>);
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RedactingStderr {
+    fn drop(&mut self) {
+        let line = String::from_utf8_lossy(&self.0);
+        let _ = std::io::stderr().write_all(shoplake::secret::redact(&line).as_bytes());
+    }
+}
+
+/// Panics are bugs: report one line (redacted) and where, and the backtrace when
+/// RUST_BACKTRACE asks for it, instead of the default hook's raw message.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let bt = std::backtrace::Backtrace::capture();
+        let bt = match bt.status() {
+            std::backtrace::BacktraceStatus::Captured => format!("\n{bt}"),
+            _ => String::new(),
+        };
+        eprintln!(
+            "error: internal error at {at}: {} (this is a bug in shoplake; please report it){bt}",
+            shoplake::secret::redact(msg)
+        );
+    }));
 }
 
 /// The queue named by `--backend` or `[jobs] backend`, and `[jobs]` with the CLI's overrides.
@@ -434,6 +482,14 @@ fn default_worker_name() -> String {
 
 fn app(cli: &Cli) -> Result<App> {
     let config = Config::load(cli.config.as_deref())?;
+    // Debug builds only: how tests prove a panic report carries no secret.
+    #[cfg(debug_assertions)]
+    if std::env::var_os("SHOPLAKE_DEBUG_PANIC").is_some() {
+        panic!(
+            "debug panic holding the app secret {}",
+            config.api.app_secret.as_ref().map_or("", |s| s.expose())
+        );
+    }
     Ok(App::new(config, &cli.data_dir)?)
 }
 
@@ -649,6 +705,7 @@ fn main() -> std::process::ExitCode {
     }
     let cli = Cli::parse();
     init_logs(&cli);
+    install_panic_hook();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -664,7 +721,7 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             // One line: the whole cause chain, newlines folded.
             let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("error: {msg}");
+            eprintln!("error: {}", shoplake::secret::redact(&msg));
             std::process::ExitCode::FAILURE
         }
     }

@@ -139,7 +139,10 @@ async fn drifted_answers_keep_every_value_and_only_an_unusable_record_fails_its_
         .collect();
     assert_eq!(failed.len(), 1, "one shop's orders failed: {status:?}");
     assert!(
-        failed[0].cursor.as_deref().is_some_and(|c| c < "2026-11-01"),
+        failed[0]
+            .cursor
+            .as_deref()
+            .is_some_and(|c| c < "2026-11-01"),
         "its cursor stops before the bad window: {:?}",
         failed[0].cursor
     );

@@ -383,7 +383,9 @@ where
 
 async fn handle(job: Job, rt: Data<Arc<Runtime>>) -> std::result::Result<Outcome, BoxDynError> {
     let started = std::time::Instant::now();
-    match rt.run(&job).await {
+    let result = rt.run(&job).await;
+    release_free_memory();
+    match result {
         Ok(o) => {
             info!(job = %job.key(), rows = o.rows, ms = started.elapsed().as_millis() as u64, "job done");
             Ok(o)
@@ -392,6 +394,20 @@ async fn handle(job: Job, rt: Data<Arc<Runtime>>) -> std::result::Result<Outcome
             warn!(job = %job.key(), error = %e, "job failed");
             Err(Box::new(e))
         }
+    }
+}
+
+/// A worker runs for weeks, and its jobs allocate in bursts (a merge holds a window's
+/// batches and a table snapshot) on whichever runtime thread polls them. glibc keeps freed
+/// pages in per-thread arenas, so without this RSS climbs towards the sum of every arena's
+/// peak (the soak test measured 110 → 199 MiB over a simulated day, 110 → 134 MiB of it
+/// live). Handing free pages back after each job keeps RSS near the live set (110 → 123
+/// MiB); it costs 2.5 ms per job on average (9 ms at most, measured over 386 jobs).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the OS.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

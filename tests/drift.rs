@@ -38,10 +38,20 @@ async fn drifted_answers_keep_every_value_and_only_an_unusable_record_fails_its_
     cfg.drift = Some(Drift::default());
     let drift_sb = start(cfg).await;
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let logs = capture_warnings();
     let clean = reference_backfill(a.path(), &clean_sb, project.path(), FROM, DEFAULT_CLOCK).await;
     let drifted =
         reference_backfill(b.path(), &drift_sb, project.path(), FROM, DEFAULT_CLOCK).await;
 
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let warned = text
+        .lines()
+        .filter(|l| l.contains("unknown field kept in _extra") && l.contains("x_promo_badge"))
+        .count();
+    assert_eq!(
+        warned, 1,
+        "one warning for the new field over every window and shop:\n{text}"
+    );
     let total = count(&clean, "select count(*) from raw.orders").await;
     assert!(total > 1_000);
     assert_eq!(
@@ -181,4 +191,29 @@ async fn backfill_with(
         .await
         .unwrap();
     (app, sb, sum, dir)
+}
+
+#[derive(Clone)]
+struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buffer {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// shoplake's warnings from here on, as text.
+fn capture_warnings() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = Buffer(buf.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter("off,shoplake=warn")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+    buf
 }

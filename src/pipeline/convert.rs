@@ -3,7 +3,7 @@
 //! The one converter every stream uses: a table's schema says where each column's value
 //! lives; nested arrays (line items, SKUs) become child-table rows carrying their parent's
 //! key. Fields no column reads are kept in `_extra` as JSON, and each unknown field is
-//! reported once per converter. A required value that is missing or unusable fails the
+//! reported once per table and process. A required value that is missing or unusable fails the
 //! page with the field name.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -18,6 +18,16 @@ use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
 use super::schema::{ColumnSpec, ColumnType, MONEY_PRECISION, MONEY_SCALE, TableSchema};
+
+/// Unknown fields already reported by this process, per table: a drifted field shows up in
+/// every page of every window and shop, and one warning says it.
+static REPORTED: std::sync::Mutex<Option<HashSet<(String, String)>>> = std::sync::Mutex::new(None);
+
+fn first_sighting(table: &str, field: &str) -> bool {
+    let mut seen = REPORTED.lock().unwrap_or_else(|e| e.into_inner());
+    seen.get_or_insert_with(HashSet::new)
+        .insert((table.to_string(), field.to_string()))
+}
 
 /// Why a record could not be converted (the page fails; the cursor stays).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,7 +383,7 @@ impl TableBuilder {
             self.extra.append_null();
         } else {
             for k in extra.keys() {
-                if self.warned.insert(k.clone()) {
+                if self.warned.insert(k.clone()) && first_sighting(&self.schema.name, k) {
                     tracing::warn!(
                         table = %self.schema.name,
                         field = %k,

@@ -312,12 +312,13 @@ impl App {
         let start = |s: &Shop, st: &crate::pipeline::StreamSpec| {
             let (ex, id, st) = (&ex, s.id.clone(), st.clone());
             async move {
-                ex.cursor(&id, &st).await?.ok_or_else(|| {
+                let cursor = ex.cursor(&id, &st).await?.ok_or_else(|| {
                     AppError::Other(format!(
                         "shop {id} stream {}: no cursor yet; run `shoplake backfill --from DATE --to DATE` first",
                         st.name
                     ))
-                })
+                })?;
+                Ok(st.window.as_ref().map_or(cursor, |w| w.resume_from(cursor)))
             }
         };
         let seqs = self.sequences(&ex, shop, pipeline, start, until).await?;

@@ -283,7 +283,7 @@ impl Runtime {
                         .await
                         .map_err(|e| ctx(e.to_string()))?
                     {
-                        Some(c) => c,
+                        Some(c) => w.resume_from(c),
                         None => to - self.cfg.initial_lookback.as_secs() as i64,
                     },
                 };

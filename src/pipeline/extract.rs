@@ -381,21 +381,8 @@ impl Extractor {
                 on_records(&records, 0, &resp.request_id)?;
                 pages += 1;
             }
-            p => {
-                let spec = PageSpec {
-                    request: req,
-                    style: if p == Pagination::PageToken {
-                        PageStyle::Token
-                    } else {
-                        PageStyle::Number
-                    },
-                    page_size: stream.page_size,
-                    params_in: match stream.page_params_in {
-                        ParamsIn::Query => paginate::ParamsIn::Query,
-                        ParamsIn::Body => paginate::ParamsIn::Body,
-                    },
-                    records: stream.records.clone(),
-                };
+            _ => {
+                let spec = page_spec(stream, req);
                 let mut s = std::pin::pin!(paginate::pages(self.client.clone(), spec));
                 while let Some(page) = s.try_next().await? {
                     if let (0, Some(total), Some(max)) =
@@ -523,6 +510,32 @@ impl Extractor {
                 })
                 .collect(),
         };
+        // Paged per-id calls (the transactions of a statement): each id's pages through the
+        // one paginator, ids one after another.
+        if d.pagination != Pagination::None && detail.ids_param.is_none() {
+            let mut conv = self.converter(d);
+            let mut pages = 0u32;
+            for (req, id) in requests.into_iter().zip(ids) {
+                let mut s = std::pin::pin!(paginate::pages(self.client.clone(), page_spec(d, req)));
+                while let Some(mut page) = s.try_next().await? {
+                    self.check_stop()?;
+                    if let Some(field) = detail.id_as.as_deref() {
+                        inject_id(&mut page.records, field, id);
+                    }
+                    conv.push_page(&page.records, ctx, &page.request_id)
+                        .map_err(|source| PipelineError::Convert {
+                            page: pages,
+                            request_id: page.request_id.clone(),
+                            source,
+                        })?;
+                    pages += 1;
+                }
+            }
+            return Ok(Fetched {
+                tables: conv.finish(),
+                pages,
+            });
+        }
         let pages = requests.len() as u32;
         let client = &self.client;
         let mut responses = futures::stream::iter(requests)
@@ -540,12 +553,7 @@ impl Extractor {
             let resp = resp?;
             let mut records = records_of(resp.data, &d.records);
             if let (Some(field), Some(id)) = (inject, ids.get(page as usize)) {
-                for r in &mut records {
-                    if let Some(o) = r.as_object_mut() {
-                        o.entry(field.to_string())
-                            .or_insert_with(|| Value::String(id.clone()));
-                    }
-                }
+                inject_id(&mut records, field, id);
             }
             conv.push_page(&records, ctx, &resp.request_id)
                 .map_err(|source| PipelineError::Convert {
@@ -666,6 +674,35 @@ impl Extractor {
 }
 
 /// Records at `path` under `data`: an array's items, or `data` itself when `path` is empty.
+/// Puts the parent id a detail call was made for into each record (as `field`), unless the
+/// API already sends it.
+fn inject_id(records: &mut [Value], field: &str, id: &str) {
+    for r in records {
+        if let Some(o) = r.as_object_mut() {
+            o.entry(field.to_string())
+                .or_insert_with(|| Value::String(id.to_string()));
+        }
+    }
+}
+
+/// How `stream` pages, for the one paginator.
+fn page_spec(stream: &StreamSpec, request: ApiRequest) -> PageSpec {
+    PageSpec {
+        request,
+        style: if stream.pagination == Pagination::PageToken {
+            PageStyle::Token
+        } else {
+            PageStyle::Number
+        },
+        page_size: stream.page_size,
+        params_in: match stream.page_params_in {
+            ParamsIn::Query => paginate::ParamsIn::Query,
+            ParamsIn::Body => paginate::ParamsIn::Body,
+        },
+        records: stream.records.clone(),
+    }
+}
+
 fn records_of(mut data: Value, path: &str) -> Vec<Value> {
     let mut cur = &mut data;
     for part in path.split('.').filter(|p| !p.is_empty()) {

@@ -68,6 +68,18 @@ pub struct WindowSpec {
     /// while quiet periods still land in few, large commits.
     #[serde(default)]
     pub max_records: Option<u64>,
+    /// Records that keep changing after their cursor time passed (a statement's payout
+    /// status, analytics revised for days): every incremental run starts this far before
+    /// the committed cursor and merges the re-read rows over the stored ones.
+    #[serde(default, deserialize_with = "humantime_serde_shim::option")]
+    pub lookback: Option<Duration>,
+}
+
+impl WindowSpec {
+    /// Where an incremental run starts, given the committed cursor.
+    pub fn resume_from(&self, cursor: i64) -> i64 {
+        cursor - self.lookback.map_or(0, |d| d.as_secs() as i64)
+    }
 }
 
 mod humantime_serde_shim {
@@ -79,6 +91,10 @@ mod humantime_serde_shim {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s)
             .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration: {e}")))
+    }
+
+    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        deserialize(d).map(Some)
     }
 }
 

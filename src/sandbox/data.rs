@@ -781,6 +781,8 @@ pub struct ShopView {
     /// Orders packed by the clock (one package each), by the package's update time:
     /// (package update_time, order index).
     pub packages_by_update: Vec<(i64, u32)>,
+    /// Orders settled by the clock, by statement time: (statement_time, order index).
+    pub settled: Vec<(i64, u32)>,
 }
 
 impl View {
@@ -800,8 +802,12 @@ impl View {
             if let Some((_, t)) = o.package_at(clock) {
                 sv.packages_by_update.push((t, i as u32));
             }
+            if let Some(t) = super::finance::settle_time(ds, o).filter(|t| *t <= clock) {
+                sv.settled.push((t, i as u32));
+            }
         }
         for sv in &mut shops {
+            sv.settled.sort_unstable();
             sv.by_update.sort_unstable();
             sv.returns_by_update.sort_unstable();
             sv.packages_by_update.sort_unstable();

@@ -9,6 +9,7 @@
 mod catalog;
 pub mod data;
 pub mod drift;
+pub mod finance;
 mod fulfillment;
 pub mod gate;
 mod logistics;
@@ -260,6 +261,42 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
         "/return_refund/202309/cancellations/search",
         Auth::Api(Scope::Shop),
         returns::search_cancellations,
+    ),
+    (
+        Method::GET,
+        "/finance/202309/statements",
+        Auth::Api(Scope::Shop),
+        finance::get_statements,
+    ),
+    (
+        Method::GET,
+        "/finance/202501/statements/{statement_id}/statement_transactions",
+        Auth::Api(Scope::Shop),
+        finance::statement_transactions,
+    ),
+    (
+        Method::GET,
+        "/finance/202309/payments",
+        Auth::Api(Scope::Shop),
+        finance::get_payments,
+    ),
+    (
+        Method::GET,
+        "/finance/202309/withdrawals",
+        Auth::Api(Scope::Shop),
+        finance::get_withdrawals,
+    ),
+    (
+        Method::GET,
+        "/finance/202507/orders/unsettled",
+        Auth::Api(Scope::Shop),
+        finance::unsettled,
+    ),
+    (
+        Method::GET,
+        "/finance/202504/tax_information",
+        Auth::Api(Scope::Shop),
+        finance::tax_information,
     ),
     (
         Method::POST,

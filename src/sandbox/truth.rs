@@ -65,6 +65,8 @@ struct ShopTruth {
     return_line_items: u64,
     /// Packages (orders marked ready to ship by the clock).
     packages: u64,
+    /// Statements, payouts and unsettled orders (see [`super::finance`]).
+    finance: super::finance::FinanceTruth,
     days: Vec<Day>,
 }
 
@@ -128,6 +130,7 @@ pub(super) async fn truth(
             status_counts,
             returns: view.shops[si].returns_by_update.len() as u64,
             packages: view.shops[si].packages_by_update.len() as u64,
+            finance: super::finance::truth(ds, &view, si),
             return_line_items: view.shops[si]
                 .returns_by_update
                 .iter()

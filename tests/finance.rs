@@ -24,7 +24,10 @@ async fn finance_tables_match_the_truth_and_settle_real_orders() {
         ("unsettled_transactions", "finance.unsettled_transactions"),
     ] {
         let want = truth_per_shop(&truth, field);
-        assert!(want.values().all(|n| *n > 0), "{table}: the seed has some: {want:?}");
+        assert!(
+            want.values().all(|n| *n > 0),
+            "{table}: the seed has some: {want:?}"
+        );
         let got = key_counts(
             &app.query(&format!(
                 "select _shop_id, count(*) from raw.{table} group by _shop_id"

@@ -52,7 +52,10 @@ pub fn order_settlement(ds: &Dataset, o: &Order) -> (i64, i64) {
 
 /// The adjustment on a shop's statement at `time`, if any: (amount, reason).
 fn adjustment(ds: &Dataset, shop: usize, time: i64) -> Option<(i64, &'static str)> {
-    let mut r = Rng::new(ds.config.seed ^ 0x4144_4a55_5354, (shop as u64) << 40 ^ time as u64);
+    let mut r = Rng::new(
+        ds.config.seed ^ 0x4144_4a55_5354,
+        (shop as u64) << 40 ^ time as u64,
+    );
     if !r.chance(0.1) {
         return None;
     }
@@ -168,7 +171,13 @@ pub fn get_statements(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let keep = |(t, _): (i64, u32)| {
         status.is_none_or(|s| s == if paid(t) { "PAID" } else { "PROCESSING" })
     };
-    let fp = fingerprint(&[&shop.to_le_bytes(), b"statements", ctx.q("statement_time_ge").unwrap_or("").as_bytes(), ctx.q("statement_time_lt").unwrap_or("").as_bytes(), status.unwrap_or("").as_bytes()]);
+    let fp = fingerprint(&[
+        &shop.to_le_bytes(),
+        b"statements",
+        ctx.q("statement_time_ge").unwrap_or("").as_bytes(),
+        ctx.q("statement_time_lt").unwrap_or("").as_bytes(),
+        status.unwrap_or("").as_bytes(),
+    ]);
     let (rows, next, total) = token_page(ctx.q("page_token"), fp, range, desc, size, keep)?;
     let region = ds.shops[shop].region;
     let m = |v: i64| Minor {
@@ -242,7 +251,11 @@ pub fn statement_transactions(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFau
         index.push((i64::MAX, u32::MAX));
     }
     let desc = ctx.q("sort_order") == Some("DESC");
-    let fp = fingerprint(&[&shop.to_le_bytes(), b"statement_transactions", id.as_bytes()]);
+    let fp = fingerprint(&[
+        &shop.to_le_bytes(),
+        b"statement_transactions",
+        id.as_bytes(),
+    ]);
     let (rows, next, total) = token_page(ctx.q("page_token"), fp, &index, desc, size, |_| true)?;
     let out: Vec<TransactionJson> = rows
         .iter()
@@ -310,7 +323,10 @@ fn payouts(all: &[Statement<'_>]) -> Vec<(i64, u32)> {
 pub fn get_payments(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     required(ctx, "sort_field", &["create_time"])?;
     let size = page_size(ctx.q("page_size"), 100)?;
-    let (ge, lt) = (time_q(ctx, "create_time_ge")?, time_q(ctx, "create_time_lt")?);
+    let (ge, lt) = (
+        time_q(ctx, "create_time_ge")?,
+        time_q(ctx, "create_time_lt")?,
+    );
     let shop = ctx.shop.unwrap_or(0);
     let ds: &Dataset = &sb.data;
     let all = statements(ctx, shop);
@@ -326,7 +342,12 @@ pub fn get_payments(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         currency: region.currency,
     };
     let desc = ctx.q("sort_order") == Some("DESC");
-    let fp = fingerprint(&[&shop.to_le_bytes(), b"payments", ctx.q("create_time_ge").unwrap_or("").as_bytes(), ctx.q("create_time_lt").unwrap_or("").as_bytes()]);
+    let fp = fingerprint(&[
+        &shop.to_le_bytes(),
+        b"payments",
+        ctx.q("create_time_ge").unwrap_or("").as_bytes(),
+        ctx.q("create_time_lt").unwrap_or("").as_bytes(),
+    ]);
     let (rows, next, total) = token_page(ctx.q("page_token"), fp, range, desc, size, |_| true)?;
     let out: Vec<PaymentJson> = rows
         .iter()
@@ -374,7 +395,10 @@ pub fn get_withdrawals(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         }
     }
     let size = page_size(ctx.q("page_size"), 100)?;
-    let (ge, lt) = (time_q(ctx, "create_time_ge")?, time_q(ctx, "create_time_lt")?);
+    let (ge, lt) = (
+        time_q(ctx, "create_time_ge")?,
+        time_q(ctx, "create_time_lt")?,
+    );
     let shop = ctx.shop.unwrap_or(0);
     let ds: &Dataset = &sb.data;
     let all = statements(ctx, shop);
@@ -387,7 +411,13 @@ pub fn get_withdrawals(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         .collect();
     let range = time_range(&index, ge, lt);
     let region = ds.shops[shop].region;
-    let fp = fingerprint(&[&shop.to_le_bytes(), b"withdrawals", types.as_bytes(), ctx.q("create_time_ge").unwrap_or("").as_bytes(), ctx.q("create_time_lt").unwrap_or("").as_bytes()]);
+    let fp = fingerprint(&[
+        &shop.to_le_bytes(),
+        b"withdrawals",
+        types.as_bytes(),
+        ctx.q("create_time_ge").unwrap_or("").as_bytes(),
+        ctx.q("create_time_lt").unwrap_or("").as_bytes(),
+    ]);
     let (rows, next, total) = token_page(ctx.q("page_token"), fp, range, false, size, |_| true)?;
     let out: Vec<WithdrawalJson> = rows
         .iter()
@@ -430,13 +460,21 @@ struct UnsettledJson {
 pub fn unsettled(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     required(ctx, "sort_field", &["order_create_time"])?;
     let size = page_size(ctx.q("page_size"), 100)?;
-    let (ge, lt) = (time_q(ctx, "search_time_ge")?, time_q(ctx, "search_time_lt")?);
+    let (ge, lt) = (
+        time_q(ctx, "search_time_ge")?,
+        time_q(ctx, "search_time_lt")?,
+    );
     let shop = ctx.shop.unwrap_or(0);
     let ds: &Dataset = &sb.data;
     let clock = ctx.view.clock;
     let range = time_range(&ctx.view.shops[shop].by_create, ge, lt);
     let keep = |(_, i): (i64, u32)| is_unsettled(ds, &ds.orders[i as usize], clock);
-    let fp = fingerprint(&[&shop.to_le_bytes(), b"unsettled", ctx.q("search_time_ge").unwrap_or("").as_bytes(), ctx.q("search_time_lt").unwrap_or("").as_bytes()]);
+    let fp = fingerprint(&[
+        &shop.to_le_bytes(),
+        b"unsettled",
+        ctx.q("search_time_ge").unwrap_or("").as_bytes(),
+        ctx.q("search_time_lt").unwrap_or("").as_bytes(),
+    ]);
     let (rows, next, total) = token_page(ctx.q("page_token"), fp, range, false, size, keep)?;
     let region = ds.shops[shop].region;
     let m = |v: i64| Minor {
@@ -469,9 +507,7 @@ pub fn unsettled(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
 
 /// Paid and not cancelled as of `clock`, its statement not issued yet.
 pub fn is_unsettled(ds: &Dataset, o: &Order, clock: i64) -> bool {
-    o.ev.paid <= clock
-        && o.ev.cancelled > clock
-        && settle_time(ds, o).is_none_or(|t| t > clock)
+    o.ev.paid <= clock && o.ev.cancelled > clock && settle_time(ds, o).is_none_or(|t| t > clock)
 }
 
 /// `GET /finance/202504/tax_information`: one object per shop.

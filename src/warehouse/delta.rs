@@ -261,8 +261,10 @@ impl Lake {
             .collect();
         let newer = match (spec.version_column, spec.snapshot_of) {
             (Some(v), _) => Some(format!("source.\"{v}\" > target.\"{v}\"")),
-            // A snapshot row replaces the stored one only when some value changed.
-            (None, Some(_)) => Some(
+            // Without a version column (snapshots, statements whose status changes in
+            // place) a row replaces the stored one only when some value changed, so a
+            // re-read of unchanged data writes nothing.
+            (None, _) => Some(
                 columns
                     .iter()
                     .filter(|c| !FETCH_COLUMNS.contains(&c.as_str()))
@@ -270,7 +272,6 @@ impl Lake {
                     .collect::<Vec<_>>()
                     .join(" OR "),
             ),
-            (None, None) => None,
         };
         let mut merge = target
             .merge(source, on)

@@ -3,7 +3,8 @@
 //! settled order's revenue is its order's items after seller discounts (sub_total +
 //! platform_discount from raw.orders), a statement is the sum of its transactions, a
 //! payout pays its statement, no order is both settled and unsettled, and settled orders
-//! are completed ones. The required `sort_field` / `types` parameters are enforced.
+//! are completed ones. Statements and payouts re-read 2 days, so a payout's status change
+//! lands. The required `sort_field` / `types` parameters are enforced.
 
 mod helpers;
 
@@ -125,6 +126,34 @@ async fn finance_tables_match_the_truth_and_settle_real_orders() {
             "shop {id}: Σ settlement {have} vs truth {want}"
         );
     }
+
+    // A statement still PROCESSING at the backfill's end is PAID a day later: the
+    // statements and payments streams re-read their last 2 days (window lookback).
+    let processing = "select count(*) from raw.statements where payment_status = 'PROCESSING'";
+    let before = zero(processing).await;
+    assert!(before > 0, "the newest statements are not paid out yet");
+    let clock = truth["clock"].as_i64().unwrap() + 86_400;
+    sb.sandbox.set_clock(clock);
+    let sum = app.extract(clock, None, Some("finance")).await.unwrap();
+    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    let still = zero(&format!(
+        "{processing} and statement_time < to_timestamp({})",
+        clock - 86_400
+    ))
+    .await;
+    assert_eq!(
+        still, 0,
+        "{before} statements were PROCESSING; re-read, they are PAID"
+    );
+    assert_eq!(
+        zero(&format!(
+            "select count(*) from raw.payments where status = 'PROCESSING' and create_time < to_timestamp({})",
+            clock - 86_400
+        ))
+        .await,
+        0,
+        "payouts too"
+    );
 
     // The API's required parameters.
     let client = app.client().unwrap();

@@ -455,6 +455,15 @@ impl StreamConverter {
         request_id: &str,
     ) -> Result<(), ConvertError> {
         for r in records {
+            // A record that is not an object (seller permissions are a list of strings)
+            // reads as `{"value": …}`.
+            let wrapped;
+            let r = if r.is_object() {
+                r
+            } else {
+                wrapped = serde_json::json!({ "value": r });
+                &wrapped
+            };
             self.main.push(r, None, ctx, request_id)?;
             for (nested, b) in &mut self.children {
                 if let Some(Value::Array(items)) = lookup(r, nested) {

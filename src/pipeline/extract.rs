@@ -20,10 +20,11 @@ use tracing::{debug, info, instrument};
 
 use super::convert::{RowContext, StreamConverter};
 use super::schema::{PARTITION_COLUMNS, TableSchema};
-use super::spec::{Pagination, ParamsIn, Pipelines, StreamKind, StreamSpec};
+use super::spec::{Pagination, ParamsIn, Pipelines, Scope, StreamKind, StreamSpec};
 use super::state::StateStore;
 use super::{PipelineError, Result};
 use crate::api::auth::ShopInfo;
+use crate::api::client::Credential;
 use crate::api::paginate::{self, PageSpec, PageStyle};
 use crate::api::{ApiClient, ApiRequest};
 use crate::warehouse::{Lake, UpsertSpec};
@@ -272,7 +273,10 @@ impl Extractor {
         for (k, v) in &stream.query {
             req = req.query(k, v);
         }
-        req = req.shop(&shop.cipher);
+        req = match stream.scope {
+            Scope::Shop => req.shop(&shop.cipher),
+            Scope::Seller => req.credential(Credential::Seller(shop.cipher.clone())),
+        };
         req.family(stream.family.clone().unwrap_or_else(|| stream.path.clone()))
     }
 

@@ -35,6 +35,18 @@ pub enum Pagination {
     None,
 }
 
+/// Whose identity a call carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The shop's token and its `shop_cipher` (most endpoints).
+    #[default]
+    Shop,
+    /// The shop's token without `shop_cipher` (`/authorization/*`, `/seller/*`): the
+    /// answer is about the seller account the shop belongs to.
+    Seller,
+}
+
 /// Where request params go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -177,6 +189,9 @@ pub struct StreamSpec {
     /// Rate-limit family (defaults to the path).
     #[serde(default)]
     pub family: Option<String>,
+    /// Shop-scoped (default) or seller-scoped calls.
+    #[serde(default)]
+    pub scope: Scope,
     /// Default schedule (e.g. `15m`), used by `shoplake run`.
     #[serde(default)]
     pub schedule: Option<String>,

@@ -119,3 +119,43 @@ pub fn delivery_options(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     })
     .expect("serializable"))
 }
+
+/// `GET /logistics/202309/global_warehouses`: a cross-border shop's overseas warehouse
+/// (local sellers have none).
+pub fn global_warehouses(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let shop = &sb.data.shops[ctx.shop.unwrap_or(0)];
+    let list: Vec<_> = if shop.seller_type == "CROSS_BORDER" {
+        vec![serde_json::json!({
+            "id": format!("{}9", shop.warehouse_id),
+            "name": format!("{} global warehouse", shop.name),
+            "region_code": "CN",
+            "effect_status": "ENABLED",
+        })]
+    } else {
+        Vec::new()
+    };
+    Ok(serde_json::to_vec(&serde_json::json!({ "global_warehouses": list })).expect("json"))
+}
+
+/// `GET /logistics/202510/seller_templates`: the shop's shipping templates (standard and
+/// free shipping over a threshold).
+pub fn seller_templates(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let shop = &sb.data.shops[ctx.shop.unwrap_or(0)];
+    let list = vec![
+        serde_json::json!({
+            "id": format!("{}1", shop.warehouse_id),
+            "name": "Standard shipping",
+            "is_default": true,
+            "free_shipping_threshold": null,
+            "currency": shop.region.currency,
+        }),
+        serde_json::json!({
+            "id": format!("{}2", shop.warehouse_id),
+            "name": "Free shipping over threshold",
+            "is_default": false,
+            "free_shipping_threshold": if shop.region.minor_digits == 0 { "200000" } else { "35.00" },
+            "currency": shop.region.currency,
+        }),
+    ];
+    Ok(serde_json::to_vec(&serde_json::json!({ "templates": list })).expect("json"))
+}

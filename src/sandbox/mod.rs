@@ -9,6 +9,7 @@
 mod catalog;
 pub mod data;
 pub mod drift;
+mod events;
 pub mod finance;
 mod fulfillment;
 pub mod gate;
@@ -19,6 +20,7 @@ mod paging;
 mod products;
 mod returns;
 pub mod rng;
+mod seller;
 mod truth;
 
 use std::collections::HashMap;
@@ -297,6 +299,54 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
         "/finance/202504/tax_information",
         Auth::Api(Scope::Shop),
         finance::tax_information,
+    ),
+    (
+        Method::GET,
+        "/seller/202309/shops",
+        Auth::Api(Scope::Seller),
+        seller::active_shops,
+    ),
+    (
+        Method::GET,
+        "/seller/202309/permissions",
+        Auth::Api(Scope::Seller),
+        seller::permissions,
+    ),
+    (
+        Method::GET,
+        "/seller/202508/status",
+        Auth::Api(Scope::Seller),
+        seller::status,
+    ),
+    (
+        Method::GET,
+        "/authorization/202405/category_assets",
+        Auth::Api(Scope::Seller),
+        seller::category_assets,
+    ),
+    (
+        Method::GET,
+        "/seller/202407/shop_creators",
+        Auth::Api(Scope::Shop),
+        seller::shop_creators,
+    ),
+    (
+        Method::GET,
+        "/event/202309/webhooks",
+        Auth::Api(Scope::Shop),
+        events::webhooks,
+    ),
+    (
+        Method::GET,
+        "/logistics/202309/global_warehouses",
+        Auth::Api(Scope::Shop),
+        logistics::global_warehouses,
+    ),
+    (
+        Method::GET,
+        "/logistics/202510/seller_templates",
+        Auth::Api(Scope::Shop),
+        logistics::seller_templates,
     ),
     (
         Method::POST,

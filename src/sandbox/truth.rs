@@ -65,6 +65,8 @@ struct ShopTruth {
     return_line_items: u64,
     /// Packages (orders marked ready to ship by the clock).
     packages: u64,
+    /// Rows each snapshot endpoint lists for the shop, by raw table.
+    snapshots: BTreeMap<&'static str, u64>,
     /// Statements, payouts and unsettled orders (see [`super::finance`]).
     finance: super::finance::FinanceTruth,
     days: Vec<Day>,
@@ -131,6 +133,7 @@ pub(super) async fn truth(
             returns: view.shops[si].returns_by_update.len() as u64,
             packages: view.shops[si].packages_by_update.len() as u64,
             finance: super::finance::truth(ds, &view, si),
+            snapshots: snapshot_counts(ds, si),
             return_line_items: view.shops[si]
                 .returns_by_update
                 .iter()
@@ -156,4 +159,31 @@ pub(super) async fn truth(
         clock: view.clock,
         shops,
     })
+}
+
+/// What the snapshot endpoints list for shop `si`: fixed by the seed's shops.
+fn snapshot_counts(ds: &super::data::Dataset, si: usize) -> BTreeMap<&'static str, u64> {
+    let shops = ds.shops.len() as u64;
+    let mut regions: Vec<&str> = ds.shops.iter().map(|s| s.region.code).collect();
+    regions.sort_unstable();
+    regions.dedup();
+    BTreeMap::from([
+        ("warehouses", 2),
+        ("authorized_shops", shops),
+        ("active_shops", shops),
+        ("category_assets", regions.len() as u64),
+        (
+            "seller_permissions",
+            super::seller::PERMISSIONS.len() as u64,
+        ),
+        ("seller_status", 1),
+        ("shop_creators", 2),
+        ("shop_webhooks", super::events::WEBHOOK_EVENTS.len() as u64),
+        (
+            "global_warehouses",
+            u64::from(ds.shops[si].seller_type == "CROSS_BORDER"),
+        ),
+        ("shipping_templates", 2),
+        ("tax_information", 1),
+    ])
 }

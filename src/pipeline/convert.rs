@@ -301,6 +301,25 @@ impl TableBuilder {
                     };
                     Cell::D(parse_decimal(&text).map_err(|m| self.err(c, m))?)
                 }
+                // Analytics report dates: `YYYY-MM-DD`, already shop-local.
+                (Some(Value::String(d)), ColumnType::LocalDate) if d.contains('-') => {
+                    match NaiveDate::parse_from_str(d, "%Y-%m-%d") {
+                        Ok(day) => Cell::I(
+                            ctx.tz
+                                .from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
+                                .earliest()
+                                .map_or(
+                                    day.and_hms_opt(1, 0, 0).expect("1am").and_utc().timestamp(),
+                                    |t| t.timestamp(),
+                                ),
+                        ),
+                        Err(_) => {
+                            return Err(
+                                self.err(c, format!("expected a date YYYY-MM-DD, got {d:?}"))
+                            );
+                        }
+                    }
+                }
                 (
                     Some(v),
                     ColumnType::Timestamp

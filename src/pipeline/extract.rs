@@ -20,7 +20,7 @@ use tracing::{debug, info, instrument};
 
 use super::convert::{RowContext, StreamConverter};
 use super::schema::{PARTITION_COLUMNS, TableSchema};
-use super::spec::{Pagination, ParamsIn, Pipelines, Scope, StreamKind, StreamSpec};
+use super::spec::{Pagination, ParamsIn, Pipelines, Scope, StreamKind, StreamSpec, WindowFormat};
 use super::state::StateStore;
 use super::{PipelineError, Result};
 use crate::api::auth::ShopInfo;
@@ -344,20 +344,47 @@ impl Extractor {
         }
         let mut req_query = Vec::new();
         let w = stream.window.as_ref();
+        // A local-date window shorter than a whole local day asks for nothing.
+        let mut nothing_to_ask = false;
+        let mut stamp = serde_json::Map::new();
         if let Some(w) = w {
             let end = if w.end_inclusive {
                 window.to - 1
             } else {
                 window.to
             };
+            let (start, end): (Value, Value) = match w.format {
+                WindowFormat::Unix => (window.from.into(), end.into()),
+                WindowFormat::LocalDate => {
+                    let day = |t: i64| {
+                        use chrono::TimeZone;
+                        ctx.tz
+                            .timestamp_opt(t, 0)
+                            .single()
+                            .map(|d| d.date_naive())
+                            .unwrap_or_default()
+                    };
+                    let (s, e) = (day(window.from), day(window.to));
+                    nothing_to_ask = s >= e;
+                    (s.to_string().into(), e.to_string().into())
+                }
+            };
+            if w.stamp {
+                stamp.insert(w.start_param.clone(), start.clone());
+                stamp.insert(w.end_param.clone(), end.clone());
+            }
             match w.params_in {
                 ParamsIn::Body => {
-                    body.insert(w.start_param.clone(), window.from.into());
-                    body.insert(w.end_param.clone(), end.into());
+                    body.insert(w.start_param.clone(), start);
+                    body.insert(w.end_param.clone(), end);
                 }
                 ParamsIn::Query => {
-                    req_query.push((w.start_param.clone(), window.from.to_string()));
-                    req_query.push((w.end_param.clone(), end.to_string()));
+                    let text = |v: Value| match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    req_query.push((w.start_param.clone(), text(start)));
+                    req_query.push((w.end_param.clone(), text(end)));
                 }
             }
         }
@@ -367,6 +394,22 @@ impl Extractor {
         }
         let mut pages = 0u32;
         let mut on_records = |records: &[Value], page: u32, request_id: &str| -> Result<()> {
+            let stamped: Vec<Value>;
+            let records = if stamp.is_empty() {
+                records
+            } else {
+                stamped = records
+                    .iter()
+                    .map(|r| {
+                        let mut r = r.clone();
+                        if let Some(o) = r.as_object_mut() {
+                            o.extend(stamp.clone());
+                        }
+                        r
+                    })
+                    .collect();
+                &stamped
+            };
             conv.push_page(records, &ctx, request_id)
                 .map_err(|source| PipelineError::Convert {
                     page,
@@ -379,6 +422,7 @@ impl Extractor {
             Ok(())
         };
         match stream.pagination {
+            _ if nothing_to_ask => {}
             Pagination::None => {
                 let resp = self.client.send(&req).await?;
                 let records = records_of(resp.data, &stream.records);

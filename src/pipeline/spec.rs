@@ -85,6 +85,26 @@ pub struct WindowSpec {
     /// the committed cursor and merges the re-read rows over the stored ones.
     #[serde(default, deserialize_with = "humantime_serde_shim::option")]
     pub lookback: Option<Duration>,
+    /// How the window bounds are sent.
+    #[serde(default)]
+    pub format: WindowFormat,
+    /// Copy the bounds sent into every record, under the param names: reports whose rows
+    /// do not say which dates they cover (product performance over a date range).
+    #[serde(default)]
+    pub stamp: bool,
+}
+
+/// How window bounds go on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowFormat {
+    /// Unix seconds (order, product, finance searches).
+    #[default]
+    Unix,
+    /// `YYYY-MM-DD` in the shop's time zone (analytics reports): the start is the local
+    /// date the window starts in, the exclusive end the local date it ends in, so only
+    /// whole local days are asked for and a day still in progress waits for the next run.
+    LocalDate,
 }
 
 impl WindowSpec {

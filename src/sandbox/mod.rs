@@ -6,6 +6,7 @@
 //! (the data clock), `GET /__sandbox/stats` (requests and handler CPU per endpoint),
 //! `GET /healthz`, and the consent page `GET /oauth/authorize`.
 
+pub mod analytics;
 mod catalog;
 pub mod data;
 pub mod drift;
@@ -299,6 +300,18 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
         "/finance/202504/tax_information",
         Auth::Api(Scope::Shop),
         finance::tax_information,
+    ),
+    (
+        Method::GET,
+        "/analytics/202509/shop/performance",
+        Auth::Api(Scope::Shop),
+        analytics::shop_performance,
+    ),
+    (
+        Method::GET,
+        "/analytics/202509/shop_products/performance",
+        Auth::Api(Scope::Shop),
+        analytics::product_performance,
     ),
     (
         Method::GET,

@@ -65,6 +65,10 @@ struct ShopTruth {
     return_line_items: u64,
     /// Packages (orders marked ready to ship by the clock).
     packages: u64,
+    /// Analytics: shop-local days before today with orders (daily shop performance rows
+    /// with sales), and product × day pairs with a paid order (product performance rows).
+    analytics_days: u64,
+    product_performance: u64,
     /// Rows each snapshot endpoint lists for the shop, by raw table.
     snapshots: BTreeMap<&'static str, u64>,
     /// Statements, payouts and unsettled orders (see [`super::finance`]).
@@ -134,6 +138,8 @@ pub(super) async fn truth(
             packages: view.shops[si].packages_by_update.len() as u64,
             finance: super::finance::truth(ds, &view, si),
             snapshots: snapshot_counts(ds, si),
+            analytics_days: super::analytics::truth(ds, &view, si).0,
+            product_performance: super::analytics::truth(ds, &view, si).1,
             return_line_items: view.shops[si]
                 .returns_by_update
                 .iter()

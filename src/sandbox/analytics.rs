@@ -1,0 +1,315 @@
+//! Analytics reports, computed from the seed's orders so they agree with the order data:
+//! a day's GMV is Σ `sub_total` of the orders created that shop-local day that were paid
+//! (cancelled-after-payment included, unpaid ones not), its orders and units are theirs.
+//! Traffic is generated per shop and day (and per product) from the seed: visitors such
+//! that the conversion rate lands between 1.5% and 4.5%, 1.4–2.6 page views each.
+//!
+//! - `GET /analytics/202509/shop/performance?start_date_ge&end_date_lt&granularity&currency`
+//! - `GET /analytics/202509/shop_products/performance` (page_token): per product over the
+//!   date range.
+//!
+//! Dates are `YYYY-MM-DD` in the shop's time zone (start inclusive, end exclusive); data
+//! is ready through yesterday (`latest_available_date`). `currency` is `LOCAL` (default)
+//! or `USD`; anything else is refused like the real API does (36009004, invalid param).
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, NaiveDate};
+use serde_json::{Value, json};
+
+use super::data::{Dataset, local_date, local_midnight};
+use super::gate::ApiFault;
+use super::paging::{fingerprint, page_json, page_size, token_page};
+use super::rng::Rng;
+use super::{Ctx, Sandbox};
+use crate::region::Minor;
+
+/// One shop-local day's sales.
+#[derive(Default, Clone, Copy)]
+pub struct DaySales {
+    /// Paid orders created that day.
+    pub orders: u64,
+    /// Their units (line items).
+    pub units: u64,
+    /// Σ their sub_total, minor units.
+    pub gmv: i64,
+}
+
+/// Sales per local day of shop `shop` for orders created in `[from, to)` (unix seconds),
+/// as the clock sees them.
+fn sales_by_day(
+    ds: &Dataset,
+    ctx: &Ctx,
+    shop: usize,
+    from: i64,
+    to: i64,
+) -> BTreeMap<NaiveDate, DaySales> {
+    let region = ds.shops[shop].region;
+    let clock = ctx.view.clock;
+    let mut out: BTreeMap<NaiveDate, DaySales> = BTreeMap::new();
+    let idx = &ctx.view.shops[shop].by_create;
+    let lo = idx.partition_point(|&(t, _)| t < from);
+    for &(t, i) in &idx[lo..] {
+        if t >= to {
+            break;
+        }
+        let o = &ds.orders[i as usize];
+        if o.ev.paid > clock {
+            continue;
+        }
+        let d = out.entry(local_date(region, t)).or_default();
+        d.orders += 1;
+        d.units += o.items.len() as u64;
+        d.gmv += ds.sub_total(o);
+    }
+    out
+}
+
+/// Visitors and page views of a shop's day: seeded, consistent with its orders.
+fn traffic(ds: &Dataset, shop: usize, day: NaiveDate, orders: u64, salt: u64) -> (u64, u64) {
+    let key = (shop as u64) << 48 ^ day.num_days_from_ce() as u64 ^ salt << 20;
+    let mut r = Rng::new(ds.config.seed ^ 0x5452_4146, key);
+    let conversion = 0.015 + r.f64() * 0.03;
+    let visitors =
+        ((orders as f64 / conversion).round() as u64).max(orders + r.range(0, 40) as u64);
+    let views = (visitors as f64 * (1.4 + r.f64() * 1.2)).round() as u64;
+    (visitors, views)
+}
+
+struct Dates {
+    start: NaiveDate,
+    end: NaiveDate,
+    latest: NaiveDate,
+}
+
+fn dates(sb: &Sandbox, ctx: &Ctx, shop: usize) -> Result<Dates, ApiFault> {
+    let parse = |name: &str| -> Result<NaiveDate, ApiFault> {
+        let v = ctx
+            .q(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiFault::param(format_args!("{name} is required")))?;
+        NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .map_err(|_| ApiFault::param(format_args!("{name} must be YYYY-MM-DD, got {v:?}")))
+    };
+    let (start, end) = (parse("start_date_ge")?, parse("end_date_lt")?);
+    if start >= end {
+        return Err(ApiFault::param("start_date_ge must be before end_date_lt"));
+    }
+    let region = sb.data.shops[shop].region;
+    let today = local_date(region, ctx.view.clock);
+    Ok(Dates {
+        start,
+        end,
+        latest: today.pred_opt().unwrap_or(today),
+    })
+}
+
+/// `LOCAL` (default) or `USD`: the currency and the minor-unit divisor to convert by.
+fn currency(sb: &Sandbox, ctx: &Ctx, shop: usize) -> Result<(&'static str, f64), ApiFault> {
+    let region = sb.data.shops[shop].region;
+    match ctx.q("currency").unwrap_or("LOCAL") {
+        "LOCAL" | "" => Ok((region.currency, 1.0)),
+        "USD" => Ok(("USD", usd_rate(region.currency))),
+        other => Err(ApiFault::param(format_args!(
+            "invalid param error: currency {other:?} is not one of USD, LOCAL"
+        ))),
+    }
+}
+
+/// Local currency per USD (fixed, for the sandbox).
+fn usd_rate(currency: &str) -> f64 {
+    match currency {
+        "GBP" => 0.79,
+        "IDR" => 15_500.0,
+        "THB" => 35.0,
+        "VND" => 24_500.0,
+        "MYR" => 4.6,
+        "SGD" => 1.34,
+        "PHP" => 56.0,
+        _ => 1.0,
+    }
+}
+
+fn money(amount_minor: i64, digits: u32, currency: &'static str, rate: f64) -> Value {
+    let amount = if rate == 1.0 {
+        Minor {
+            minor: amount_minor,
+            digits,
+        }
+        .to_string()
+    } else {
+        let major = amount_minor as f64 / 10f64.powi(digits as i32) / rate;
+        format!("{major:.2}")
+    };
+    json!({ "amount": amount, "currency": currency })
+}
+
+/// `GET /analytics/202509/shop/performance`.
+pub fn shop_performance(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let shop = ctx.shop.unwrap_or(0);
+    let ds: &Dataset = &sb.data;
+    let d = dates(sb, ctx, shop)?;
+    let (cur, rate) = currency(sb, ctx, shop)?;
+    let daily = match ctx.q("granularity").unwrap_or("ALL") {
+        "1D" => true,
+        "ALL" | "" => false,
+        other => {
+            return Err(ApiFault::param(format_args!(
+                "invalid param error: granularity {other:?} is not one of ALL, 1D"
+            )));
+        }
+    };
+    let region = ds.shops[shop].region;
+    let last = d.end.min(d.latest.succ_opt().unwrap_or(d.latest));
+    let (from, to) = (
+        local_midnight(region, d.start),
+        local_midnight(region, last),
+    );
+    let sales = sales_by_day(ds, ctx, shop, from, to.max(from));
+    let mut days = Vec::new();
+    let mut day = d.start;
+    while day < last {
+        days.push(day);
+        day = day.succ_opt().expect("date");
+    }
+    let interval = |span: &[NaiveDate]| -> Value {
+        let (mut orders, mut units, mut gmv, mut visitors, mut views) = (0, 0, 0, 0, 0);
+        for day in span {
+            let s = sales.get(day).copied().unwrap_or_default();
+            let (v, p) = traffic(ds, shop, *day, s.orders, 0);
+            orders += s.orders;
+            units += s.units;
+            gmv += s.gmv;
+            visitors += v;
+            views += p;
+        }
+        let n = span.len().max(1) as f64;
+        json!({
+            "start_date": span.first().map(ToString::to_string),
+            "end_date": span.last().and_then(|d| d.succ_opt()).map(|d| d.to_string()),
+            "gmv": { "amount": money(gmv, region.minor_digits, cur, rate)["amount"], "currency": cur },
+            "orders_count": orders,
+            "sku_orders_count": orders,
+            "items_sold": units,
+            "avg_visitors": (visitors as f64 / n).round() as u64,
+            "avg_page_views": (views as f64 / n).round() as u64,
+            "avg_conversation_rate": if visitors == 0 { 0.0 } else { ((orders as f64 / visitors as f64) * 10_000.0).round() / 10_000.0 },
+        })
+    };
+    let intervals: Vec<Value> = if days.is_empty() {
+        Vec::new()
+    } else if daily {
+        days.iter()
+            .map(|d| interval(std::slice::from_ref(d)))
+            .collect()
+    } else {
+        vec![interval(&days)]
+    };
+    let body = json!({
+        "performance": { "intervals": intervals },
+        "latest_available_date": d.latest.to_string(),
+    });
+    Ok(serde_json::to_vec(&body).expect("serializable"))
+}
+
+/// `GET /analytics/202509/shop_products/performance`: every product with a paid order in
+/// the range, by GMV (`sort_field=gmv`, default) or units or orders, descending.
+pub fn product_performance(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let shop = ctx.shop.unwrap_or(0);
+    let ds: &Dataset = &sb.data;
+    let d = dates(sb, ctx, shop)?;
+    let (cur, rate) = currency(sb, ctx, shop)?;
+    let size = page_size(ctx.q("page_size"), 100)?;
+    let region = ds.shops[shop].region;
+    let last = d.end.min(d.latest.succ_opt().unwrap_or(d.latest));
+    let (from, to) = (
+        local_midnight(region, d.start),
+        local_midnight(region, last),
+    );
+    // product index → (orders, units, gmv)
+    let mut per: BTreeMap<u32, (u64, u64, i64)> = BTreeMap::new();
+    let idx = &ctx.view.shops[shop].by_create;
+    let lo = idx.partition_point(|&(t, _)| t < from);
+    for &(t, i) in &idx[lo..] {
+        if t >= to {
+            break;
+        }
+        let o = &ds.orders[i as usize];
+        if o.ev.paid > ctx.view.clock {
+            continue;
+        }
+        let mut seen = Vec::new();
+        for it in ds.items_of(o) {
+            let p = ds.skus[it.sku as usize].product;
+            let e = per.entry(p).or_default();
+            if !seen.contains(&p) {
+                e.0 += 1;
+                seen.push(p);
+            }
+            e.1 += 1;
+            e.2 += it.sale_price();
+        }
+    }
+    let sort = ctx.q("sort_field").unwrap_or("gmv");
+    let mut rows: Vec<(i64, u32)> = per
+        .iter()
+        .map(|(p, (o, u, g))| {
+            let key = match sort {
+                "items_sold" => *u as i64,
+                "orders" => *o as i64,
+                _ => *g,
+            };
+            (-key, *p)
+        })
+        .collect();
+    rows.sort_unstable();
+    let fp = fingerprint(&[
+        &shop.to_le_bytes(),
+        b"product_performance",
+        d.start.to_string().as_bytes(),
+        d.end.to_string().as_bytes(),
+        sort.as_bytes(),
+    ]);
+    let (page, next, total) = token_page(ctx.q("page_token"), fp, &rows, false, size, |_| true)?;
+    let products: Vec<Value> = page
+        .iter()
+        .map(|&(_, p)| {
+            let (orders, units, gmv) = per[&p];
+            let (visitors, views) = traffic(ds, shop, d.start, orders, u64::from(p) + 1);
+            json!({
+                "id": ds.products[p as usize].id,
+                "gmv": money(gmv, region.minor_digits, cur, rate),
+                "orders": orders,
+                "units_sold": units,
+                "page_views": views,
+                "avg_page_visitors": visitors,
+                "click_through_rate": if views == 0 { 0.0 } else { ((orders as f64 / views as f64) * 10_000.0).round() / 10_000.0 },
+            })
+        })
+        .collect();
+    Ok(page_json("products", next, total, &products))
+}
+
+/// The truth of the analytics reports for shop `shop` over its whole history up to the
+/// clock: (days with a daily interval, product × day rows with sales).
+pub fn truth(ds: &Dataset, view: &super::data::View, shop: usize) -> (u64, u64) {
+    let region = ds.shops[shop].region;
+    let today = local_date(region, view.clock);
+    let mut days = std::collections::BTreeSet::new();
+    let mut product_days = std::collections::BTreeSet::new();
+    for &(t, i) in &view.shops[shop].by_create {
+        let day = local_date(region, t);
+        if day >= today {
+            continue;
+        }
+        days.insert(day);
+        let o = &ds.orders[i as usize];
+        if o.ev.paid > view.clock {
+            continue;
+        }
+        for it in ds.items_of(o) {
+            product_days.insert((day, ds.skus[it.sku as usize].product));
+        }
+    }
+    (days.len() as u64, product_days.len() as u64)
+}

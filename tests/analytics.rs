@@ -1,0 +1,102 @@
+//! Analytics reports against the sandbox: after a demo backfill raw.shop_performance has
+//! one row per shop-local day (the days with orders match the truth) and
+//! raw.product_performance one row per product and day with sales. Their numbers agree
+//! with the order data landed independently in raw.orders (GMV = Σ sub_total of the
+//! day's paid orders, by the order's shop-local create date), the product rows add up to
+//! the shop's day, and the API's parameter rules hold: a currency other than LOCAL/USD is
+//! refused with 36009004, as the real API does.
+
+mod helpers;
+
+use helpers::*;
+use shoplake::api::ApiRequest;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_match_the_orders_by_shop_local_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, sb) = demo(dir.path(), 2_000, 5).await;
+    let truth = truth(&sb).await;
+
+    let q = |sql: &str| {
+        let app = &app;
+        let sql = sql.to_string();
+        async move { scalar_i64(&app.query(&sql).await.unwrap()) }
+    };
+    for (sql, field) in [
+        (
+            "select _shop_id, count(*) from raw.shop_performance where orders_count > 0 group by 1",
+            "analytics_days",
+        ),
+        (
+            "select _shop_id, count(*) from raw.product_performance group by 1",
+            "product_performance",
+        ),
+    ] {
+        let want = truth_per_shop(&truth, field);
+        assert!(want.values().all(|n| *n > 0), "{field}: {want:?}");
+        let got = key_counts(&app.query(sql).await.unwrap());
+        assert_eq!(got, want, "{field} per shop");
+    }
+    assert_eq!(
+        q(
+            "select count(*) from (select _shop_id, date from raw.shop_performance \
+           group by 1, 2 having count(*) > 1)"
+        )
+        .await,
+        0,
+        "one row per shop and day"
+    );
+
+    // Against raw.orders: the day's paid orders, by shop-local create date.
+    let mismatches = q("select count(*) from raw.shop_performance p full join ( \
+           select _shop_id, create_date, count(*) as n, sum(sub_total) as gmv \
+           from raw.orders where paid_time is not null \
+             and create_date < (select max(date) + interval '1 day' from raw.shop_performance) \
+           group by 1, 2) o \
+         on o._shop_id = p._shop_id and o.create_date = p.date \
+         where coalesce(p.orders_count, 0) <> coalesce(o.n, 0) \
+            or coalesce(p.gmv, 0) <> coalesce(o.gmv, 0)")
+    .await;
+    assert_eq!(
+        mismatches, 0,
+        "daily GMV and orders equal the orders table's"
+    );
+    let product_vs_shop = q("select count(*) from raw.shop_performance p join ( \
+           select _shop_id, date, sum(gmv) as gmv, sum(units_sold) as units \
+           from raw.product_performance group by 1, 2) x \
+         on x._shop_id = p._shop_id and x.date = p.date \
+         where x.gmv <> p.gmv or x.units <> p.items_sold")
+    .await;
+    assert_eq!(product_vs_shop, 0, "products add up to the shop's day");
+    assert_eq!(
+        q(
+            "select count(*) from raw.shop_performance where orders_count > 0 \
+           and (conversion_rate < 0.01 or conversion_rate > 0.05 or page_views < visitors)"
+        )
+        .await,
+        0,
+        "traffic is plausible"
+    );
+
+    // Parameters: currency must be LOCAL or USD.
+    let client = app.client().unwrap();
+    let cipher = truth["shops"][0]["shop_cipher"].as_str().unwrap();
+    let req = |currency: &str| {
+        ApiRequest::get("/analytics/202509/shop/performance")
+            .shop(cipher)
+            .query("start_date_ge", "2026-10-20")
+            .query("end_date_lt", "2026-10-22")
+            .query("granularity", "1D")
+            .query("currency", currency)
+    };
+    let e = client.send(&req("EUR")).await.unwrap_err().to_string();
+    assert!(
+        e.contains("36009004") && e.contains("currency"),
+        "a wrong currency is refused: {e}"
+    );
+    let usd = client.send(&req("USD")).await.unwrap();
+    let intervals = usd.data["performance"]["intervals"].as_array().unwrap();
+    assert_eq!(intervals.len(), 2);
+    assert_eq!(intervals[0]["gmv"]["currency"], "USD");
+    sb.stop().await;
+}

@@ -1,6 +1,7 @@
 //! Analytics reports against the sandbox: after a demo backfill raw.shop_performance has
-//! one row per shop-local day (the days with orders match the truth) and
-//! raw.product_performance one row per product and day with sales. Their numbers agree
+//! one row per shop-local day (the days with orders match the truth),
+//! raw.shop_performance_hourly 24 per day, raw.product_performance / raw.sku_performance
+//! one row per product / SKU and day with sales. Their numbers agree
 //! with the order data landed independently in raw.orders (GMV = Σ sub_total of the
 //! day's paid orders, by the order's shop-local create date), the product rows add up to
 //! the shop's day, and the API's parameter rules hold: a currency other than LOCAL/USD is
@@ -78,6 +79,56 @@ async fn reports_match_the_orders_by_shop_local_day() {
         "traffic is plausible"
     );
 
+    // Per hour (a detail call per landed day) and per SKU add up to the day.
+    assert_eq!(
+        q(
+            "select count(*) from (select _shop_id, date, count(*) as n \
+             from raw.shop_performance_hourly group by 1, 2) where n not in (23, 24, 25)"
+        )
+        .await,
+        0,
+        "every landed day has its local hours (23 or 25 on a DST change)"
+    );
+    assert_eq!(
+        q("select count(*) from raw.shop_performance p left join ( \
+             select distinct _shop_id, date from raw.shop_performance_hourly) h \
+           on h._shop_id = p._shop_id and h.date = p.date where h.date is null")
+        .await,
+        0,
+        "every landed day has its hours"
+    );
+    assert_eq!(
+        q("select count(*) from raw.shop_performance p join ( \
+             select _shop_id, date, sum(gmv) as gmv, sum(orders_count) as n \
+             from raw.shop_performance_hourly group by 1, 2) h \
+           on h._shop_id = p._shop_id and h.date = p.date \
+           where h.gmv <> p.gmv or h.n <> p.orders_count")
+        .await,
+        0,
+        "hours add up to their day"
+    );
+    assert_eq!(
+        q("select count(*) from (select _shop_id, date, \
+             count(distinct extract(hour from hour_local)) as hours, \
+             min(cast(hour_local as date)) as first, max(cast(hour_local as date)) as last \
+           from raw.shop_performance_hourly group by 1, 2) \
+           where hours not in (23, 24) or first <> date or last <> date")
+        .await,
+        0,
+        "the hours are the day's local hours 0–23"
+    );
+    assert_eq!(
+        q("select count(*) from raw.product_performance p join ( \
+             select _shop_id, product_id, date, sum(gmv) as gmv, sum(units_sold) as units \
+             from raw.sku_performance group by 1, 2, 3) k \
+           on k._shop_id = p._shop_id and k.product_id = p.product_id and k.date = p.date \
+           where k.gmv <> p.gmv or k.units <> p.units_sold")
+        .await,
+        0,
+        "SKUs add up to their product"
+    );
+    assert!(q("select count(*) from raw.sku_performance").await > 0);
+
     // Parameters: currency must be LOCAL or USD.
     let client = app.client().unwrap();
     let cipher = truth["shops"][0]["shop_cipher"].as_str().unwrap();
@@ -94,6 +145,38 @@ async fn reports_match_the_orders_by_shop_local_day() {
         e.contains("36009004") && e.contains("currency"),
         "a wrong currency is refused: {e}"
     );
+    // The documented quirk: product and SKU lists name their sort fields differently.
+    let list = |path: &str, sort: &str| {
+        ApiRequest::get(path)
+            .shop(cipher)
+            .query("start_date_ge", "2026-10-20")
+            .query("end_date_lt", "2026-10-21")
+            .query("sort_field", sort)
+            .query("page_size", "10")
+    };
+    for (path, ok, wrong) in [
+        (
+            "/analytics/202509/shop_products/performance",
+            "items_sold",
+            "units_sold",
+        ),
+        (
+            "/analytics/202509/shop_skus/performance",
+            "units_sold",
+            "items_sold",
+        ),
+    ] {
+        client.send(&list(path, ok)).await.unwrap();
+        let e = client
+            .send(&list(path, wrong))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("36009004") && e.contains("sort_field"),
+            "{path}: {e}"
+        );
+    }
     let usd = client.send(&req("USD")).await.unwrap();
     let intervals = usd.data["performance"]["intervals"].as_array().unwrap();
     assert_eq!(intervals.len(), 2);

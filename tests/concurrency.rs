@@ -115,7 +115,7 @@ async fn two_extractions_a_build_and_a_reader_at_once_stay_consistent() {
             qualified_rows(&reference, t).await,
             qualified_rows(&a, t).await,
         );
-        assert!(!x.is_empty(), "{t} is empty");
+        assert!(!x.is_empty() || !expect_rows(t.as_ref()), "{t} is empty");
         assert_eq!(x.len(), y.len(), "{t} row count");
         assert!(x == y, "{t} content differs");
     }

@@ -234,7 +234,7 @@ async fn killed_backfills_and_builds_end_equal_to_a_clean_run() {
             qualified_rows(&reference, t).await,
             qualified_rows(&crashed, t).await,
         );
-        assert!(!a.is_empty(), "{t} is empty");
+        assert!(!a.is_empty() || !expect_rows(t.as_ref()), "{t} is empty");
         assert_eq!(a.len(), b.len(), "{t} row count");
         if a != b && t.starts_with("marts.") {
             let q = format!("select * from {t} order by 1, 2, 3");

@@ -137,7 +137,10 @@ async fn queued_backfill_lands_what_one_run_lands_and_resumes() {
     // Same tables, row for row.
     for t in raw_tables(&a) {
         let (ra, rb) = (table_rows(&a, &t).await, table_rows(&b, &t).await);
-        assert!(!ra.is_empty(), "raw.{t} is empty");
+        assert!(
+            !ra.is_empty() || !expect_rows(t.as_ref()),
+            "raw.{t} is empty"
+        );
         assert_eq!(ra.len(), rb.len(), "raw.{t} row count");
         assert!(ra == rb, "raw.{t} content differs");
     }

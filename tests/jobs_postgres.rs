@@ -186,7 +186,12 @@ retry_backoff = "200ms"
             .or_default() += 1;
     }
     eprintln!("{total} jobs; done by {per_worker:?}; {rerun} ran more than once");
-    assert!(rerun <= 4, "{rerun} jobs ran more than once");
+    let reruns: Vec<_> = js
+        .iter()
+        .filter(|j| j.attempts > 1)
+        .map(|j| (j.key.clone(), j.attempts, j.last_error()))
+        .collect();
+    assert!(rerun <= 4, "{rerun} jobs ran more than once: {reruns:#?}");
 
     // The lake equals one direct run of the same range: nothing lost, nothing doubled.
     let lake = app_from_dir(dir.path());
@@ -208,7 +213,7 @@ retry_backoff = "200ms"
                 scalar_i64(&reference.query(&sql).await.unwrap()),
             );
             assert_eq!(n_lake, n_ref, "raw.{t} rows");
-            assert!(n_ref > 0, "raw.{t} is empty");
+            assert!(n_ref > 0 || !expect_rows(t.as_ref()), "raw.{t} is empty");
         }
     }
     let dup = lake

@@ -5,8 +5,10 @@
 //! that the conversion rate lands between 1.5% and 4.5%, 1.4–2.6 page views each.
 //!
 //! - `GET /analytics/202509/shop/performance?start_date_ge&end_date_lt&granularity&currency`
-//! - `GET /analytics/202509/shop_products/performance` (page_token): per product over the
-//!   date range.
+//! - `GET /analytics/202509/shop_products/performance` and `…/shop_skus/performance`
+//!   (page_token): per product / SKU over the date range.
+//! - `GET /analytics/202510/shop/performance/{date}/performance_per_hour`: one local day by
+//!   hour.
 //!
 //! Dates are `YYYY-MM-DD` in the shop's time zone (start inclusive, end exclusive); data
 //! is ready through yesterday (`latest_available_date`). `currency` is `LOCAL` (default)
@@ -212,21 +214,49 @@ pub fn shop_performance(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     Ok(serde_json::to_vec(&body).expect("serializable"))
 }
 
+/// Product or SKU rows of the performance lists.
+#[derive(Clone, Copy, PartialEq)]
+enum Grain {
+    Product,
+    Sku,
+}
+
 /// `GET /analytics/202509/shop_products/performance`: every product with a paid order in
-/// the range, by GMV (`sort_field=gmv`, default) or units or orders, descending.
+/// the range, by `sort_field` gmv (default), items_sold or orders, descending.
 pub fn product_performance(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    performance_list(sb, ctx, Grain::Product)
+}
+
+/// `GET /analytics/202509/shop_skus/performance`: the same per SKU. Its `sort_field`
+/// values differ from the product list's (gmv, sku_orders, units_sold): a product-list
+/// value is refused, as the real API does.
+pub fn sku_performance(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    performance_list(sb, ctx, Grain::Sku)
+}
+
+fn performance_list(sb: &Sandbox, ctx: &Ctx, grain: Grain) -> Result<Vec<u8>, ApiFault> {
     let shop = ctx.shop.unwrap_or(0);
     let ds: &Dataset = &sb.data;
     let d = dates(sb, ctx, shop)?;
     let (cur, rate) = currency(sb, ctx, shop)?;
     let size = page_size(ctx.q("page_size"), 100)?;
+    let sort = ctx.q("sort_field").unwrap_or("gmv");
+    let (orders_key, units_key) = match grain {
+        Grain::Product => ("orders", "items_sold"),
+        Grain::Sku => ("sku_orders", "units_sold"),
+    };
+    if ![("gmv"), orders_key, units_key].contains(&sort) {
+        return Err(ApiFault::param(format_args!(
+            "invalid param error: sort_field {sort:?} is not one of gmv, {orders_key}, {units_key}"
+        )));
+    }
     let region = ds.shops[shop].region;
     let last = d.end.min(d.latest.succ_opt().unwrap_or(d.latest));
     let (from, to) = (
         local_midnight(region, d.start),
         local_midnight(region, last),
     );
-    // product index → (orders, units, gmv)
+    // product or SKU index → (orders, units, gmv)
     let mut per: BTreeMap<u32, (u64, u64, i64)> = BTreeMap::new();
     let idx = &ctx.view.shops[shop].by_create;
     let lo = idx.partition_point(|&(t, _)| t < from);
@@ -240,54 +270,138 @@ pub fn product_performance(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault>
         }
         let mut seen = Vec::new();
         for it in ds.items_of(o) {
-            let p = ds.skus[it.sku as usize].product;
-            let e = per.entry(p).or_default();
-            if !seen.contains(&p) {
+            let k = match grain {
+                Grain::Product => ds.skus[it.sku as usize].product,
+                Grain::Sku => it.sku,
+            };
+            let e = per.entry(k).or_default();
+            if !seen.contains(&k) {
                 e.0 += 1;
-                seen.push(p);
+                seen.push(k);
             }
             e.1 += 1;
             e.2 += it.sale_price();
         }
     }
-    let sort = ctx.q("sort_field").unwrap_or("gmv");
     let mut rows: Vec<(i64, u32)> = per
         .iter()
-        .map(|(p, (o, u, g))| {
+        .map(|(k, (o, u, g))| {
             let key = match sort {
-                "items_sold" => *u as i64,
-                "orders" => *o as i64,
-                _ => *g,
+                "gmv" => *g,
+                s if s == orders_key => *o as i64,
+                _ => *u as i64,
             };
-            (-key, *p)
+            (-key, *k)
         })
         .collect();
     rows.sort_unstable();
     let fp = fingerprint(&[
         &shop.to_le_bytes(),
-        b"product_performance",
+        if grain == Grain::Product {
+            b"product_performance"
+        } else {
+            b"sku_performance_"
+        },
         d.start.to_string().as_bytes(),
         d.end.to_string().as_bytes(),
         sort.as_bytes(),
     ]);
     let (page, next, total) = token_page(ctx.q("page_token"), fp, &rows, false, size, |_| true)?;
-    let products: Vec<Value> = page
+    let list: Vec<Value> = page
         .iter()
-        .map(|&(_, p)| {
-            let (orders, units, gmv) = per[&p];
-            let (visitors, views) = traffic(ds, shop, d.start, orders, u64::from(p) + 1);
+        .map(|&(_, k)| {
+            let (orders, units, gmv) = per[&k];
+            match grain {
+                Grain::Product => {
+                    let (visitors, views) = traffic(ds, shop, d.start, orders, u64::from(k) + 1);
+                    json!({
+                        "id": ds.products[k as usize].id,
+                        "gmv": money(gmv, region.minor_digits, cur, rate),
+                        "orders": orders,
+                        "units_sold": units,
+                        "page_views": views,
+                        "avg_page_visitors": visitors,
+                        "click_through_rate": if views == 0 { 0.0 } else { ((orders as f64 / views as f64) * 10_000.0).round() / 10_000.0 },
+                    })
+                }
+                Grain::Sku => {
+                    let sku = &ds.skus[k as usize];
+                    json!({
+                        "id": sku.id,
+                        "product_id": ds.products[sku.product as usize].id,
+                        "gmv": money(gmv, region.minor_digits, cur, rate),
+                        "sku_orders": orders,
+                        "units_sold": units,
+                    })
+                }
+            }
+        })
+        .collect();
+    let field = if grain == Grain::Product {
+        "products"
+    } else {
+        "skus"
+    };
+    Ok(page_json(field, next, total, &list))
+}
+
+/// `GET /analytics/202510/shop/performance/{date}/performance_per_hour`: the day's 24
+/// shop-local hours (fewer or more on a DST change day).
+pub fn shop_performance_per_hour(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let shop = ctx.shop.unwrap_or(0);
+    let ds: &Dataset = &sb.data;
+    let (cur, rate) = currency(sb, ctx, shop)?;
+    let raw = ctx.params.get("date").map_or("", String::as_str);
+    let day = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map_err(|_| ApiFault::param(format_args!("date must be YYYY-MM-DD, got {raw:?}")))?;
+    let region = ds.shops[shop].region;
+    let today = local_date(region, ctx.view.clock);
+    if day >= today {
+        return Err(ApiFault::param(format_args!(
+            "date {day} is not available yet (latest: {})",
+            today.pred_opt().unwrap_or(today)
+        )));
+    }
+    let start = local_midnight(region, day);
+    let end = local_midnight(region, day.succ_opt().expect("date"));
+    let idx = &ctx.view.shops[shop].by_create;
+    let lo = idx.partition_point(|&(t, _)| t < start);
+    let hours = ((end - start) / 3600) as usize;
+    let mut per = vec![DaySales::default(); hours];
+    for &(t, i) in &idx[lo..] {
+        if t >= end {
+            break;
+        }
+        let o = &ds.orders[i as usize];
+        if o.ev.paid > ctx.view.clock {
+            continue;
+        }
+        let h = &mut per[((t - start) / 3600) as usize];
+        h.orders += 1;
+        h.units += o.items.len() as u64;
+        h.gmv += ds.sub_total(o);
+    }
+    let intervals: Vec<Value> = per
+        .iter()
+        .enumerate()
+        .map(|(h, s)| {
+            let (visitors, views) = traffic(ds, shop, day, s.orders, 100 + h as u64);
             json!({
-                "id": ds.products[p as usize].id,
-                "gmv": money(gmv, region.minor_digits, cur, rate),
-                "orders": orders,
-                "units_sold": units,
-                "page_views": views,
-                "avg_page_visitors": visitors,
-                "click_through_rate": if views == 0 { 0.0 } else { ((orders as f64 / views as f64) * 10_000.0).round() / 10_000.0 },
+                "start_time": start + h as i64 * 3600,
+                "end_time": start + (h as i64 + 1) * 3600,
+                "gmv": money(s.gmv, region.minor_digits, cur, rate),
+                "orders_count": s.orders,
+                "items_sold": s.units,
+                "visitors": visitors / 12,
+                "page_views": views / 12,
             })
         })
         .collect();
-    Ok(page_json("products", next, total, &products))
+    let body = json!({
+        "performance": { "intervals": intervals },
+        "latest_available_timestamp": local_midnight(region, today),
+    });
+    Ok(serde_json::to_vec(&body).expect("serializable"))
 }
 
 /// The truth of the analytics reports for shop `shop` over its whole history up to the

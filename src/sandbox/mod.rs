@@ -315,6 +315,18 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
     ),
     (
         Method::GET,
+        "/analytics/202509/shop_skus/performance",
+        Auth::Api(Scope::Shop),
+        analytics::sku_performance,
+    ),
+    (
+        Method::GET,
+        "/analytics/202510/shop/performance/{date}/performance_per_hour",
+        Auth::Api(Scope::Shop),
+        analytics::shop_performance_per_hour,
+    ),
+    (
+        Method::GET,
         "/seller/202309/shops",
         Auth::Api(Scope::Seller),
         seller::active_shops,

@@ -177,7 +177,9 @@ retry_backoff = "200ms"
     }
     let by: std::collections::BTreeSet<_> = js.iter().filter_map(|j| j.worker.clone()).collect();
     assert!(by.len() >= 2, "the work was split: {by:?}");
-    // Only interrupted jobs ran more than once (A's and B's slots: at most 2 each).
+    // Only interrupted jobs ran more than once: A's and B's, each holding at most its 2
+    // slots plus the one job its poller fetched ahead (batch_size 1) when it was stopped.
+    // A race between workers would show as more.
     let rerun = js.iter().filter(|j| j.attempts > 1).count();
     let mut per_worker = std::collections::BTreeMap::<String, usize>::new();
     for j in &js {
@@ -191,7 +193,10 @@ retry_backoff = "200ms"
         .filter(|j| j.attempts > 1)
         .map(|j| (j.key.clone(), j.attempts, j.last_error()))
         .collect();
-    assert!(rerun <= 4, "{rerun} jobs ran more than once: {reruns:#?}");
+    assert!(
+        rerun <= 2 * (2 + 1),
+        "{rerun} jobs ran more than once: {reruns:#?}"
+    );
 
     // The lake equals one direct run of the same range: nothing lost, nothing doubled.
     let lake = app_from_dir(dir.path());

@@ -78,6 +78,14 @@ fn traffic(ds: &Dataset, shop: usize, day: NaiveDate, orders: u64, salt: u64) ->
     (visitors, views)
 }
 
+/// The shop-local day the shop opened: the first day of the seed's history.
+fn opened(ds: &Dataset, shop: usize) -> NaiveDate {
+    local_date(
+        ds.shops[shop].region,
+        ds.config.clock - i64::from(ds.config.days) * 86_400,
+    )
+}
+
 struct Dates {
     start: NaiveDate,
     end: NaiveDate,
@@ -169,7 +177,8 @@ pub fn shop_performance(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     );
     let sales = sales_by_day(ds, ctx, shop, from, to.max(from));
     let mut days = Vec::new();
-    let mut day = d.start;
+    // No report before the shop opened (the first day of the seed's history).
+    let mut day = d.start.max(opened(ds, shop));
     while day < last {
         days.push(day);
         day = day.succ_opt().expect("date");
@@ -356,6 +365,12 @@ pub fn shop_performance_per_hour(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, Api
         .map_err(|_| ApiFault::param(format_args!("date must be YYYY-MM-DD, got {raw:?}")))?;
     let region = ds.shops[shop].region;
     let today = local_date(region, ctx.view.clock);
+    if day < opened(ds, shop) {
+        return Err(ApiFault::param(format_args!(
+            "date {day} is before the shop opened ({})",
+            opened(ds, shop)
+        )));
+    }
     if day >= today {
         return Err(ApiFault::param(format_args!(
             "date {day} is not available yet (latest: {})",
@@ -404,26 +419,44 @@ pub fn shop_performance_per_hour(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, Api
     Ok(serde_json::to_vec(&body).expect("serializable"))
 }
 
-/// The truth of the analytics reports for shop `shop` over its whole history up to the
-/// clock: (days with a daily interval, product × day rows with sales).
-pub fn truth(ds: &Dataset, view: &super::data::View, shop: usize) -> (u64, u64) {
+/// Rows the analytics reports give shop `shop` over its whole history (from the data's
+/// first day to yesterday, shop-local), by raw table.
+pub fn truth(ds: &Dataset, view: &super::data::View, shop: usize) -> BTreeMap<&'static str, u64> {
     let region = ds.shops[shop].region;
     let today = local_date(region, view.clock);
-    let mut days = std::collections::BTreeSet::new();
+    let first = opened(ds, shop);
+    let mut days_with_orders = std::collections::BTreeSet::new();
     let mut product_days = std::collections::BTreeSet::new();
+    let mut sku_days = std::collections::BTreeSet::new();
     for &(t, i) in &view.shops[shop].by_create {
         let day = local_date(region, t);
         if day >= today {
             continue;
         }
-        days.insert(day);
+        days_with_orders.insert(day);
         let o = &ds.orders[i as usize];
         if o.ev.paid > view.clock {
             continue;
         }
         for it in ds.items_of(o) {
             product_days.insert((day, ds.skus[it.sku as usize].product));
+            sku_days.insert((day, it.sku));
         }
     }
-    (days.len() as u64, product_days.len() as u64)
+    // Every day of the history is a row (zero-sales days too); each has its local hours.
+    let (mut days, mut hours) = (0u64, 0u64);
+    let mut day = first;
+    while day < today {
+        let next = day.succ_opt().expect("date");
+        days += 1;
+        hours += ((local_midnight(region, next) - local_midnight(region, day)) / 3600) as u64;
+        day = next;
+    }
+    BTreeMap::from([
+        ("shop_performance", days),
+        ("shop_performance_hourly", hours),
+        ("product_performance", product_days.len() as u64),
+        ("sku_performance", sku_days.len() as u64),
+        ("_days_with_orders", days_with_orders.len() as u64),
+    ])
 }

@@ -65,10 +65,13 @@ struct ShopTruth {
     return_line_items: u64,
     /// Packages (orders marked ready to ship by the clock).
     packages: u64,
-    /// Analytics: shop-local days before today with orders (daily shop performance rows
-    /// with sales), and product × day pairs with a paid order (product performance rows).
+    /// Analytics: shop-local days before today with orders, and product × day pairs with a
+    /// paid order (product performance rows).
     analytics_days: u64,
     product_performance: u64,
+    /// Rows every raw table holds for the shop after a backfill of the data's whole
+    /// history (`days` before the clock), by table: what tests/all_streams.rs checks.
+    tables: BTreeMap<&'static str, u64>,
     /// Rows each snapshot endpoint lists for the shop, by raw table.
     snapshots: BTreeMap<&'static str, u64>,
     /// Statements, payouts and unsettled orders (see [`super::finance`]).
@@ -79,6 +82,9 @@ struct ShopTruth {
 #[derive(Serialize)]
 pub(super) struct Truth {
     seed: u64,
+    /// Start of the seed's history (clock − days): the per-table counts are what a
+    /// backfill from here to the clock lands.
+    history_start: i64,
     clock: i64,
     shops: Vec<ShopTruth>,
 }
@@ -122,6 +128,53 @@ pub(super) async fn truth(
             .iter()
             .filter(|p| p.shop == si && p.create_time <= view.clock)
             .collect();
+        let analytics = super::analytics::truth(ds, &view, si);
+        let finance = super::finance::truth(ds, &view, si);
+        let sv = &view.shops[si];
+        let returns = sv
+            .returns_by_update
+            .iter()
+            .filter_map(|&(_, i)| ds.return_of(&ds.orders[i as usize]));
+        let (mut return_items, mut return_records) = (0u64, 0u64);
+        for r in returns {
+            return_items += u64::from(r.items);
+            return_records += r.steps().iter().filter(|(t, _)| *t <= view.clock).count() as u64;
+        }
+        // Products are extracted by update time: a backfill of the history lands those
+        // updated in it.
+        let landed: Vec<_> = products
+            .iter()
+            .filter(|p| p.update_time >= history_start(ds))
+            .collect();
+        let mut tables: BTreeMap<&'static str, u64> = snapshot_counts(ds, si);
+        tables.extend([
+            ("orders", sv.by_create.len() as u64),
+            ("order_line_items", line_items_of(ds, sv)),
+            ("order_details", sv.by_create.len() as u64),
+            ("products", landed.len() as u64),
+            ("product_details", landed.len() as u64),
+            (
+                "product_skus",
+                landed.iter().map(|p| p.skus.len() as u64).sum(),
+            ),
+            ("cancellations", status_counts[status::CANCELLED]),
+            ("returns", sv.returns_by_update.len() as u64),
+            ("return_line_items", return_items),
+            ("return_records", return_records),
+            ("packages", sv.packages_by_update.len() as u64),
+            ("delivery_options", 4),
+            ("statements", finance.statements),
+            ("statement_transactions", finance.statement_transactions),
+            ("payments", finance.payments),
+            ("withdrawals", finance.withdrawals),
+            ("unsettled_transactions", finance.unsettled_transactions),
+        ]);
+        tables.extend(
+            analytics
+                .iter()
+                .filter(|(k, _)| !k.starts_with('_'))
+                .map(|(k, v)| (*k, *v)),
+        );
         shops.push(ShopTruth {
             shop_id: shop.id.clone(),
             shop_cipher: shop.cipher.clone(),
@@ -136,10 +189,11 @@ pub(super) async fn truth(
             status_counts,
             returns: view.shops[si].returns_by_update.len() as u64,
             packages: view.shops[si].packages_by_update.len() as u64,
-            finance: super::finance::truth(ds, &view, si),
+            finance,
             snapshots: snapshot_counts(ds, si),
-            analytics_days: super::analytics::truth(ds, &view, si).0,
-            product_performance: super::analytics::truth(ds, &view, si).1,
+            analytics_days: analytics["_days_with_orders"],
+            product_performance: analytics["product_performance"],
+            tables,
             return_line_items: view.shops[si]
                 .returns_by_update
                 .iter()
@@ -162,6 +216,7 @@ pub(super) async fn truth(
     }
     Json(Truth {
         seed: ds.config.seed,
+        history_start: history_start(ds),
         clock: view.clock,
         shops,
     })
@@ -192,4 +247,15 @@ fn snapshot_counts(ds: &super::data::Dataset, si: usize) -> BTreeMap<&'static st
         ("shipping_templates", 2),
         ("tax_information", 1),
     ])
+}
+
+fn line_items_of(ds: &super::data::Dataset, sv: &super::data::ShopView) -> u64 {
+    sv.by_create
+        .iter()
+        .map(|&(_, i)| ds.orders[i as usize].items.len() as u64)
+        .sum()
+}
+
+fn history_start(ds: &super::data::Dataset) -> i64 {
+    ds.config.clock - i64::from(ds.config.days) * 86_400
 }

@@ -37,6 +37,33 @@ pub struct DaySales {
     pub gmv: i64,
 }
 
+/// The shop's orders created in `[from, to)` and paid by the clock: what every report
+/// counts. (create_time, order).
+fn paid_orders<'a>(
+    ds: &'a Dataset,
+    view: &'a super::data::View,
+    shop: usize,
+    from: i64,
+    to: i64,
+) -> impl Iterator<Item = (i64, &'a super::data::Order)> + 'a {
+    let idx = &view.shops[shop].by_create;
+    let lo = idx.partition_point(|&(t, _)| t < from);
+    idx[lo..]
+        .iter()
+        .take_while(move |&&(t, _)| t < to)
+        .map(|&(t, i)| (t, &ds.orders[i as usize]))
+        .filter(|(_, o)| o.ev.paid <= view.clock)
+}
+
+/// The unix range of the whole local days a report covers: from the start date to the end
+/// date or the first day with no data yet, whichever is earlier.
+fn span(ds: &Dataset, shop: usize, d: &Dates) -> (i64, i64) {
+    let region = ds.shops[shop].region;
+    let last = d.end.min(d.latest.succ_opt().unwrap_or(d.latest));
+    let from = local_midnight(region, d.start);
+    (from, local_midnight(region, last).max(from))
+}
+
 /// Sales per local day of shop `shop` for orders created in `[from, to)` (unix seconds),
 /// as the clock sees them.
 fn sales_by_day(
@@ -47,18 +74,8 @@ fn sales_by_day(
     to: i64,
 ) -> BTreeMap<NaiveDate, DaySales> {
     let region = ds.shops[shop].region;
-    let clock = ctx.view.clock;
     let mut out: BTreeMap<NaiveDate, DaySales> = BTreeMap::new();
-    let idx = &ctx.view.shops[shop].by_create;
-    let lo = idx.partition_point(|&(t, _)| t < from);
-    for &(t, i) in &idx[lo..] {
-        if t >= to {
-            break;
-        }
-        let o = &ds.orders[i as usize];
-        if o.ev.paid > clock {
-            continue;
-        }
+    for (t, o) in paid_orders(ds, &ctx.view, shop, from, to) {
         let d = out.entry(local_date(region, t)).or_default();
         d.orders += 1;
         d.units += o.items.len() as u64;
@@ -171,11 +188,8 @@ pub fn shop_performance(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     };
     let region = ds.shops[shop].region;
     let last = d.end.min(d.latest.succ_opt().unwrap_or(d.latest));
-    let (from, to) = (
-        local_midnight(region, d.start),
-        local_midnight(region, last),
-    );
-    let sales = sales_by_day(ds, ctx, shop, from, to.max(from));
+    let (from, to) = span(ds, shop, &d);
+    let sales = sales_by_day(ds, ctx, shop, from, to);
     let mut days = Vec::new();
     // No report before the shop opened (the first day of the seed's history).
     let mut day = d.start.max(opened(ds, shop));
@@ -260,23 +274,10 @@ fn performance_list(sb: &Sandbox, ctx: &Ctx, grain: Grain) -> Result<Vec<u8>, Ap
         )));
     }
     let region = ds.shops[shop].region;
-    let last = d.end.min(d.latest.succ_opt().unwrap_or(d.latest));
-    let (from, to) = (
-        local_midnight(region, d.start),
-        local_midnight(region, last),
-    );
+    let (from, to) = span(ds, shop, &d);
     // product or SKU index → (orders, units, gmv)
     let mut per: BTreeMap<u32, (u64, u64, i64)> = BTreeMap::new();
-    let idx = &ctx.view.shops[shop].by_create;
-    let lo = idx.partition_point(|&(t, _)| t < from);
-    for &(t, i) in &idx[lo..] {
-        if t >= to {
-            break;
-        }
-        let o = &ds.orders[i as usize];
-        if o.ev.paid > ctx.view.clock {
-            continue;
-        }
+    for (_, o) in paid_orders(ds, &ctx.view, shop, from, to) {
         let mut seen = Vec::new();
         for it in ds.items_of(o) {
             let k = match grain {
@@ -379,18 +380,9 @@ pub fn shop_performance_per_hour(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, Api
     }
     let start = local_midnight(region, day);
     let end = local_midnight(region, day.succ_opt().expect("date"));
-    let idx = &ctx.view.shops[shop].by_create;
-    let lo = idx.partition_point(|&(t, _)| t < start);
     let hours = ((end - start) / 3600) as usize;
     let mut per = vec![DaySales::default(); hours];
-    for &(t, i) in &idx[lo..] {
-        if t >= end {
-            break;
-        }
-        let o = &ds.orders[i as usize];
-        if o.ev.paid > ctx.view.clock {
-            continue;
-        }
+    for (t, o) in paid_orders(ds, &ctx.view, shop, start, end) {
         let h = &mut per[((t - start) / 3600) as usize];
         h.orders += 1;
         h.units += o.items.len() as u64;

@@ -147,16 +147,36 @@ fn time_q(ctx: &Ctx, name: &str) -> Result<Option<i64>, ApiFault> {
         .transpose()
 }
 
+/// What every finance list call takes: page size, the time filter `<field>_ge/_lt`, the
+/// order, and the shop.
+struct ListArgs {
+    size: usize,
+    ge: Option<i64>,
+    lt: Option<i64>,
+    desc: bool,
+    shop: usize,
+}
+
+fn list_args(ctx: &Ctx, time_field: &str) -> Result<ListArgs, ApiFault> {
+    Ok(ListArgs {
+        size: page_size(ctx.q("page_size"), 100)?,
+        ge: time_q(ctx, &format!("{time_field}_ge"))?,
+        lt: time_q(ctx, &format!("{time_field}_lt"))?,
+        desc: ctx.q("sort_order") == Some("DESC"),
+        shop: ctx.shop.unwrap_or(0),
+    })
+}
+
 /// `GET /finance/202309/statements?sort_field=statement_time&statement_time_ge&_lt`.
 pub fn get_statements(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     required(ctx, "sort_field", &["statement_time"])?;
-    let size = page_size(ctx.q("page_size"), 100)?;
-    let (ge, lt) = (
-        time_q(ctx, "statement_time_ge")?,
-        time_q(ctx, "statement_time_lt")?,
-    );
-    let desc = ctx.q("sort_order") == Some("DESC");
-    let shop = ctx.shop.unwrap_or(0);
+    let ListArgs {
+        size,
+        ge,
+        lt,
+        desc,
+        shop,
+    } = list_args(ctx, "statement_time")?;
     let ds: &Dataset = &sb.data;
     let all = statements(ctx, shop);
     let index: Vec<(i64, u32)> = all
@@ -322,12 +342,13 @@ fn payouts(all: &[Statement<'_>]) -> Vec<(i64, u32)> {
 /// `GET /finance/202309/payments?sort_field=create_time&create_time_ge&create_time_lt`.
 pub fn get_payments(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     required(ctx, "sort_field", &["create_time"])?;
-    let size = page_size(ctx.q("page_size"), 100)?;
-    let (ge, lt) = (
-        time_q(ctx, "create_time_ge")?,
-        time_q(ctx, "create_time_lt")?,
-    );
-    let shop = ctx.shop.unwrap_or(0);
+    let ListArgs {
+        size,
+        ge,
+        lt,
+        desc,
+        shop,
+    } = list_args(ctx, "create_time")?;
     let ds: &Dataset = &sb.data;
     let all = statements(ctx, shop);
     let index = payouts(&all);
@@ -341,7 +362,6 @@ pub fn get_payments(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         },
         currency: region.currency,
     };
-    let desc = ctx.q("sort_order") == Some("DESC");
     let fp = fingerprint(&[
         &shop.to_le_bytes(),
         b"payments",
@@ -394,12 +414,9 @@ pub fn get_withdrawals(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
             )));
         }
     }
-    let size = page_size(ctx.q("page_size"), 100)?;
-    let (ge, lt) = (
-        time_q(ctx, "create_time_ge")?,
-        time_q(ctx, "create_time_lt")?,
-    );
-    let shop = ctx.shop.unwrap_or(0);
+    let ListArgs {
+        size, ge, lt, shop, ..
+    } = list_args(ctx, "create_time")?;
     let ds: &Dataset = &sb.data;
     let all = statements(ctx, shop);
     let clock = ctx.view.clock;
@@ -459,12 +476,9 @@ struct UnsettledJson {
 /// orders paid and not cancelled whose statement has not been issued at the clock.
 pub fn unsettled(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     required(ctx, "sort_field", &["order_create_time"])?;
-    let size = page_size(ctx.q("page_size"), 100)?;
-    let (ge, lt) = (
-        time_q(ctx, "search_time_ge")?,
-        time_q(ctx, "search_time_lt")?,
-    );
-    let shop = ctx.shop.unwrap_or(0);
+    let ListArgs {
+        size, ge, lt, shop, ..
+    } = list_args(ctx, "search_time")?;
     let ds: &Dataset = &sb.data;
     let clock = ctx.view.clock;
     let range = time_range(&ctx.view.shops[shop].by_create, ge, lt);

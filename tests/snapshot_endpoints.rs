@@ -1,4 +1,5 @@
-//! Snapshot endpoints of the Seller, Event, Logistics and Finance categories: after a demo
+//! Snapshot endpoints of the Seller, Event, Logistics, Customer Engagement and Finance
+//! categories: after a demo
 //! backfill every snapshot table holds, per shop, exactly the rows the sandbox lists
 //! (seller-scoped calls carry no shop_cipher — the sandbox refuses one); seller
 //! permissions, which the API sends as bare strings, land one row each; the shop ids the
@@ -13,6 +14,22 @@ async fn every_snapshot_table_holds_what_the_sandbox_lists() {
     let dir = tempfile::tempdir().unwrap();
     let (app, sb) = demo(dir.path(), 1_000, 11).await;
     let truth = truth(&sb).await;
+    // Message templates need a locale (the pipeline sends en-US).
+    let cipher = truth["shops"][0]["shop_cipher"].as_str().unwrap();
+    let e = app
+        .client()
+        .unwrap()
+        .send(
+            &shoplake::api::ApiRequest::get("/customer_engagement/202412/message_templates")
+                .shop(cipher),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("36009004") && e.contains("locale is required"),
+        "{e}"
+    );
     sb.stop().await;
 
     let tables: Vec<String> = truth["shops"][0]["snapshots"]

@@ -10,6 +10,7 @@ pub mod analytics;
 mod catalog;
 pub mod data;
 pub mod drift;
+mod engagement;
 mod events;
 pub mod finance;
 mod fulfillment;
@@ -324,6 +325,24 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
         "/analytics/202510/shop/performance/{date}/performance_per_hour",
         Auth::Api(Scope::Shop),
         analytics::shop_performance_per_hour,
+    ),
+    (
+        Method::GET,
+        "/customer_engagement/202412/message_templates",
+        Auth::Api(Scope::Shop),
+        engagement::message_templates,
+    ),
+    (
+        Method::GET,
+        "/customer_engagement/202502/permissions",
+        Auth::Api(Scope::Shop),
+        engagement::feature_permissions,
+    ),
+    (
+        Method::GET,
+        "/customer_engagement/202501/customer_tab/visibility",
+        Auth::Api(Scope::Shop),
+        engagement::customer_tab_visibility,
     ),
     (
         Method::GET,

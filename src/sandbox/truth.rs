@@ -246,6 +246,15 @@ fn snapshot_counts(ds: &super::data::Dataset, si: usize) -> BTreeMap<&'static st
         ),
         ("shipping_templates", 2),
         ("tax_information", 1),
+        (
+            "message_templates",
+            super::engagement::TEMPLATES.len() as u64,
+        ),
+        (
+            "engagement_features",
+            super::engagement::FEATURES.len() as u64,
+        ),
+        ("customer_tab_visibility", 1),
     ])
 }
 

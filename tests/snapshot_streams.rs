@@ -174,6 +174,35 @@ async fn warehouses_snapshot_lands_every_shops_warehouses() {
         "each option came from its own warehouse's call"
     );
 
+    // A detail of a detail: each delivery option's carriers, stamped with the option; every
+    // package ships with a carrier of its shop's standard option.
+    let carriers = app
+        .query(
+            "select count(*) from raw.shipping_providers s join raw.delivery_options d \
+             on d.id = s.delivery_option_id and d._shop_id = s._shop_id",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        n(&carriers),
+        24,
+        "(4 standard + 2 express) × 2 warehouses × 2 shops"
+    );
+    let unknown = app
+        .query(
+            "select count(*) from raw.packages p where not exists ( \
+               select 1 from raw.shipping_providers s \
+               where s.id = p.shipping_provider_id and s._shop_id = p._shop_id \
+                 and s.name = p.shipping_provider_name)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        n(&unknown),
+        0,
+        "every package's carrier is one the shop offers"
+    );
+
     // A second run of the snapshot changes nothing.
     let now = shoplake::sandbox::DEFAULT_CLOCK;
     let again = app

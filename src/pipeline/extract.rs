@@ -453,15 +453,19 @@ impl Extractor {
         };
         debug!(pages, "list pages fetched");
 
-        // 3: detail streams for the ids seen.
+        // 3: detail streams for the ids seen, then their own detail streams for the ids
+        // those calls returned (a delivery option's shipping providers), breadth first.
         let mut detail_batches = Vec::new();
-        for (d, mut ids) in detail_streams.iter().zip(ids) {
+        let mut pending: std::collections::VecDeque<(&StreamSpec, Vec<String>)> =
+            detail_streams.iter().copied().zip(ids).collect();
+        while let Some((d, mut ids)) = pending.pop_front() {
             ids.sort();
             ids.dedup();
             self.check_stop()?;
-            let f = self.fetch_details(shop, d, &ids, &ctx).await?;
+            let (f, deeper) = self.fetch_details(shop, d, &ids, &ctx).await?;
             fetched.pages += f.pages;
-            detail_batches.push((*d, f.tables));
+            detail_batches.push((d, f.tables));
+            pending.extend(deeper);
         }
 
         // Past this point the window commits whole even when a shutdown is asked for.
@@ -528,17 +532,30 @@ impl Extractor {
         Ok(m)
     }
 
-    async fn fetch_details(
-        &self,
+    async fn fetch_details<'s>(
+        &'s self,
         shop: &Shop,
-        d: &StreamSpec,
+        d: &'s StreamSpec,
         ids: &[String],
         ctx: &RowContext,
-    ) -> Result<Fetched> {
+    ) -> Result<(Fetched, Vec<(&'s StreamSpec, Vec<String>)>)> {
         let detail = d
             .detail
             .as_ref()
             .expect("validated: detail streams have [detail]");
+        // Detail streams of this detail stream, and the ids its records give them.
+        let mut deeper: Vec<(&StreamSpec, Vec<String>)> = self
+            .pipelines
+            .children(&d.name)
+            .map(|k| (k, Vec::new()))
+            .collect();
+        let mut collect = |records: &[Value]| {
+            for (k, ids) in &mut deeper {
+                if let Some(f) = k.detail.as_ref().map(|x| x.id_field.as_str()) {
+                    ids.extend(records.iter().filter_map(|r| record_id(r, f)));
+                }
+            }
+        };
         let requests: Vec<ApiRequest> = match &detail.ids_param {
             Some(param) => ids
                 .chunks(detail.batch.max(1))
@@ -570,6 +587,7 @@ impl Extractor {
                     if let Some(field) = detail.id_as.as_deref() {
                         inject_id(&mut page.records, field, id);
                     }
+                    collect(&page.records);
                     conv.push_page(&page.records, ctx, &page.request_id)
                         .map_err(|source| PipelineError::Convert {
                             page: pages,
@@ -579,10 +597,11 @@ impl Extractor {
                     pages += 1;
                 }
             }
-            return Ok(Fetched {
+            let fetched = Fetched {
                 tables: conv.finish(),
                 pages,
-            });
+            };
+            return Ok((fetched, deeper));
         }
         let pages = requests.len() as u32;
         let client = &self.client;
@@ -603,6 +622,7 @@ impl Extractor {
             if let (Some(field), Some(id)) = (inject, ids.get(page as usize)) {
                 inject_id(&mut records, field, id);
             }
+            collect(&records);
             conv.push_page(&records, ctx, &resp.request_id)
                 .map_err(|source| PipelineError::Convert {
                     page,
@@ -611,10 +631,11 @@ impl Extractor {
                 })?;
             page += 1;
         }
-        Ok(Fetched {
+        let fetched = Fetched {
             tables: conv.finish(),
             pages,
-        })
+        };
+        Ok((fetched, deeper))
     }
 }
 

@@ -159,3 +159,38 @@ pub fn seller_templates(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     ];
     Ok(serde_json::to_vec(&serde_json::json!({ "templates": list })).expect("json"))
 }
+
+/// `GET /logistics/202309/delivery_options/{delivery_option_id}/shipping_providers`: the
+/// carriers of one of the shop's delivery options — every provider orders ship with for
+/// standard shipping, the first two for express. An unknown option is an error.
+pub fn shipping_providers(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let shop = &sb.data.shops[ctx.shop.unwrap_or(0)];
+    let id = ctx
+        .params
+        .get("delivery_option_id")
+        .map(String::as_str)
+        .unwrap_or("");
+    let warehouses = [shop.warehouse_id.clone(), format!("{}2", shop.warehouse_id)];
+    let express = match id
+        .strip_suffix("01")
+        .map(|w| (w, false))
+        .or_else(|| id.strip_suffix("02").map(|w| (w, true)))
+    {
+        Some((w, express)) if warehouses.iter().any(|x| x == w) => express,
+        _ => {
+            return Err(ApiFault::param(format_args!(
+                "delivery_option_id {id:?} does not belong to this shop"
+            )));
+        }
+    };
+    let n = if express {
+        2
+    } else {
+        super::data::PROVIDERS.len()
+    };
+    let list: Vec<_> = super::data::PROVIDERS[..n]
+        .iter()
+        .map(|(pid, name)| serde_json::json!({ "id": pid, "name": name }))
+        .collect();
+    Ok(serde_json::to_vec(&serde_json::json!({ "shipping_providers": list })).expect("json"))
+}

@@ -382,6 +382,12 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
     ),
     (
         Method::GET,
+        "/logistics/202309/delivery_options/{delivery_option_id}/shipping_providers",
+        Auth::Api(Scope::Shop),
+        logistics::shipping_providers,
+    ),
+    (
+        Method::GET,
         "/logistics/202309/global_warehouses",
         Auth::Api(Scope::Shop),
         logistics::global_warehouses,

@@ -163,6 +163,11 @@ pub(super) async fn truth(
             ("return_records", return_records),
             ("packages", sv.packages_by_update.len() as u64),
             ("delivery_options", 4),
+            // Per warehouse: standard (every provider) + express (two).
+            (
+                "shipping_providers",
+                2 * (super::data::PROVIDERS.len() as u64 + 2),
+            ),
             ("statements", finance.statements),
             ("statement_transactions", finance.statement_transactions),
             ("payments", finance.payments),

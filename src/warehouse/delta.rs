@@ -259,19 +259,17 @@ impl Lake {
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let newer = match (spec.version_column, spec.snapshot_of) {
-            (Some(v), _) => Some(format!("source.\"{v}\" > target.\"{v}\"")),
+        let newer = match spec.version_column {
+            Some(v) => format!("source.\"{v}\" > target.\"{v}\""),
             // Without a version column (snapshots, statements whose status changes in
             // place) a row replaces the stored one only when some value changed, so a
             // re-read of unchanged data writes nothing.
-            (None, _) => Some(
-                columns
-                    .iter()
-                    .filter(|c| !FETCH_COLUMNS.contains(&c.as_str()))
-                    .map(|c| format!("(source.\"{c}\" IS DISTINCT FROM target.\"{c}\")"))
-                    .collect::<Vec<_>>()
-                    .join(" OR "),
-            ),
+            None => columns
+                .iter()
+                .filter(|c| !FETCH_COLUMNS.contains(&c.as_str()))
+                .map(|c| format!("(source.\"{c}\" IS DISTINCT FROM target.\"{c}\")"))
+                .collect::<Vec<_>>()
+                .join(" OR "),
         };
         let mut merge = target
             .merge(source, on)
@@ -288,9 +286,7 @@ impl Lake {
         }
         let (t, m) = merge
             .when_matched_update(|mut u| {
-                if let Some(p) = &newer {
-                    u = u.predicate(p.as_str());
-                }
+                u = u.predicate(newer.as_str());
                 for c in &columns {
                     u = u.update(format!("\"{c}\""), format!("source.\"{c}\""));
                 }

@@ -91,9 +91,9 @@ struct Statement<'a> {
     orders: &'a [(i64, u32)],
 }
 
-/// The shop's statements issued by the clock, oldest first.
-fn statements<'a>(ctx: &'a Ctx, shop: usize) -> Vec<Statement<'a>> {
-    let settled = &ctx.view.shops[shop].settled;
+/// The statements of a shop's settled orders (a view's `settled`, by statement time),
+/// oldest first.
+fn statements(settled: &[(i64, u32)]) -> Vec<Statement<'_>> {
     settled
         .chunk_by(|a, b| a.0 == b.0)
         .map(|orders| Statement {
@@ -178,12 +178,8 @@ pub fn get_statements(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         shop,
     } = list_args(ctx, "statement_time")?;
     let ds: &Dataset = &sb.data;
-    let all = statements(ctx, shop);
-    let index: Vec<(i64, u32)> = all
-        .iter()
-        .enumerate()
-        .map(|(k, s)| (s.time, k as u32))
-        .collect();
+    let all = statements(&ctx.view.shops[shop].settled);
+    let index = by_time(&all);
     let range = time_range(&index, ge, lt);
     let status = ctx.q("payment_status").filter(|s| !s.is_empty());
     let clock = ctx.view.clock;
@@ -246,7 +242,7 @@ pub fn statement_transactions(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFau
     let shop = ctx.shop.unwrap_or(0);
     let ds: &Dataset = &sb.data;
     let id = ctx.params.get("statement_id").map_or("", String::as_str);
-    let all = statements(ctx, shop);
+    let all = statements(&ctx.view.shops[shop].settled);
     let Some(st) = all.iter().find(|s| statement_id(shop, s.time) == id) else {
         return Err(ApiFault::new(
             axum::http::StatusCode::OK,
@@ -331,8 +327,9 @@ struct PaymentJson {
     bank_account: &'static str,
 }
 
-/// Payouts of the shop's statements: (create_time = statement time, statement index).
-fn payouts(all: &[Statement<'_>]) -> Vec<(i64, u32)> {
+/// The time index of statements (also of their payouts, created at the statement time):
+/// (statement time, statement index).
+fn by_time(all: &[Statement<'_>]) -> Vec<(i64, u32)> {
     all.iter()
         .enumerate()
         .map(|(k, s)| (s.time, k as u32))
@@ -350,8 +347,8 @@ pub fn get_payments(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         shop,
     } = list_args(ctx, "create_time")?;
     let ds: &Dataset = &sb.data;
-    let all = statements(ctx, shop);
-    let index = payouts(&all);
+    let all = statements(&ctx.view.shops[shop].settled);
+    let index = by_time(&all);
     let range = time_range(&index, ge, lt);
     let clock = ctx.view.clock;
     let region = ds.shops[shop].region;
@@ -418,10 +415,10 @@ pub fn get_withdrawals(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         size, ge, lt, shop, ..
     } = list_args(ctx, "create_time")?;
     let ds: &Dataset = &sb.data;
-    let all = statements(ctx, shop);
+    let all = statements(&ctx.view.shops[shop].settled);
     let clock = ctx.view.clock;
     let settle = types.split(',').any(|t| t == "SETTLE");
-    let index: Vec<(i64, u32)> = payouts(&all)
+    let index: Vec<(i64, u32)> = by_time(&all)
         .into_iter()
         .map(|(t, k)| (t + PAYOUT_DELAY, k))
         .filter(|&(t, _)| settle && t <= clock)
@@ -564,21 +561,17 @@ pub struct FinanceTruth {
 pub fn truth(ds: &Dataset, view: &super::data::View, shop: usize) -> FinanceTruth {
     let sv = &view.shops[shop];
     let clock = view.clock;
-    let mut statements = 0;
+    let all = statements(&sv.settled);
     let mut adjustments = 0;
     let mut paid = 0;
     let mut sum = 0;
-    for group in sv.settled.chunk_by(|a, b| a.0 == b.0) {
-        let st = Statement {
-            time: group[0].0,
-            orders: group,
-        };
-        statements += 1;
-        let (r, f, a) = totals(ds, shop, &st);
+    for st in &all {
+        let (r, f, a) = totals(ds, shop, st);
         sum += r + f + a;
         adjustments += u64::from(adjustment(ds, shop, st.time).is_some());
         paid += u64::from(st.time + PAYOUT_DELAY <= clock);
     }
+    let statements = all.len() as u64;
     FinanceTruth {
         statements,
         statement_transactions: sv.settled.len() as u64 + adjustments,

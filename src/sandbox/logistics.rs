@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use super::data::Shop;
 use super::gate::ApiFault;
 use super::{Ctx, Sandbox};
 
@@ -50,8 +51,7 @@ pub fn warehouses(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
             address: addr(1),
         },
         Warehouse {
-            // The sales warehouse id with a suffix digit: unique, numeric, stable.
-            id: format!("{}2", shop.warehouse_id),
+            id: returns_warehouse_id(shop),
             name: format!("{} returns", shop.name),
             effect_status: "ENABLED",
             kind: "RETURN_WAREHOUSE",
@@ -68,6 +68,17 @@ pub fn warehouses(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     Ok(serde_json::to_vec(&Out { warehouses: list }).expect("serializable"))
 }
 
+/// The shop's returns warehouse: the sales warehouse id with a suffix digit (unique,
+/// numeric, stable).
+fn returns_warehouse_id(shop: &Shop) -> String {
+    format!("{}2", shop.warehouse_id)
+}
+
+/// Whether `id` is one of the shop's warehouses (sales or returns).
+fn is_shop_warehouse(shop: &Shop, id: &str) -> bool {
+    id == shop.warehouse_id || id == returns_warehouse_id(shop)
+}
+
 /// `GET /logistics/202309/warehouses/{warehouse_id}/delivery_options`.
 pub fn delivery_options(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let shop = &sb.data.shops[ctx.shop.unwrap_or(0)];
@@ -76,8 +87,7 @@ pub fn delivery_options(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         .get("warehouse_id")
         .map(String::as_str)
         .unwrap_or("");
-    let returns = format!("{}2", shop.warehouse_id);
-    if wid != shop.warehouse_id && wid != returns {
+    if !is_shop_warehouse(shop, wid) {
         return Err(ApiFault::param(format_args!(
             "warehouse_id {wid:?} does not belong to this shop"
         )));
@@ -170,13 +180,12 @@ pub fn shipping_providers(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> 
         .get("delivery_option_id")
         .map(String::as_str)
         .unwrap_or("");
-    let warehouses = [shop.warehouse_id.clone(), format!("{}2", shop.warehouse_id)];
     let express = match id
         .strip_suffix("01")
         .map(|w| (w, false))
         .or_else(|| id.strip_suffix("02").map(|w| (w, true)))
     {
-        Some((w, express)) if warehouses.iter().any(|x| x == w) => express,
+        Some((w, express)) if is_shop_warehouse(shop, w) => express,
         _ => {
             return Err(ApiFault::param(format_args!(
                 "delivery_option_id {id:?} does not belong to this shop"

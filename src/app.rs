@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::api::auth::TokenStore;
 use crate::api::{ApiClient, ClientConfig};
 use crate::config::{Config, ConfigError};
-use crate::models::{self, BuildReport, Project, TestResult};
+use crate::models::{self, BuildOptions, BuildReport, DagNode, Project, TestResult};
 use crate::pipeline::extract::{Progress, RunSummary, Sequence, windows};
 use crate::pipeline::state::{StateStore, key};
 use crate::pipeline::{Extractor, PipelineError, Pipelines, Shop, Window, schema};
@@ -296,7 +296,16 @@ impl App {
         }
         let ex = self.extractor()?;
         let seqs = self
-            .sequences(&ex, shop, pipeline, |_, _| async { Ok(from) }, to)
+            .sequences(
+                &ex,
+                shop,
+                pipeline,
+                |_, st| {
+                    let start = st.window.as_ref().map_or(from, |w| w.backfill_start(from));
+                    async move { Ok(start) }
+                },
+                to,
+            )
             .await?;
         self.run(&ex, seqs, "backfill").await
     }
@@ -376,32 +385,50 @@ impl App {
     }
 
     /// `shoplake build`: loads every model (a model that does not parse fails before
-    /// anything is written), then builds the selected ones in dependency order; a model
-    /// that fails to plan or run stops the build and leaves its table as it was.
-    pub async fn build(&self, select: Option<&str>, dry_run: bool) -> Result<Vec<BuildReport>> {
+    /// anything is written), then builds the selected ones in dependency order, independent
+    /// ones in parallel; a model that fails to plan or run leaves its table as it was and
+    /// skips the models downstream of it.
+    pub async fn build(
+        &self,
+        select: Option<&str>,
+        opts: &BuildOptions,
+    ) -> Result<Vec<BuildReport>> {
         let ctx = self.session().await?;
         let project = self.project(&ctx).await?;
         let selected = project.select(select)?;
-        if dry_run {
-            return Ok(selected
-                .iter()
-                .map(|m| BuildReport {
-                    model: m.qualified(),
-                    rows: 0,
-                    version: -1,
-                    millis: 0,
-                })
-                .collect());
-        }
-        Ok(models::build(&self.lake, &ctx, &selected).await?)
+        Ok(models::build(&self.lake, &ctx, &selected, opts).await?)
     }
 
-    /// `shoplake test`: every model's data tests.
+    /// Build settings from the config (`[project]`).
+    pub fn build_options(&self) -> Result<BuildOptions> {
+        self.config
+            .build_options()
+            .map_err(|e| AppError::Other(e.to_string()))
+    }
+
+    /// `shoplake build --dry-run`: the DAG of the selected models, each planned against the
+    /// lake where its inputs exist; nothing is written.
+    pub async fn dry_run(&self, select: Option<&str>) -> Result<Vec<DagNode>> {
+        let ctx = self.session().await?;
+        let project = self.project(&ctx).await?;
+        let selected = project.select(select)?;
+        Ok(models::dry_run(&ctx, &project, &selected).await)
+    }
+
+    /// `shoplake test`: the selected models' data tests and the custom SQL tests
+    /// (`sql/tests/`) reading them (all of them without a selection).
     pub async fn test(&self, select: Option<&str>) -> Result<Vec<TestResult>> {
         let ctx = self.session().await?;
         let project = self.project(&ctx).await?;
         let selected = project.select(select)?;
-        Ok(models::test(&ctx, &selected).await)
+        let names: std::collections::HashSet<String> =
+            selected.iter().map(|m| m.qualified()).collect();
+        let sql_tests: Vec<_> = project
+            .tests
+            .iter()
+            .filter(|t| select.is_none() || t.refs.iter().any(|r| names.contains(r)))
+            .collect();
+        Ok(models::test(&ctx, &selected, &sql_tests).await)
     }
 
     /// `shoplake query`: runs read-only SQL.

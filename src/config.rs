@@ -204,9 +204,32 @@ pub struct ProjectSection {
     /// Directory holding pipelines/, schemas/ and sql/ (default: the current directory
     /// when it has pipelines/, else the directory shoplake was built from).
     pub dir: Option<PathBuf>,
+    /// How far before its last watermark an incremental model looks for changed rows
+    /// (default 10m; see `models::incremental`).
+    pub incremental_lookback: Option<String>,
+    /// Models built at once (default: the number of cores).
+    pub threads: Option<usize>,
 }
 
 impl Config {
+    /// Build settings from `[project]`.
+    pub fn build_options(&self) -> Result<crate::models::BuildOptions, ConfigError> {
+        let mut o = crate::models::BuildOptions::default();
+        if let Some(l) = &self.project.incremental_lookback {
+            o.lookback = duration("project.incremental_lookback", l)?;
+        }
+        if let Some(t) = self.project.threads {
+            if t == 0 {
+                return Err(ConfigError {
+                    key: "project.threads".into(),
+                    message: "must be at least 1".into(),
+                });
+            }
+            o.threads = t;
+        }
+        Ok(o)
+    }
+
     /// The project directory (pipelines/, schemas/, sql/).
     pub fn project_dir(&self) -> Result<PathBuf, ConfigError> {
         let dir = match &self.project.dir {

@@ -111,7 +111,7 @@ pub async fn run(
     let requests = sb.sandbox.stats().values().map(|s| s.requests).sum();
 
     let t = Instant::now();
-    let built = app.build(None, false).await?;
+    let built = app.build(None, &app.build_options()?).await?;
     let build_secs = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let tests = app.test(None).await?;

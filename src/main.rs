@@ -17,7 +17,7 @@ use shoplake::api::auth::{TokenStore, authorize_url, exchange_and_store};
 use shoplake::app::{App, parse_time};
 use shoplake::config::Config;
 use shoplake::demo::DemoSpec;
-use shoplake::models::{BuildReport, TestResult};
+use shoplake::models::{BuildKind, BuildReport, DagNode, TestResult};
 use shoplake::pipeline::extract::RunSummary;
 use shoplake::sandbox::{self, DataConfig, SandboxConfig};
 
@@ -149,9 +149,16 @@ enum Command {
         /// MODEL, MODEL+ (and downstream), +MODEL (and upstream); comma-separated.
         #[arg(long)]
         select: Option<String>,
-        /// Plan only: check every selected model and list the build order.
+        /// Build nothing: list the DAG (layers, materialization, inputs) and plan every
+        /// selected model whose inputs exist.
         #[arg(long)]
         dry_run: bool,
+        /// Rebuild incremental models in full (after editing a seed, or to check them).
+        #[arg(long)]
+        full_refresh: bool,
+        /// Models built at once (default: [project] threads, else the number of cores).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Run the models' data tests.
     Test {
@@ -535,17 +542,43 @@ fn summary(what: &str, s: &RunSummary, secs: f64) -> Result<()> {
     Ok(())
 }
 
-fn print_build(reports: &[BuildReport], dry_run: bool) {
+fn print_build(reports: &[BuildReport], wall: std::time::Duration) {
     for r in reports {
-        if dry_run {
-            println!("{}", r.model);
-        } else {
-            println!(
-                "built {:<32} {:>9} rows  {:>6} ms",
-                r.model, r.rows, r.millis
-            );
-        }
+        let how = match r.kind {
+            BuildKind::Incremental => format!("incremental, {} windows", r.windows),
+            other => other.to_string(),
+        };
+        println!(
+            "built {:<36} {:>9} rows  {:>6} ms  ({how})",
+            r.model, r.rows, r.millis
+        );
     }
+    println!("{} models in {:.2}s", reports.len(), wall.as_secs_f64());
+}
+
+/// Prints the DAG; returns how many models failed to plan.
+fn print_dag(nodes: &[DagNode]) -> usize {
+    let mut bad = 0;
+    for n in nodes {
+        let plan = match &n.planned {
+            Ok(cols) => format!("ok, {cols} columns"),
+            Err(e) if e.starts_with("not planned") => e.clone(),
+            Err(e) => {
+                bad += 1;
+                format!("ERROR {e}")
+            }
+        };
+        println!(
+            "layer {}  {:<36} {:<34} <- {}\n          {plan}",
+            n.layer,
+            n.model,
+            n.materialized,
+            n.inputs.join(", ")
+        );
+    }
+    let layers = nodes.iter().map(|n| n.layer + 1).max().unwrap_or(0);
+    println!("{} models in {layers} layers", nodes.len());
+    bad
 }
 
 fn print_tests(results: &[TestResult]) -> usize {
@@ -1014,9 +1047,25 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Build {
             ref select,
             dry_run,
+            full_refresh,
+            threads,
         } => {
-            let r = app(&cli)?.build(select.as_deref(), dry_run).await?;
-            print_build(&r, dry_run);
+            let app = app(&cli)?;
+            if dry_run {
+                let nodes = app.dry_run(select.as_deref()).await?;
+                let bad = print_dag(&nodes);
+                anyhow::ensure!(bad == 0, "{bad} model(s) do not plan");
+                return Ok(());
+            }
+            let mut opts = app.build_options()?;
+            opts.full_refresh = full_refresh;
+            if let Some(t) = threads {
+                anyhow::ensure!(t > 0, "--threads must be at least 1");
+                opts.threads = t;
+            }
+            let t = std::time::Instant::now();
+            let r = app.build(select.as_deref(), &opts).await?;
+            print_build(&r, t.elapsed());
             Ok(())
         }
         Command::Test { ref select } => {

@@ -32,7 +32,7 @@ async fn two_extractions_a_build_and_a_reader_at_once_stay_consistent() {
     let (from, to) = (DEFAULT_CLOCK - 31 * 86_400, DEFAULT_CLOCK + 1);
     let ref_dir = tempfile::tempdir().unwrap();
     let reference = reference_backfill(ref_dir.path(), &sb, project.path(), from, to).await;
-    reference.build(None, false).await.unwrap();
+    reference.build(None, &Default::default()).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let a = Arc::new(app_at(dir.path(), project.path(), &sb));
@@ -45,7 +45,7 @@ async fn two_extractions_a_build_and_a_reader_at_once_stay_consistent() {
         .await
         .unwrap();
     assert!(sum.errors.is_empty(), "{:?}", sum.errors);
-    a.build(None, false).await.unwrap();
+    a.build(None, &Default::default()).await.unwrap();
     let b = Arc::new(app_at(dir.path(), project.path(), &sb));
     let server = a.serve("127.0.0.1:0").await.unwrap();
 
@@ -82,7 +82,7 @@ async fn two_extractions_a_build_and_a_reader_at_once_stay_consistent() {
         tokio::spawn(async move {
             let mut builds = 0;
             while !done.load(Ordering::Relaxed) {
-                a.build(None, false)
+                a.build(None, &Default::default())
                     .await
                     .expect("a build during extraction");
                 builds += 1;
@@ -103,7 +103,7 @@ async fn two_extractions_a_build_and_a_reader_at_once_stay_consistent() {
     eprintln!("{builds} builds and {reads} reads during two concurrent backfills");
     assert!(builds >= 1 && reads >= 3);
 
-    a.build(None, false).await.unwrap();
+    a.build(None, &Default::default()).await.unwrap();
     let mut tables: Vec<String> = raw_tables(&reference)
         .into_iter()
         .map(|t| format!("raw.{t}"))

@@ -212,7 +212,7 @@ async fn killed_backfills_and_builds_end_equal_to_a_clean_run() {
         to.timestamp(),
     )
     .await;
-    reference.build(None, false).await.unwrap();
+    reference.build(None, &Default::default()).await.unwrap();
 
     let crashed = app_from_dir(dir.path());
     let mut tables: Vec<String> = raw_tables(&reference)

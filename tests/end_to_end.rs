@@ -155,7 +155,7 @@ async fn backfill_build_serve_equals_ground_truth_and_reruns_change_nothing() {
     assert!(sum.errors.is_empty(), "{:?}", sum.errors);
     assert!(sum.rows > 3000, "landed {} rows", sum.rows);
 
-    let built = app.build(None, false).await.unwrap();
+    let built = app.build(None, &Default::default()).await.unwrap();
     let names: Vec<_> = built.iter().map(|b| b.model.as_str()).collect();
     for m in [
         "staging.stg_orders",
@@ -335,7 +335,7 @@ async fn incremental_extract_follows_the_clock_and_replaces_updated_orders() {
         .await
         .unwrap();
     assert!(sum.errors.is_empty(), "{:?}", sum.errors);
-    app.build(None, false).await.unwrap();
+    app.build(None, &Default::default()).await.unwrap();
     // The server runs through the whole test: it must see later builds without a restart.
     let server = app.serve("127.0.0.1:0").await.unwrap();
     let before = marts_over_flight(server.addr).await;
@@ -347,7 +347,7 @@ async fn incremental_extract_follows_the_clock_and_replaces_updated_orders() {
     assert!(sum.errors.is_empty(), "{:?}", sum.errors);
     assert!(sum.rows > 0, "updates landed");
 
-    app.build(None, false).await.unwrap();
+    app.build(None, &Default::default()).await.unwrap();
     let failed: Vec<_> = app
         .test(None)
         .await

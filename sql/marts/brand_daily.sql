@@ -1,7 +1,8 @@
 -- marts.brand_daily: sales per brand per shop-local day.
 -- grain: one row per (shop_id, order_date, brand)
--- materialized: table
+-- materialized: incremental
 -- unique_key: shop_id, order_date, brand
+-- incremental_by: shop_id, order_date
 -- tests: not_null(brand), expression(net_gmv <= gross_gmv)
 --
 -- Brand comes from staging.stg_products (seed aliases, then the API brand, then

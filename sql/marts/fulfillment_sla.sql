@@ -1,8 +1,9 @@
 -- marts.fulfillment_sla: how fast packages leave and arrive, per carrier and shop-local
 -- day the package was created (the order marked ready to ship).
 -- grain: one row per (shop_id, package_date, shipping_provider)
--- materialized: table
+-- materialized: incremental
 -- unique_key: shop_id, package_date, shipping_provider
+-- incremental_by: shop_id, package_date
 -- tests: not_null(shipping_provider), expression(shipped <= packages), expression(delivered <= shipped), expression(late_rts <= packages)
 --
 -- columns:

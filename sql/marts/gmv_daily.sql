@@ -1,9 +1,12 @@
 -- marts.gmv_daily: sales per shop and shop-local day.
 -- grain: one row per (shop_id, order_date); order_date is the shop-local date the order
 --        was placed (time zone from the shop's region), not the UTC date.
--- materialized: table
+-- materialized: incremental
 -- unique_key: shop_id, order_date
+-- incremental_by: shop_id, order_date
 -- tests: not_null(currency), expression(net_gmv <= gross_gmv), expression(cancelled_orders <= orders)
+-- tests: expression(refunded_orders <= orders), expression(refund_rate between 0 and 1)
+-- tests: relationships(shop_id, staging.stg_orders.shop_id)
 --
 -- Definitions (money in the shop's currency, decimal; never summed across currencies):
 --   GMV = Σ payment.sub_total: what items sold for after seller and platform discounts,
@@ -17,7 +20,11 @@
 --                     cancelled orders
 --   aov               net_gmv / (orders − cancelled_orders); null when every order was
 --                     cancelled
---   cancelled_share   cancelled_orders / orders
+--   cancelled_share   cancelled_orders / orders (the cancellation rate)
+--   refunded_orders   orders placed that day, not cancelled, with a completed return or refund
+--   refunded_gmv      Σ refund_subtotal of those completed returns and refunds
+--   refund_rate       refunded_orders / (orders − cancelled_orders); null without such orders
+--   net_gmv_after_refunds  net_gmv − refunded_gmv
 with orders as (
     select * from staging.stg_orders
 ),
@@ -25,6 +32,16 @@ with orders as (
 units as (
     select shop_id, order_id, count(*) as units
     from staging.stg_order_lines
+    group by shop_id, order_id
+),
+
+refunds as (
+    select
+        shop_id,
+        order_id,
+        sum(refund_subtotal) as refunded
+    from staging.stg_returns
+    where is_complete
     group by shop_id, order_id
 ),
 
@@ -38,10 +55,14 @@ daily as (
         sum(coalesce(u.units, 0)) as units,
         sum(o.sub_total) as gross_gmv,
         coalesce(sum(case when o.is_cancelled then null else o.sub_total end), cast(0 as decimal(38, 6))) as net_gmv,
-        coalesce(sum(case when o.is_cancelled then null else o.total_amount end), cast(0 as decimal(38, 6))) as total_amount
+        coalesce(sum(case when o.is_cancelled then null else o.total_amount end), cast(0 as decimal(38, 6))) as total_amount,
+        sum(case when r.order_id is not null and not o.is_cancelled then 1 else 0 end) as refunded_orders,
+        coalesce(sum(case when o.is_cancelled then null else r.refunded end), cast(0 as decimal(38, 6))) as refunded_gmv
     from orders o
     left join units u
         on u.shop_id = o.shop_id and u.order_id = o.order_id
+    left join refunds r
+        on r.shop_id = o.shop_id and r.order_id = o.order_id
     group by o.shop_id, o.order_date, o.currency
 ),
 
@@ -57,7 +78,11 @@ final as (
         cast(net_gmv as decimal(38, 6)) as net_gmv,
         cast(total_amount as decimal(38, 6)) as total_amount,
         cast(net_gmv / nullif(orders - cancelled_orders, 0) as decimal(38, 6)) as aov,
-        cast(cancelled_orders as double) / orders as cancelled_share
+        cast(cancelled_orders as double) / orders as cancelled_share,
+        refunded_orders,
+        cast(refunded_gmv as decimal(38, 6)) as refunded_gmv,
+        cast(refunded_orders as double) / nullif(orders - cancelled_orders, 0) as refund_rate,
+        cast(net_gmv - refunded_gmv as decimal(38, 6)) as net_gmv_after_refunds
     from daily
 )
 

@@ -1,7 +1,8 @@
 -- marts.order_status_daily: where the orders placed each day are now.
 -- grain: one row per (shop_id, order_date, status); order_date is shop-local.
--- materialized: table
+-- materialized: incremental
 -- unique_key: shop_id, order_date, status
+-- incremental_by: shop_id, order_date
 -- tests: not_null(status)
 --
 -- columns:

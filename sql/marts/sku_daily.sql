@@ -1,7 +1,8 @@
 -- marts.sku_daily: sales per SKU per shop-local day, ranked.
 -- grain: one row per (shop_id, order_date, sku_id)
--- materialized: table
+-- materialized: incremental
 -- unique_key: shop_id, order_date, sku_id
+-- incremental_by: shop_id, order_date
 -- tests: not_null(product_id), expression(rank >= 1)
 --
 -- columns:

@@ -17,16 +17,17 @@
 --   original_price        list price of the unit
 --   sale_price            what the unit sold for after discounts (its GMV contribution)
 --   seller_discount, platform_discount
+--   _extracted_at         newest fetch of the line, its order and its product (change tracking)
 with lines as (
     select * from raw.order_line_items
 ),
 
 orders as (
-    select shop_id, order_id, status, is_cancelled from staging.stg_orders
+    select shop_id, order_id, status, is_cancelled, _extracted_at from staging.stg_orders
 ),
 
 products as (
-    select shop_id, product_id, brand, brand_source from staging.stg_products
+    select shop_id, product_id, brand, brand_source, _extracted_at from staging.stg_products
 ),
 
 final as (
@@ -48,7 +49,9 @@ final as (
         l.original_price,
         l.sale_price,
         l.seller_discount,
-        l.platform_discount
+        l.platform_discount,
+        -- A status change or a product rename changes the line: newest of the three.
+        greatest(l._extracted_at, o._extracted_at, p._extracted_at) as _extracted_at
     from lines l
     join orders o
         on o.shop_id = l._shop_id and o.order_id = l.order_id

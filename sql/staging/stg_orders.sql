@@ -20,6 +20,8 @@
 --   seller_discount, platform_discount
 --   shipping_fee, tax, total_amount  total_amount = sub_total + shipping_fee + tax
 --   fulfillment_type, payment_method, shipping_provider, cancel_reason, cancellation_initiator
+--   _extracted_at                    when the newest row this row was made from was fetched
+--                                    (incremental models find changed windows by it)
 with source as (
     select * from raw.orders
 ),
@@ -56,7 +58,8 @@ renamed as (
         payment_method_name as payment_method,
         shipping_provider,
         cancel_reason,
-        cancellation_initiator
+        cancellation_initiator,
+        _extracted_at
     from source
 )
 

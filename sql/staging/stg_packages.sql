@@ -16,12 +16,13 @@
 --   rts_deadline                    the order's ready-to-ship deadline (UTC)
 --   shipped_at, delivered_at        collected by / delivered by the carrier (UTC)
 --   package_date                    shop-local date the package was created
+--   _extracted_at                   when the newest input row was fetched (change tracking)
 with packages as (
     select * from raw.packages
 ),
 
 orders as (
-    select _shop_id as shop_id, id as order_id, paid_time, rts_sla_time from raw.orders
+    select _shop_id as shop_id, id as order_id, paid_time, rts_sla_time, _extracted_at from raw.orders
 )
 
 select
@@ -35,7 +36,8 @@ select
     o.rts_sla_time as rts_deadline,
     p.collection_time as shipped_at,
     p.delivery_time as delivered_at,
-    p.create_date as package_date
+    p.create_date as package_date,
+    greatest(p._extracted_at, o._extracted_at) as _extracted_at
 from packages p
 join orders o
     on o.shop_id = p._shop_id and o.order_id = p.order_id

@@ -23,6 +23,7 @@
 --   api_brand            brand from product detail (null when the seller set none)
 --   category             leaf category name from product detail
 --   create_time, update_time  UTC
+--   _extracted_at        when the newest of product and detail was fetched (change tracking)
 with products as (
     select
         p._shop_id as shop_id,
@@ -31,6 +32,7 @@ with products as (
         p.status,
         p.create_time,
         p.update_time,
+        greatest(p._extracted_at, d._extracted_at) as _extracted_at,
         nullif(d.brand_name, '') as api_brand,
         regexp_match(d.category_chains, '"local_name":"([^"]*)"')[1] as category,
         ' ' || regexp_replace(
@@ -77,7 +79,8 @@ final as (
         p.api_brand,
         p.category,
         p.create_time,
-        p.update_time
+        p.update_time,
+        p._extracted_at
     from products p
     left join matched m
         on m.shop_id = p.shop_id and m.product_id = p.product_id and m.rn = 1

@@ -14,15 +14,22 @@
 --   reason                         the buyer's reason
 --   requested_at, updated_at       UTC
 --   return_date                    shop-local date of the request
+--   order_date                     shop-local date the returned order was placed
 --   currency, refund_total, refund_subtotal   decimal, in the shop's currency
+--   _extracted_at                   when the newest input row was fetched (change tracking)
 with source as (
     select * from raw.returns
+),
+
+orders as (
+    select shop_id, order_id, order_date, _extracted_at from staging.stg_orders
 )
 
 select
-    _shop_id as shop_id,
-    return_id,
-    order_id,
+    r._shop_id as shop_id,
+    r.return_id,
+    r.order_id,
+    o.order_date,
     return_type,
     return_status,
     return_status = 'RETURN_OR_REFUND_REQUEST_COMPLETE' as is_complete,
@@ -32,5 +39,8 @@ select
     create_date as return_date,
     currency,
     refund_total,
-    refund_subtotal
-from source
+    refund_subtotal,
+    greatest(r._extracted_at, o._extracted_at) as _extracted_at
+from source r
+left join orders o
+    on o.shop_id = r._shop_id and o.order_id = r.order_id

@@ -205,7 +205,10 @@ impl Runtime {
             Job::BuildModels { select, after } => {
                 // One build at a time over all workers: builds replace whole tables.
                 let lease = self.lease("models".into(), 1).await?;
-                let reports = self.app.build(select.as_deref(), false).await;
+                let reports = match self.app.build_options() {
+                    Ok(o) => self.app.build(select.as_deref(), &o).await,
+                    Err(e) => Err(e),
+                };
                 self.release(lease).await;
                 let reports = reports?;
                 self.queue
@@ -276,7 +279,7 @@ impl Runtime {
         let windows = match &st.window {
             Some(w) => {
                 let from = match from {
-                    Some(f) => f,
+                    Some(f) => w.backfill_start(f),
                     None => match self
                         .extractor
                         .cursor(shop_id, st)
@@ -284,7 +287,7 @@ impl Runtime {
                         .map_err(|e| ctx(e.to_string()))?
                     {
                         Some(c) => w.resume_from(c),
-                        None => to - self.cfg.initial_lookback.as_secs() as i64,
+                        None => w.backfill_start(to - self.cfg.initial_lookback.as_secs() as i64),
                     },
                 };
                 windows(from, to, w.size.as_secs() as i64)

@@ -44,6 +44,18 @@ pub enum Materialized {
     /// Rebuilt in full on every build (one Delta overwrite commit).
     #[default]
     Table,
+    /// Only the windows (`incremental_by`) whose input rows changed since the last build
+    /// are rebuilt; see [`super::incremental`].
+    Incremental,
+}
+
+impl std::fmt::Display for Materialized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Materialized::Table => "table",
+            Materialized::Incremental => "incremental",
+        })
+    }
 }
 
 /// The config comment block.
@@ -55,6 +67,9 @@ pub struct ModelConfig {
     pub partition_by: Vec<String>,
     /// Key of a row (documented, and tested as unique when given).
     pub unique_key: Vec<String>,
+    /// Window columns of an incremental model (a prefix-free subset of `unique_key`):
+    /// a build replaces whole windows.
+    pub incremental_by: Vec<String>,
     /// Data tests.
     pub tests: Vec<DataTest>,
 }
@@ -192,15 +207,17 @@ pub fn parse_config(sql: &str, file: &str) -> Result<ModelConfig> {
             "materialized" => {
                 cfg.materialized = match value {
                     "table" => Materialized::Table,
+                    "incremental" => Materialized::Incremental,
                     other => {
                         return Err(err(format!(
-                            "materialized: `{other}` is not supported (use `table`)"
+                            "materialized: `{other}` is not supported (use `table` or `incremental`)"
                         )));
                     }
                 }
             }
             "partition_by" => cfg.partition_by = list(),
             "unique_key" => cfg.unique_key = list(),
+            "incremental_by" => cfg.incremental_by = list(),
             "tests" => {
                 in_tests = true;
                 for t in split_args(value) {
@@ -209,6 +226,35 @@ pub fn parse_config(sql: &str, file: &str) -> Result<ModelConfig> {
             }
             _ => {}
         }
+    }
+    let config_err = |message: String| ModelError::Config {
+        file: file.to_string(),
+        message,
+    };
+    match cfg.materialized {
+        Materialized::Incremental if cfg.unique_key.is_empty() || cfg.incremental_by.is_empty() => {
+            return Err(config_err(
+                "materialized: incremental needs `-- unique_key: …` and `-- incremental_by: …` (the window columns a build replaces, e.g. shop_id, order_date)".into(),
+            ));
+        }
+        Materialized::Incremental => {
+            if let Some(c) = cfg
+                .incremental_by
+                .iter()
+                .find(|c| !cfg.unique_key.contains(c))
+            {
+                return Err(config_err(format!(
+                    "incremental_by: `{c}` is not in unique_key ({}): a window must hold whole rows",
+                    cfg.unique_key.join(", ")
+                )));
+            }
+        }
+        Materialized::Table if !cfg.incremental_by.is_empty() => {
+            return Err(config_err(
+                "incremental_by is only for `materialized: incremental`".into(),
+            ));
+        }
+        Materialized::Table => {}
     }
     if !cfg.unique_key.is_empty()
         && !cfg
@@ -260,9 +306,51 @@ pub fn sql_error(model_file: &str, sql: &str, message: String) -> ModelError {
 pub struct Project {
     /// Models, topologically sorted (dependencies first).
     pub models: Vec<Model>,
+    /// Custom SQL tests (`sql/tests/*.sql`).
+    pub tests: Vec<SqlTest>,
 }
 
-fn normalize(r: &TableReference) -> Option<String> {
+/// A custom data test: a query under `sql/tests/` that returns the rows that are wrong
+/// (none when the test passes).
+#[derive(Debug, Clone)]
+pub struct SqlTest {
+    /// File stem.
+    pub name: String,
+    /// File.
+    pub path: PathBuf,
+    /// The query (with its comments, so parser lines match the file).
+    pub sql: String,
+    /// Tables it reads (`schema.table`).
+    pub refs: BTreeSet<String>,
+    /// First line of the header comment.
+    pub doc: String,
+}
+
+/// The first comment line of a file's header (what the model or test is).
+pub fn header_doc(sql: &str) -> String {
+    sql.lines()
+        .map_while(|l| l.trim_start().strip_prefix("--"))
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Tables a query reads, as `schema.table` (CTE names excluded).
+fn references(ctx: &SessionContext, sql: &str, file: &str) -> Result<BTreeSet<String>> {
+    let state = ctx.state();
+    let stmt = state
+        .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
+        .map_err(|e| sql_error(file, sql, e.to_string()))?;
+    Ok(state
+        .resolve_table_references(&stmt)
+        .map_err(|e| sql_error(file, sql, e.to_string()))?
+        .iter()
+        .filter_map(normalize)
+        .collect())
+}
+
+pub(crate) fn normalize(r: &TableReference) -> Option<String> {
     match r {
         TableReference::Bare { table } => Some(format!("marts.{table}")),
         TableReference::Partial { schema, table } => Some(format!("{schema}.{table}")),
@@ -292,16 +380,7 @@ impl Project {
                     .unwrap_or_default()
                     .to_string();
                 let config = parse_config(&sql, &file)?;
-                let state = ctx.state();
-                let stmt = state
-                    .sql_to_statement(&sql, &datafusion::config::Dialect::Generic)
-                    .map_err(|e| sql_error(&file, &sql, e.to_string()))?;
-                let refs = state
-                    .resolve_table_references(&stmt)
-                    .map_err(|e| sql_error(&file, &sql, e.to_string()))?
-                    .iter()
-                    .filter_map(normalize)
-                    .collect();
+                let refs = references(ctx, &sql, &file)?;
                 models.push(Model {
                     schema: schema.to_string(),
                     name,
@@ -313,7 +392,64 @@ impl Project {
             }
         }
         let models = toposort(models)?;
-        Ok(Project { models })
+        let mut tests = Vec::new();
+        if let Ok(paths) = crate::files::with_extension(&sql_dir.join("tests"), "sql") {
+            for path in paths {
+                let file = path.display().to_string();
+                let sql = std::fs::read_to_string(&path).map_err(|e| ModelError::Config {
+                    file: file.clone(),
+                    message: e.to_string(),
+                })?;
+                let refs = references(ctx, &sql, &file)?;
+                if let Some(r) = refs.iter().find(|r| {
+                    !r.starts_with("raw.")
+                        && !r.starts_with("seeds.")
+                        && !models.iter().any(|m| &m.qualified() == *r)
+                }) {
+                    return Err(ModelError::Sql {
+                        file: file.clone(),
+                        line: line_of(&sql, r.rsplit('.').next().unwrap_or(r)),
+                        message: format!("test reads {r}, which is not a model, raw table or seed"),
+                    });
+                }
+                let doc = header_doc(&sql);
+                tests.push(SqlTest {
+                    name: path
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                    path,
+                    sql,
+                    refs,
+                    doc,
+                });
+            }
+        }
+        Ok(Project { models, tests })
+    }
+
+    /// Models in build layers: every model's inputs are in earlier layers.
+    pub fn layer_of(&self) -> HashMap<String, usize> {
+        let mut layer: HashMap<String, usize> = HashMap::new();
+        for m in &self.models {
+            let l = m
+                .refs
+                .iter()
+                .filter_map(|r| layer.get(r).map(|l| l + 1))
+                .max()
+                .unwrap_or(0);
+            layer.insert(m.qualified(), l);
+        }
+        layer
+    }
+
+    /// Models that read `qualified` directly.
+    pub fn users_of(&self, qualified: &str) -> Vec<&Model> {
+        self.models
+            .iter()
+            .filter(|m| m.refs.contains(qualified))
+            .collect()
     }
 
     /// A model by name (`gmv_daily` or `marts.gmv_daily`).

@@ -14,13 +14,15 @@
 //! warehouse's one writer. A SQL error names the file and line.
 //!
 //! - [`dag`]: loading, config, dependencies, order, selection.
-//! - [`run`]: building models and running data tests.
+//! - [`run`]: building models (independent ones in parallel) and running data tests.
+//! - [`incremental`]: rebuilding only the windows whose inputs changed.
 
 pub mod dag;
+pub mod incremental;
 pub mod run;
 
-pub use dag::{DataTest, Model, ModelConfig, Project};
-pub use run::{BuildReport, TestResult, build, test};
+pub use dag::{DataTest, Materialized, Model, ModelConfig, Project, SqlTest};
+pub use run::{BuildKind, BuildOptions, BuildReport, DagNode, TestResult, build, dry_run, test};
 
 /// Model errors name the file (and line when known).
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,14 @@ pub enum ModelError {
         /// Model.
         model: String,
         /// What failed.
+        message: String,
+    },
+    /// Several models failed (the message lists them and what was skipped).
+    #[error("{failed} model(s) failed: {message}")]
+    Failed {
+        /// Models that failed.
+        failed: usize,
+        /// Each failure; the models skipped downstream.
         message: String,
     },
     /// Writing the result failed.

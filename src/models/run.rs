@@ -1,5 +1,6 @@
 //! Building models into Delta tables and running their data tests.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use arrow::array::{Array, Int64Array};
@@ -7,9 +8,31 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use tracing::{info, instrument};
 
-use super::dag::{DataTest, Model, sql_error};
-use super::{ModelError, Result};
-use crate::warehouse::Lake;
+use super::dag::{DataTest, Materialized, Model, Project, SqlTest, sql_error};
+use super::{ModelError, Result, incremental};
+use crate::warehouse::{Lake, ReplaceSpec};
+
+/// How a model was built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildKind {
+    /// The whole table was rebuilt (a `table` model, or an incremental model's first
+    /// build, edit or `--full-refresh`).
+    Full,
+    /// Only the changed windows were rebuilt.
+    Incremental,
+    /// An incremental model whose inputs had no new rows: nothing written.
+    UpToDate,
+}
+
+impl std::fmt::Display for BuildKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BuildKind::Full => "full",
+            BuildKind::Incremental => "incremental",
+            BuildKind::UpToDate => "up to date",
+        })
+    }
+}
 
 /// What a model build did.
 #[derive(Debug, Clone)]
@@ -22,7 +45,37 @@ pub struct BuildReport {
     pub version: i64,
     /// Wall time.
     pub millis: u128,
+    /// Full, incremental or up to date.
+    pub kind: BuildKind,
+    /// Windows rebuilt (incremental builds).
+    pub windows: usize,
 }
+
+/// Build settings.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Rebuild incremental models in full (after editing a seed, or to check them).
+    pub full_refresh: bool,
+    /// Models built at once (independent models only).
+    pub threads: usize,
+    /// How far before its watermark an incremental build looks for changed rows.
+    pub lookback: std::time::Duration,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            full_refresh: false,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            lookback: DEFAULT_LOOKBACK,
+        }
+    }
+}
+
+/// Default lookback of incremental builds: a fetch stamps `_extracted_at` before its
+/// commit, so rows committed while a build was reading can carry a stamp older than the
+/// build's watermark; ten minutes covers a commit's retries many times over.
+pub const DEFAULT_LOOKBACK: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Read-only SQL: models may not run DDL, DML or `SET`.
 pub fn read_only() -> SQLOptions {
@@ -39,36 +92,227 @@ pub async fn plan(ctx: &SessionContext, m: &Model) -> Result<datafusion::prelude
         .map_err(|e| sql_error(&m.file(), &m.sql, e.to_string()))
 }
 
-/// Builds `models` in the given (topological) order; each replaces its Delta table in
-/// one commit, so readers see the old or the new table, never a half-built one.
+/// Builds `models` (topologically sorted): a model starts once the selected models it
+/// reads are built, up to `threads` at once. Each lands in one Delta commit, so readers see
+/// the old or the new table, never a half-built one. A failed model skips the models
+/// downstream of it; the others still build, then the error lists both.
 #[instrument(skip_all, fields(models = models.len()))]
 pub async fn build(
     lake: &Lake,
     ctx: &SessionContext,
     models: &[&Model],
+    opts: &BuildOptions,
 ) -> Result<Vec<BuildReport>> {
+    let selected: HashSet<String> = models.iter().map(|m| m.qualified()).collect();
+    let mut waiting: Vec<&Model> = models.to_vec();
+    let mut done: HashSet<String> = HashSet::new();
+    let mut blocked: HashSet<String> = HashSet::new();
+    let mut failed: Vec<String> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        // Skip what a failure blocks; start what is ready.
+        let mut i = 0;
+        while i < waiting.len() {
+            let m = waiting[i];
+            let deps: Vec<&String> = m.refs.iter().filter(|r| selected.contains(*r)).collect();
+            if deps.iter().any(|d| blocked.contains(*d)) {
+                blocked.insert(m.qualified());
+                skipped.push(m.qualified());
+                waiting.remove(i);
+            } else if running.len() < opts.threads.max(1) && deps.iter().all(|d| done.contains(*d))
+            {
+                let (lake, ctx, m, opts) = (lake.clone(), ctx.clone(), (*m).clone(), opts.clone());
+                running.spawn(async move {
+                    let r = build_one(&lake, &ctx, &m, &opts).await;
+                    (m.qualified(), r)
+                });
+                waiting.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (name, r) = joined.map_err(|e| ModelError::Run {
+            model: "build".into(),
+            message: e.to_string(),
+        })?;
+        match r {
+            Ok(report) => {
+                done.insert(name);
+                out.push(report);
+            }
+            Err(e) => {
+                tracing::error!(model = %name, error = %e, "model failed");
+                blocked.insert(name);
+                failed.push(e.to_string());
+            }
+        }
+    }
+    if failed.is_empty() {
+        return Ok(out);
+    }
+    let mut message = failed.join("; ");
+    if !skipped.is_empty() {
+        message.push_str(&format!("; skipped downstream: {}", skipped.join(", ")));
+    }
+    if !out.is_empty() {
+        message.push_str(&format!("; built: {}", out.len()));
+    }
+    Err(
+        if failed.len() == 1 && skipped.is_empty() && out.is_empty() {
+            ModelError::Run {
+                model: models[0].qualified(),
+                message,
+            }
+        } else {
+            ModelError::Failed {
+                failed: failed.len(),
+                message,
+            }
+        },
+    )
+}
+
+/// Builds one model (full or incremental).
+async fn build_one(
+    lake: &Lake,
+    ctx: &SessionContext,
+    m: &Model,
+    opts: &BuildOptions,
+) -> Result<BuildReport> {
+    let start = Instant::now();
+    let run_err = |e: &dyn std::fmt::Display| ModelError::Run {
+        model: m.qualified(),
+        message: format!("{e} ({})", m.file()),
+    };
+    let df = plan(ctx, m).await?;
+    let mut state = None;
+    if m.config.materialized == Materialized::Incremental {
+        let inputs = incremental::tracked_inputs(ctx, m).await?;
+        let app = incremental::app_id(m);
+        // Read before the build reads its inputs: rows landing meanwhile count next time.
+        let new_mark = incremental::watermark(ctx, m, &inputs).await?.unwrap_or(0);
+        let old_mark = if opts.full_refresh {
+            None
+        } else {
+            lake.txn_version(&m.schema, &m.name, &app).await?
+        };
+        if let Some(old) = old_mark {
+            let since = old.saturating_sub(opts.lookback.as_micros() as i64);
+            let windows = incremental::changed_windows(ctx, m, &inputs, since).await?;
+            let report = |rows, version, kind, windows| BuildReport {
+                model: m.qualified(),
+                rows,
+                version,
+                millis: start.elapsed().as_millis(),
+                kind,
+                windows,
+            };
+            if windows.is_empty() {
+                info!(model = %m.qualified(), "model up to date");
+                return Ok(report(0, -1, BuildKind::UpToDate, 0));
+            }
+            let predicate = incremental::predicate_sql(&m.config.incremental_by, &windows)
+                .map_err(|e| run_err(&e))?;
+            let plan = incremental::restrict(ctx, df.into_unoptimized_plan(), &inputs, &predicate)
+                .map_err(|e| run_err(&e))?;
+            let df = datafusion::prelude::DataFrame::new(ctx.state(), plan);
+            let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await.map_err(|e| run_err(&e))?;
+            let spec = ReplaceSpec {
+                partition_by: &m.config.partition_by,
+                replace_where: Some(&predicate),
+                txn: Some((&app, new_mark.max(old))),
+            };
+            let w = lake
+                .replace(&m.schema, &m.name, schema, batches, &spec)
+                .await?;
+            info!(model = %m.qualified(), windows = windows.len(), rows = w.rows, ms = start.elapsed().as_millis() as u64, "model built incrementally");
+            return Ok(report(
+                w.rows,
+                w.version,
+                BuildKind::Incremental,
+                windows.len(),
+            ));
+        }
+        state = Some((app, new_mark));
+    }
+    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(|e| run_err(&e))?;
+    let spec = ReplaceSpec {
+        partition_by: &m.config.partition_by,
+        replace_where: None,
+        txn: state.as_ref().map(|(a, v)| (a.as_str(), *v)),
+    };
+    let w = lake
+        .replace(&m.schema, &m.name, schema, batches, &spec)
+        .await?;
+    let millis = start.elapsed().as_millis();
+    info!(model = %m.qualified(), rows = w.rows, ms = millis as u64, "model built");
+    Ok(BuildReport {
+        model: m.qualified(),
+        rows: w.rows,
+        version: w.version,
+        millis,
+        kind: BuildKind::Full,
+        windows: 0,
+    })
+}
+
+/// One line of `shoplake build --dry-run`.
+#[derive(Debug, Clone)]
+pub struct DagNode {
+    /// `schema.name`.
+    pub model: String,
+    /// Layer: every input is built in an earlier layer (models of one layer can build at once).
+    pub layer: usize,
+    /// Materialization (and window for incremental models).
+    pub materialized: String,
+    /// Tables read.
+    pub inputs: Vec<String>,
+    /// Planned against the lake: output columns; or why not.
+    pub planned: std::result::Result<usize, String>,
+}
+
+/// The DAG of `models` without building: layers, inputs, and a plan of each model whose
+/// inputs exist (a model over a not-yet-built model is checked for syntax only).
+pub async fn dry_run(ctx: &SessionContext, project: &Project, models: &[&Model]) -> Vec<DagNode> {
+    let layers = project.layer_of();
     let mut out = Vec::new();
     for m in models {
-        let start = Instant::now();
-        let df = plan(ctx, m).await?;
-        let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(|e| ModelError::Run {
+        let mut missing = Vec::new();
+        for r in &m.refs {
+            if ctx.table_provider(r.as_str()).await.is_err() {
+                missing.push(r.clone());
+            }
+        }
+        let planned = if missing.is_empty() {
+            plan(ctx, m)
+                .await
+                .map(|df| df.schema().fields().len())
+                .map_err(|e| e.to_string())
+        } else {
+            Err(format!("not planned: {} not built yet", missing.join(", ")))
+        };
+        let materialized = match m.config.materialized {
+            Materialized::Incremental => {
+                format!("incremental by {}", m.config.incremental_by.join(", "))
+            }
+            other => other.to_string(),
+        };
+        out.push(DagNode {
             model: m.qualified(),
-            message: format!("{} ({})", e, m.file()),
-        })?;
-        let w = lake
-            .replace(&m.schema, &m.name, schema, batches, &m.config.partition_by)
-            .await?;
-        let millis = start.elapsed().as_millis();
-        info!(model = %m.qualified(), rows = w.rows, ms = millis as u64, "model built");
-        out.push(BuildReport {
-            model: m.qualified(),
-            rows: w.rows,
-            version: w.version,
-            millis,
+            layer: layers.get(&m.qualified()).copied().unwrap_or(0),
+            materialized,
+            inputs: m.refs.iter().cloned().collect(),
+            planned,
         });
     }
-    Ok(out)
+    out
 }
 
 /// One data test's outcome.
@@ -130,8 +374,12 @@ pub fn test_sql(table: &str, t: &DataTest) -> String {
     }
 }
 
-/// Runs every data test of `models`.
-pub async fn test(ctx: &SessionContext, models: &[&Model]) -> Vec<TestResult> {
+/// Runs every data test of `models`, then the custom SQL tests that read one of them.
+pub async fn test(
+    ctx: &SessionContext,
+    models: &[&Model],
+    sql_tests: &[&SqlTest],
+) -> Vec<TestResult> {
     let mut out = Vec::new();
     for m in models {
         for t in &m.config.tests {
@@ -148,21 +396,30 @@ pub async fn test(ctx: &SessionContext, models: &[&Model]) -> Vec<TestResult> {
                 Ok::<_, datafusion::error::DataFusionError>(n as u64)
             }
             .await;
-            out.push(match res {
-                Ok(failures) => TestResult {
-                    model: m.qualified(),
-                    test: t.to_string(),
-                    failures,
-                    error: None,
-                },
-                Err(e) => TestResult {
-                    model: m.qualified(),
-                    test: t.to_string(),
-                    failures: 0,
-                    error: Some(format!("{e} ({})", m.file())),
-                },
+            out.push(TestResult {
+                model: m.qualified(),
+                test: t.to_string(),
+                failures: *res.as_ref().unwrap_or(&0),
+                error: res.err().map(|e| format!("{e} ({})", m.file())),
             });
         }
+    }
+    for t in sql_tests {
+        let file = t.path.display().to_string();
+        let res = match ctx.sql_with_options(&t.sql, read_only()).await {
+            Ok(df) => df.count().await.map_err(|e| format!("{e} ({file})")),
+            Err(e) => Err(sql_error(&file, &t.sql, e.to_string()).to_string()),
+        };
+        out.push(TestResult {
+            model: format!("tests.{}", t.name),
+            test: if t.doc.is_empty() {
+                file.clone()
+            } else {
+                t.doc.clone()
+            },
+            failures: *res.as_ref().unwrap_or(&0) as u64,
+            error: res.err(),
+        });
     }
     out
 }

@@ -92,6 +92,25 @@ pub struct WindowSpec {
     /// do not say which dates they cover (product performance over a date range).
     #[serde(default)]
     pub stamp: bool,
+    /// A catalog (products): a backfill starts it at [`FULL_HISTORY_START`] whatever its
+    /// `--from`, so entities not updated since long before still land (re-listing a
+    /// catalog costs a few empty windows). Runs from a cursor are unaffected.
+    #[serde(default)]
+    pub full_history: bool,
+}
+
+/// Where a `full_history` stream's backfill starts: 2016-01-01, before TikTok Shop.
+pub const FULL_HISTORY_START: i64 = 1_451_606_400;
+
+impl WindowSpec {
+    /// The first window start of a backfill asked to start at `from`.
+    pub fn backfill_start(&self, from: i64) -> i64 {
+        if self.full_history {
+            from.min(FULL_HISTORY_START)
+        } else {
+            from
+        }
+    }
 }
 
 /// How window bounds go on the wire.

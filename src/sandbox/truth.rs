@@ -140,12 +140,8 @@ pub(super) async fn truth(
             return_items += u64::from(r.items);
             return_records += r.steps().iter().filter(|(t, _)| *t <= view.clock).count() as u64;
         }
-        // Products are extracted by update time: a backfill of the history lands those
-        // updated in it.
-        let landed: Vec<_> = products
-            .iter()
-            .filter(|p| p.update_time >= history_start(ds))
-            .collect();
+        // Products are a catalog (`full_history`): a backfill lands every product.
+        let landed = &products;
         let mut tables: BTreeMap<&'static str, u64> = snapshot_counts(ds, si);
         tables.extend([
             ("orders", sv.by_create.len() as u64),

@@ -6,7 +6,8 @@
 //!   window leaves the table unchanged. The stream's cursor rides in the same commit as a
 //!   Delta `txn` action (app id per shop and stream, version = window end), so data and
 //!   cursor are committed atomically or not at all.
-//! - [`Lake::replace`]: overwrites a model's table in one commit.
+//! - [`Lake::replace`]: overwrites a model's table, or the windows an incremental build
+//!   rebuilt, in one commit (with the model's build state as a `txn`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -344,13 +345,16 @@ impl Lake {
     }
 
     /// Replaces `schema.table` with `batches` in one commit (created on first write).
+    /// With `replace_where`, only the rows matching that SQL predicate are replaced (every
+    /// new row must match it); the rest of the table stays. `txn` (app id, version) rides
+    /// in the same commit: a model's build state moves with its data or not at all.
     pub async fn replace(
         &self,
         schema: &str,
         table: &str,
         arrow_schema: SchemaRef,
         batches: Vec<RecordBatch>,
-        partition_by: &[String],
+        spec: &ReplaceSpec<'_>,
     ) -> Result<WriteMetrics> {
         let err = |e: DeltaTableError| WarehouseError::delta(schema, table, e);
         let rows = batches.iter().map(|b| b.num_rows()).sum();
@@ -360,14 +364,21 @@ impl Lake {
         } else {
             batches
         };
-        let t = t
+        let mut props = CommitProperties::default();
+        if let Some((app, version)) = spec.txn {
+            props = props.with_application_transaction(Transaction::new(app, version));
+        }
+        let mut write = t
             .write(batches)
             .with_save_mode(SaveMode::Overwrite)
-            .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
-            .with_partition_columns(partition_by.iter().cloned())
+            .with_partition_columns(spec.partition_by.iter().cloned())
             .with_table_name(table)
-            .await
-            .map_err(err)?;
+            .with_commit_properties(props);
+        write = match spec.replace_where {
+            Some(p) => write.with_replace_where(p.to_string()),
+            None => write.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite),
+        };
+        let t = write.await.map_err(err)?;
         Ok(WriteMetrics {
             rows,
             inserted: rows,
@@ -375,6 +386,17 @@ impl Lake {
             version: t.version().map_or(0, |v| v as i64),
         })
     }
+}
+
+/// How [`Lake::replace`] writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplaceSpec<'a> {
+    /// Partition columns (a full replace may change them).
+    pub partition_by: &'a [String],
+    /// Replace only rows matching this SQL predicate; `None`: the whole table.
+    pub replace_where: Option<&'a str>,
+    /// `txn` (app id, version) committed with the data.
+    pub txn: Option<(&'a str, i64)>,
 }
 
 /// Commit attempts of one upsert before a conflict is an error.

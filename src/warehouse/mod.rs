@@ -7,7 +7,7 @@
 pub mod catalog;
 pub mod delta;
 
-pub use delta::{Lake, UpsertSpec, WriteMetrics};
+pub use delta::{Lake, ReplaceSpec, UpsertSpec, WriteMetrics};
 
 /// The three schemas of the lake.
 pub const SCHEMAS: [&str; 3] = ["raw", "staging", "marts"];

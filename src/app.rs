@@ -406,6 +406,14 @@ impl App {
             .map_err(|e| AppError::Other(e.to_string()))
     }
 
+    /// `shoplake docs`: the Markdown catalog of every raw table and model.
+    pub async fn docs(&self) -> Result<String> {
+        let ctx = self.session().await?;
+        let project = self.project(&ctx).await?;
+        let (pipelines, schemas) = self.pipelines()?;
+        Ok(models::docs::catalog(&ctx, &project, &pipelines, &schemas).await)
+    }
+
     /// `shoplake build --dry-run`: the DAG of the selected models, each planned against the
     /// lake where its inputs exist; nothing is written.
     pub async fn dry_run(&self, select: Option<&str>) -> Result<Vec<DagNode>> {

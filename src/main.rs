@@ -160,6 +160,12 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Write a Markdown catalog of every table: columns, types, docs, lineage.
+    Docs {
+        /// Output file.
+        #[arg(long, default_value = "catalog.md")]
+        out: PathBuf,
+    },
     /// Run the models' data tests.
     Test {
         /// Same syntax as build --select.
@@ -1066,6 +1072,17 @@ async fn run(cli: Cli) -> Result<()> {
             let t = std::time::Instant::now();
             let r = app.build(select.as_deref(), &opts).await?;
             print_build(&r, t.elapsed());
+            Ok(())
+        }
+        Command::Docs { ref out } => {
+            let md = app(&cli)?.docs().await?;
+            std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "wrote {} ({} tables, {} KiB)",
+                out.display(),
+                md.matches("\n## ").count() - 2,
+                md.len() / 1024
+            );
             Ok(())
         }
         Command::Test { ref select } => {

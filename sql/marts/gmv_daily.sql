@@ -9,6 +9,7 @@
 -- tests: relationships(shop_id, staging.stg_orders.shop_id)
 --
 -- Definitions (money in the shop's currency, decimal; never summed across currencies):
+--   shop_id, order_date, currency   the key; every amount is in currency
 --   GMV = Σ payment.sub_total: what items sold for after seller and platform discounts,
 --         before shipping and tax.
 --   orders            orders placed that day (any status)

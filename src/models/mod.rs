@@ -15,9 +15,11 @@
 //!
 //! - [`dag`]: loading, config, dependencies, order, selection.
 //! - [`run`]: building models (independent ones in parallel) and running data tests.
+//! - [`docs`]: the Markdown catalog of every table.
 //! - [`incremental`]: rebuilding only the windows whose inputs changed.
 
 pub mod dag;
+pub mod docs;
 pub mod incremental;
 pub mod run;
 

@@ -312,6 +312,7 @@ pub async fn dry_run(ctx: &SessionContext, project: &Project, models: &[&Model])
             planned,
         });
     }
+    out.sort_by(|a, b| (a.layer, &a.model).cmp(&(b.layer, &b.model)));
     out
 }
 

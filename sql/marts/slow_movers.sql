@@ -12,7 +12,7 @@
 -- columns:
 --   shop_id, sku_id, product_id, title, brand, seller_sku
 --   stock, units_sold_30d, days_of_cover   (days_of_cover from marts.inventory_status)
---   listed_days              days from the product's creation to as_of
+--   listed_days              days from the product's creation (UTC date) to as_of
 --   stock_value              stock × sale_price, in currency
 --   reason                   which part of the rule matched
 --   as_of                    the shop's latest order date
@@ -33,7 +33,7 @@ candidates as (
     select
         i.*,
         coalesce(s.units, 0) as units_sold_30d,
-        date_part('day', cast(i.as_of as timestamp) - p.create_time) as listed_days
+        cast(i.as_of as int) - cast(cast(p.create_time as date) as int) as listed_days
     from inv i
     join staging.stg_products p on p.shop_id = i.shop_id and p.product_id = i.product_id
     left join sold30 s on s.shop_id = i.shop_id and s.sku_id = i.sku_id
@@ -50,7 +50,7 @@ select
     stock,
     units_sold_30d,
     days_of_cover,
-    cast(listed_days as bigint) as listed_days,
+    listed_days,
     cast(stock * sale_price as decimal(38, 6)) as stock_value,
     case when units_sold_30d = 0 then 'no_sales_30d' else 'cover_over_90d' end as reason,
     as_of

@@ -95,6 +95,23 @@ fn traffic(ds: &Dataset, shop: usize, day: NaiveDate, orders: u64, salt: u64) ->
     (visitors, views)
 }
 
+/// Σ visitors the daily shop report gives over the shop's whole history (for the truth).
+pub fn visitors_total(ds: &Dataset, view: &super::data::View, shop: usize) -> u64 {
+    let region = ds.shops[shop].region;
+    let today = local_date(region, view.clock);
+    let mut orders: BTreeMap<NaiveDate, u64> = BTreeMap::new();
+    for (t, _) in paid_orders(ds, view, shop, i64::MIN, i64::MAX) {
+        *orders.entry(local_date(region, t)).or_default() += 1;
+    }
+    let mut total = 0;
+    let mut day = opened(ds, shop);
+    while day < today {
+        total += traffic(ds, shop, day, orders.get(&day).copied().unwrap_or(0), 0).0;
+        day = day.succ_opt().expect("date");
+    }
+    total
+}
+
 /// The shop-local day the shop opened: the first day of the seed's history.
 fn opened(ds: &Dataset, shop: usize) -> NaiveDate {
     local_date(

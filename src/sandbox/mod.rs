@@ -16,6 +16,7 @@ pub mod finance;
 mod fulfillment;
 pub mod gate;
 mod logistics;
+mod mart_truth;
 mod oauth;
 mod orders;
 mod paging;

@@ -76,6 +76,8 @@ struct ShopTruth {
     snapshots: BTreeMap<&'static str, u64>,
     /// Statements, payouts and unsettled orders (see [`super::finance`]).
     finance: super::finance::FinanceTruth,
+    /// What the marts should show (see [`super::mart_truth`]).
+    marts: super::mart_truth::MartTruth,
     days: Vec<Day>,
 }
 
@@ -191,6 +193,7 @@ pub(super) async fn truth(
             returns: view.shops[si].returns_by_update.len() as u64,
             packages: view.shops[si].packages_by_update.len() as u64,
             finance,
+            marts: super::mart_truth::truth(ds, &view, si),
             snapshots: snapshot_counts(ds, si),
             analytics_days: analytics["_days_with_orders"],
             product_performance: analytics["product_performance"],

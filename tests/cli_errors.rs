@@ -103,7 +103,26 @@ fn a_broken_model_names_its_file_and_line() {
         &["build", "--select", "gmv_daily+", "--dry-run"],
     );
     assert!(ok, "{err}");
-    assert_eq!(out.trim(), "marts.gmv_daily");
+    // The model and everything downstream, by layer, with inputs; nothing is built on an
+    // empty lake, so nothing can be planned yet.
+    let listed: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("layer "))
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
+    assert_eq!(listed[0], "marts.gmv_daily", "{out}");
+    for m in [
+        "marts.gmv_weekly",
+        "marts.gmv_monthly",
+        "marts.kpi_summary",
+        "marts.anomalies_daily",
+        "marts.gmv_forecast",
+    ] {
+        assert!(listed.contains(&m), "{m} downstream of gmv_daily: {out}");
+    }
+    assert!(!listed.iter().any(|m| m.starts_with("staging.")), "{out}");
+    assert!(out.contains("incremental by shop_id, order_date <- staging.stg_order_lines, staging.stg_orders, staging.stg_returns"), "{out}");
+    assert!(out.contains("not planned: staging.stg_order_lines, staging.stg_orders, staging.stg_returns not built yet"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -286,6 +286,18 @@ pub fn sql_error(model_file: &str, sql: &str, message: String) -> ModelError {
         .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse().ok())
         .or_else(|| {
+            // "No field named x." (unquoted when the name was not quoted in the SQL).
+            let name: String = message
+                .split("No field named ")
+                .nth(1)?
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+                .collect();
+            let name = name.trim_end_matches('.');
+            let name = name.rsplit('.').next().unwrap_or(name);
+            (!name.is_empty()).then(|| line_of(sql, name))
+        })
+        .or_else(|| {
             // Planner errors quote the unknown name: find it in the file.
             let quoted = message
                 .split(['\'', '"', '`'])
@@ -623,5 +635,11 @@ mod tests {
             "sql parser error: Expected: end of statement, found: x at Line: 3, Column: 4".into(),
         );
         assert!(e.to_string().starts_with("m.sql:3:"));
+        let e = sql_error(
+            "m.sql",
+            "-- h\nselect\n  nope\nfrom t\n",
+            "Schema error: No field named nope. Valid fields are t.a.".into(),
+        );
+        assert!(e.to_string().starts_with("m.sql:3:"), "{e}");
     }
 }

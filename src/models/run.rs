@@ -49,6 +49,8 @@ pub struct BuildReport {
     pub kind: BuildKind,
     /// Windows rebuilt (incremental builds).
     pub windows: usize,
+    /// When the build started and ended (which models ran at the same time).
+    pub span: (std::time::SystemTime, std::time::SystemTime),
 }
 
 /// Build settings.
@@ -185,6 +187,7 @@ async fn build_one(
     opts: &BuildOptions,
 ) -> Result<BuildReport> {
     let start = Instant::now();
+    let started = std::time::SystemTime::now();
     let run_err = |e: &dyn std::fmt::Display| ModelError::Run {
         model: m.qualified(),
         message: format!("{e} ({})", m.file()),
@@ -211,6 +214,7 @@ async fn build_one(
                 millis: start.elapsed().as_millis(),
                 kind,
                 windows,
+                span: (started, std::time::SystemTime::now()),
             };
             if windows.is_empty() {
                 info!(model = %m.qualified(), "model up to date");
@@ -260,6 +264,7 @@ async fn build_one(
         millis,
         kind: BuildKind::Full,
         windows: 0,
+        span: (started, std::time::SystemTime::now()),
     })
 }
 

@@ -339,6 +339,22 @@ enum BenchCommand {
         #[arg(long, default_value = "bench/results/flight.json")]
         out: PathBuf,
     },
+    /// SQL models over the demo data: full build with 1 thread and all cores, then after
+    /// one more day of orders an incremental build and a full rebuild, side by side.
+    Build {
+        /// Shops.
+        #[arg(long, default_value_t = 3)]
+        shops: usize,
+        /// Orders over all shops.
+        #[arg(long, default_value_t = 100_000)]
+        orders: usize,
+        /// Days of history.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Results file.
+        #[arg(long, default_value = "bench/results/build.json")]
+        out: PathBuf,
+    },
     /// A year-long backfill on the job queue with 1 vs 2 workers against a rate-limited
     /// sandbox: wall time, requests/s, 429s, and the rate limit's floor.
     Jobs {
@@ -1210,6 +1226,26 @@ async fn run(cli: Cli) -> Result<()> {
                 out: out.clone(),
             };
             let r = shoplake::bench::run_jobs_bench(&b).await?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            println!("results written to {}", b.out.display());
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Build {
+                    shops,
+                    orders,
+                    days,
+                    ref out,
+                },
+        } => {
+            let b = shoplake::bench::BuildBench {
+                shops,
+                orders,
+                days,
+                out: out.clone(),
+            };
+            let r = shoplake::bench::run_build_bench(&b).await?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             println!("results written to {}", b.out.display());
             Ok(())

@@ -187,7 +187,10 @@ async fn backfill_build_serve_equals_ground_truth_and_reruns_change_nothing() {
         .await
         .unwrap();
     let tables = fetch(&mut c, info).await;
-    assert_eq!(strings(&tables, "table_name"), vec!["gmv_daily"]);
+    assert_eq!(
+        strings(&tables, "table_name"),
+        vec!["gmv_daily", "gmv_forecast", "gmv_monthly", "gmv_weekly"]
+    );
     let info = c
         .get_db_schemas(CommandGetDbSchemas {
             catalog: None,

@@ -668,6 +668,13 @@ async fn every_mart_matches_the_sandbox_truth() {
                 "shop {sid} {dt}: anomaly flag (score {score})"
             );
         }
+        // The seed's campaign days (10.10 here: 2.5× the usual sales) are the anomalies.
+        let got = rows(&app, &format!("select is_anomaly, direction, history_days from marts.anomalies_daily where {w} and metric = 'orders' and order_date = date '2026-10-10'")).await;
+        assert_eq!(
+            got,
+            vec![vec!["true".to_string(), "high".into(), got[0][2].clone()]],
+            "shop {sid}: 10.10 is an anomaly"
+        );
         checked.insert("anomalies_daily");
 
         // gmv_forecast: mean of the latest 4 same weekdays up to as_of (0 for days without orders).
@@ -693,7 +700,6 @@ async fn every_mart_matches_the_sandbox_truth() {
         checked.insert("gmv_forecast");
     }
     // The slow-mover rule must have something to decide on, or the comparison proves little.
-    // (The seed plants no anomalies: there the scores are compared instead.)
     assert!(slow > 0, "no slow movers in any shop");
     let unchecked: Vec<&String> = marts
         .iter()

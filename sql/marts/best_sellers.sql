@@ -5,7 +5,7 @@
 -- materialized: table
 -- unique_key: shop_id, period_days, product_id
 -- tests: accepted_values(period_days, ['7', '30', '90']), expression(rank_by_gmv between 1 and 20)
--- tests: expression(share_of_shop_gmv between 0 and 1), relationships(product_id, staging.stg_products.product_id)
+-- tests: expression(share_of_shop_gmv between 0 and 1), relationships(product_id, staging.stg_order_lines.product_id)
 --
 -- Sales are order lines of not-cancelled orders placed in the period (the as_of day
 -- included); as_of is the shop's latest order date.

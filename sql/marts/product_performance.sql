@@ -4,7 +4,9 @@
 -- materialized: table
 -- unique_key: shop_id, date, product_id
 -- tests: not_null(currency), not_null(brand), expression(gmv_rank >= 1)
--- tests: relationships(product_id, staging.stg_products.product_id)
+-- tests: relationships(product_id, staging.stg_order_lines.product_id)
+--   (the analytics report counts paid orders, which the order lines hold; the product
+--   catalog is extracted hourly and may lag a new product, so it is not the reference)
 --
 -- columns:
 --   shop_id, product_id, currency   key; gmv in this currency

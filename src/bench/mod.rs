@@ -14,8 +14,10 @@ use crate::api::paginate::{ParamsIn, pages};
 use crate::api::{ApiClient, ApiRequest, ClientConfig, PageSpec, PageStyle};
 use crate::sandbox::{self, DEFAULT_AUTH_CODE, SandboxConfig};
 
+pub mod build;
 pub mod flight;
 pub mod jobs;
+pub use build::{BuildBench, run_build_bench};
 pub use flight::{FlightBench, run_flight_bench};
 pub use jobs::{JobsBench, run_jobs_bench};
 

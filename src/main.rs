@@ -1035,6 +1035,14 @@ async fn run(cli: Cli) -> Result<()> {
                 "total", total.0, total.1, total.2
             );
             for (e, c) in &rows {
+                if let shoplake::pipeline::coverage::Coverage::Extracted(name) = c
+                    && p.streams.iter().any(|s| &s.name == name && !s.enabled)
+                {
+                    println!(
+                        "off by default: {:<13} {} {} (stream {name}; enabled = true in its pipeline file)",
+                        e.category, e.method, e.path
+                    );
+                }
                 if c == &shoplake::pipeline::coverage::Coverage::Missing {
                     println!(
                         "missing: {:<20} {} {} ({})",
@@ -1056,7 +1064,11 @@ async fn run(cli: Cli) -> Result<()> {
                     s.category,
                     s.name,
                     format!("{:?}", s.kind).to_lowercase(),
-                    s.schedule.clone().unwrap_or_else(|| "parent".into()),
+                    match (&s.schedule, s.enabled) {
+                        (_, false) => "off".to_string(),
+                        (Some(x), true) => x.clone(),
+                        (None, true) => "parent".into(),
+                    },
                     format!("{} {}", s.method, s.path),
                     s.tables.join(", ")
                 );

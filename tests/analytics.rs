@@ -183,3 +183,116 @@ async fn reports_match_the_orders_by_shop_local_day() {
     assert_eq!(intervals[0]["gmv"]["currency"], "USD");
     sb.stop().await;
 }
+
+/// The per-product, per-SKU and per-video detail reports (off by default: one call per
+/// entity and day) and the overviews agree with the lists they detail, number for number;
+/// LIVE minutes and products add up to their sessions. (That LIVE orders carry the
+/// session's room_id is the data test `order_lines_gmv = gmv` of marts.live_sessions.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detail_reports_and_overviews_agree_with_the_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for d in ["pipelines", "schemas", "sql"] {
+        copy_dir(&root.join(d), &project.join(d));
+    }
+    let file = project.join("pipelines/analytics.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        text.matches("enabled = false\n").count(),
+        4,
+        "the four detail reports are off by default"
+    );
+    std::fs::write(&file, text.replace("enabled = false\n", "")).unwrap();
+
+    let sb = start(small(2, 2_000)).await;
+    let mut config = shoplake::config::Config::default();
+    config.project.dir = Some(project.clone());
+    let app = shoplake::app::App::new(config, &dir.path().join("data"))
+        .unwrap()
+        .with_client_config(client_config(&sb));
+    shoplake::api::auth::exchange_and_store(
+        &app.client().unwrap(),
+        shoplake::sandbox::DEFAULT_AUTH_CODE,
+    )
+    .await
+    .unwrap();
+    let clock = shoplake::sandbox::DEFAULT_CLOCK;
+    let sum = app
+        .backfill(clock - 8 * 86_400, clock + 1, None, Some("analytics"))
+        .await
+        .unwrap();
+    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+
+    // Each pair of queries must return the same rows, and some.
+    let same = [
+        (
+            "product detail = product list",
+            "select _shop_id, product_id, date, gmv, orders, units_sold, page_views, visitors from raw.product_performance_daily",
+            "select _shop_id, product_id, date, gmv, orders, units_sold, page_views, visitors from raw.product_performance",
+        ),
+        (
+            "SKU detail = SKU list",
+            "select _shop_id, sku_id, date, gmv, sku_orders, units_sold from raw.sku_performance_daily",
+            "select _shop_id, sku_id, date, gmv, sku_orders, units_sold from raw.sku_performance",
+        ),
+        (
+            "video detail = video list",
+            "select _shop_id, video_id, date, views, likes, comments, shares, gmv, sku_orders, units_sold from raw.video_daily",
+            "select _shop_id, id, date, views, likes, comments, shares, gmv, sku_orders, units_sold from raw.video_performance",
+        ),
+        (
+            "video products add up to the video",
+            "select _shop_id, video_id, date, sum(gmv) from raw.video_products group by 1, 2, 3",
+            "select _shop_id, id, date, gmv from raw.video_performance where sku_orders > 0",
+        ),
+        (
+            "video overview = Σ video list per day",
+            "select _shop_id, date, views, gmv, sku_orders from raw.video_overview where views > 0",
+            "select _shop_id, date, sum(views), sum(gmv), sum(sku_orders) from raw.video_performance group by 1, 2",
+        ),
+        (
+            "LIVE overview = Σ sessions per day",
+            "select _shop_id, date, lives, gmv, sku_orders from raw.live_overview where lives > 0",
+            "select _shop_id, start_date, count(*), sum(gmv), sum(sku_orders) from raw.live_sessions group by 1, 2",
+        ),
+        (
+            "LIVE minutes add up to the session",
+            "select _shop_id, live_id, count(*), sum(gmv), sum(sku_orders) from raw.live_minutes group by 1, 2",
+            "select _shop_id, id, cast(duration / 60 as bigint), gmv, sku_orders from raw.live_sessions",
+        ),
+        (
+            "LIVE products add up to the session",
+            "select _shop_id, live_id, sum(gmv), sum(items_sold) from raw.live_products group by 1, 2",
+            "select _shop_id, id, gmv, items_sold from raw.live_sessions where sku_orders > 0",
+        ),
+    ];
+    let text_rows = |batches: Vec<arrow::array::RecordBatch>| -> Vec<String> {
+        let mut out: Vec<String> = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string()
+            .lines()
+            .filter(|l| l.starts_with("| "))
+            .skip(1)
+            .map(|l| {
+                l.split('|')
+                    .map(|c| {
+                        c.trim()
+                            .trim_end_matches('0')
+                            .trim_end_matches('.')
+                            .to_string()
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    for (what, a, b) in same {
+        let a = text_rows(app.query(a).await.unwrap_or_else(|e| panic!("{what}: {e}")));
+        let b = text_rows(app.query(b).await.unwrap_or_else(|e| panic!("{what}: {e}")));
+        assert!(!a.is_empty(), "{what}: no rows");
+        assert_eq!(a, b, "{what}");
+    }
+}

@@ -698,6 +698,90 @@ async fn every_mart_matches_the_sandbox_truth() {
             );
         }
         checked.insert("gmv_forecast");
+
+        // LIVE: each session's length, peak viewers and the orders and GMV it drove.
+        let want: BTreeMap<String, (i64, u64, u64, i128)> = s.t["marts"]["lives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["id"].as_str().unwrap().to_string(),
+                    (
+                        l["minutes"].as_i64().unwrap(),
+                        u(&l["peak_viewers"]),
+                        u(&l["orders"]),
+                        micros(l["gmv"].as_str().unwrap()),
+                    ),
+                )
+            })
+            .collect();
+        assert!(!want.is_empty(), "shop {sid}: no LIVE sessions");
+        let got = rows(&app, &format!("select live_id, duration_minutes, peak_viewers, orders, gmv from marts.live_sessions where {w}")).await;
+        let got: BTreeMap<String, (i64, u64, u64, i128)> = got
+            .iter()
+            .map(|r| {
+                (
+                    r[0].clone(),
+                    (
+                        r[1].parse().unwrap(),
+                        r[2].parse().unwrap(),
+                        r[3].parse().unwrap(),
+                        micros(&r[4]),
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "shop {sid}: live_sessions");
+        checked.insert("live_sessions");
+        let got = rows(&app, &format!("select live_id, count(*), max(minute) + 1, max(session_gmv), sum(orders) from marts.live_minute where {w} group by live_id")).await;
+        let got: BTreeMap<String, (i64, u64, i128)> = got
+            .iter()
+            .map(|r| {
+                assert_eq!(
+                    r[1], r[2],
+                    "shop {sid} live {}: minutes numbered without gaps",
+                    r[0]
+                );
+                (
+                    r[0].clone(),
+                    (r[1].parse().unwrap(), r[4].parse().unwrap(), micros(&r[3])),
+                )
+            })
+            .collect();
+        let want: BTreeMap<String, (i64, u64, i128)> = want
+            .iter()
+            .map(|(k, v)| (k.clone(), (v.0, v.2, v.3)))
+            .collect();
+        assert_eq!(got, want, "shop {sid}: live_minute per session");
+        checked.insert("live_minute");
+
+        // Videos: views, and the orders and GMV videos drove.
+        let got = rows(
+            &app,
+            &format!(
+                "select sum(views), sum(orders), sum(gmv) from marts.video_performance where {w}"
+            ),
+        )
+        .await;
+        assert_eq!(
+            (
+                got[0][0].parse::<u64>().unwrap(),
+                got[0][1].parse::<u64>().unwrap(),
+                micros(&got[0][2])
+            ),
+            (
+                u(&s.t["marts"]["video_views"]),
+                u(&s.t["marts"]["video_orders"]),
+                micros(s.t["marts"]["video_gmv"].as_str().unwrap())
+            ),
+            "shop {sid}: video_performance"
+        );
+        assert!(
+            u(&s.t["marts"]["video_orders"]) > 0,
+            "shop {sid}: videos drove no orders"
+        );
+        checked.insert("video_performance");
     }
     // The slow-mover rule must have something to decide on, or the comparison proves little.
     assert!(slow > 0, "no slow movers in any shop");

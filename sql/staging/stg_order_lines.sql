@@ -17,13 +17,15 @@
 --   original_price        list price of the unit
 --   sale_price            what the unit sold for after discounts (its GMV contribution)
 --   seller_discount, platform_discount
+--   room_id               the LIVE session the unit sold in (null when not from a LIVE)
+--   is_paid               the order was paid (analytics count paid orders)
 --   _extracted_at         newest fetch of the line, its order and its product (change tracking)
 with lines as (
     select * from raw.order_line_items
 ),
 
 orders as (
-    select shop_id, order_id, status, is_cancelled, _extracted_at from staging.stg_orders
+    select shop_id, order_id, status, is_cancelled, paid_at, _extracted_at from staging.stg_orders
 ),
 
 products as (
@@ -50,6 +52,8 @@ final as (
         l.sale_price,
         l.seller_discount,
         l.platform_discount,
+        l.room_id,
+        o.paid_at is not null as is_paid,
         -- A status change or a product rename changes the line: newest of the three.
         greatest(l._extracted_at, o._extracted_at, p._extracted_at) as _extracted_at
     from lines l

@@ -347,6 +347,8 @@ impl Extractor {
         // A local-date window shorter than a whole local day asks for nothing.
         let mut nothing_to_ask = false;
         let mut stamp = serde_json::Map::new();
+        // The window as query text, for detail streams that ask for the same days.
+        let mut window_params: Vec<(String, String)> = Vec::new();
         if let Some(w) = w {
             let end = if w.end_inclusive {
                 window.to - 1
@@ -373,19 +375,18 @@ impl Extractor {
                 stamp.insert(w.start_param.clone(), start.clone());
                 stamp.insert(w.end_param.clone(), end.clone());
             }
+            let text = |v: &Value| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            window_params.push((w.start_param.clone(), text(&start)));
+            window_params.push((w.end_param.clone(), text(&end)));
             match w.params_in {
                 ParamsIn::Body => {
                     body.insert(w.start_param.clone(), start);
                     body.insert(w.end_param.clone(), end);
                 }
-                ParamsIn::Query => {
-                    let text = |v: Value| match v {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    req_query.push((w.start_param.clone(), text(start)));
-                    req_query.push((w.end_param.clone(), text(end)));
-                }
+                ParamsIn::Query => req_query.extend(window_params.iter().cloned()),
             }
         }
         let mut req = self.base_request(stream, shop, body);
@@ -462,7 +463,9 @@ impl Extractor {
             ids.sort();
             ids.dedup();
             self.check_stop()?;
-            let (f, deeper) = self.fetch_details(shop, d, &ids, &ctx).await?;
+            let (f, deeper) = self
+                .fetch_details(shop, d, &ids, &ctx, &window_params)
+                .await?;
             fetched.pages += f.pages;
             detail_batches.push((d, f.tables));
             pending.extend(deeper);
@@ -538,6 +541,7 @@ impl Extractor {
         d: &'s StreamSpec,
         ids: &[String],
         ctx: &RowContext,
+        window: &[(String, String)],
     ) -> Result<(Fetched, Vec<(&'s StreamSpec, Vec<String>)>)> {
         let detail = d
             .detail
@@ -556,11 +560,19 @@ impl Extractor {
                 }
             }
         };
+        let with_window = |mut r: ApiRequest| {
+            if detail.window {
+                for (k, v) in window {
+                    r = r.query(k.clone(), v.clone());
+                }
+            }
+            r
+        };
         let requests: Vec<ApiRequest> = match &detail.ids_param {
             Some(param) => ids
                 .chunks(detail.batch.max(1))
                 .map(|chunk| {
-                    self.base_request(d, shop, Default::default())
+                    with_window(self.base_request(d, shop, Default::default()))
                         .query(param, chunk.join(","))
                 })
                 .collect(),
@@ -570,8 +582,7 @@ impl Extractor {
                     let mut spec = d.clone();
                     spec.path = d.path.replace("{id}", id);
                     let family = d.family.clone().unwrap_or_else(|| d.path.clone());
-                    self.base_request(&spec, shop, Default::default())
-                        .family(family)
+                    with_window(self.base_request(&spec, shop, Default::default())).family(family)
                 })
                 .collect(),
         };
@@ -586,6 +597,11 @@ impl Extractor {
                     self.check_stop()?;
                     if let Some(field) = detail.id_as.as_deref() {
                         inject_id(&mut page.records, field, id);
+                    }
+                    if detail.window {
+                        for (k, v) in window {
+                            inject_id(&mut page.records, k, v);
+                        }
                     }
                     collect(&page.records);
                     conv.push_page(&page.records, ctx, &page.request_id)
@@ -621,6 +637,11 @@ impl Extractor {
             let mut records = records_of(resp.data, &d.records);
             if let (Some(field), Some(id)) = (inject, ids.get(page as usize)) {
                 inject_id(&mut records, field, id);
+            }
+            if detail.window {
+                for (k, v) in window {
+                    inject_id(&mut records, k, v);
+                }
             }
             collect(&records);
             conv.push_page(&records, ctx, &resp.request_id)

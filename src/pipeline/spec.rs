@@ -167,6 +167,11 @@ pub struct DetailSpec {
     /// options of a warehouse): the field each record gets it under.
     #[serde(default)]
     pub id_as: Option<String>,
+    /// Send the parent's window bounds (its param names and values, as the parent sent
+    /// them) as query params of every call, and stamp them into records lacking them: a
+    /// report per video over the days the video list was asked for.
+    #[serde(default)]
+    pub window: bool,
 }
 
 fn default_id_field() -> String {

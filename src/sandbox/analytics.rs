@@ -39,7 +39,7 @@ pub struct DaySales {
 
 /// The shop's orders created in `[from, to)` and paid by the clock: what every report
 /// counts. (create_time, order).
-fn paid_orders<'a>(
+pub(super) fn paid_orders<'a>(
     ds: &'a Dataset,
     view: &'a super::data::View,
     shop: usize,
@@ -57,7 +57,7 @@ fn paid_orders<'a>(
 
 /// The unix range of the whole local days a report covers: from the start date to the end
 /// date or the first day with no data yet, whichever is earlier.
-fn span(ds: &Dataset, shop: usize, d: &Dates) -> (i64, i64) {
+pub(super) fn span(ds: &Dataset, shop: usize, d: &Dates) -> (i64, i64) {
     let region = ds.shops[shop].region;
     let last = d.end.min(d.latest.succ_opt().unwrap_or(d.latest));
     let from = local_midnight(region, d.start);
@@ -113,20 +113,20 @@ pub fn visitors_total(ds: &Dataset, view: &super::data::View, shop: usize) -> u6
 }
 
 /// The shop-local day the shop opened: the first day of the seed's history.
-fn opened(ds: &Dataset, shop: usize) -> NaiveDate {
+pub(super) fn opened(ds: &Dataset, shop: usize) -> NaiveDate {
     local_date(
         ds.shops[shop].region,
         ds.config.clock - i64::from(ds.config.days) * 86_400,
     )
 }
 
-struct Dates {
-    start: NaiveDate,
-    end: NaiveDate,
-    latest: NaiveDate,
+pub(super) struct Dates {
+    pub(super) start: NaiveDate,
+    pub(super) end: NaiveDate,
+    pub(super) latest: NaiveDate,
 }
 
-fn dates(sb: &Sandbox, ctx: &Ctx, shop: usize) -> Result<Dates, ApiFault> {
+pub(super) fn dates(sb: &Sandbox, ctx: &Ctx, shop: usize) -> Result<Dates, ApiFault> {
     let parse = |name: &str| -> Result<NaiveDate, ApiFault> {
         let v = ctx
             .q(name)
@@ -149,7 +149,11 @@ fn dates(sb: &Sandbox, ctx: &Ctx, shop: usize) -> Result<Dates, ApiFault> {
 }
 
 /// `LOCAL` (default) or `USD`: the currency and the minor-unit divisor to convert by.
-fn currency(sb: &Sandbox, ctx: &Ctx, shop: usize) -> Result<(&'static str, f64), ApiFault> {
+pub(super) fn currency(
+    sb: &Sandbox,
+    ctx: &Ctx,
+    shop: usize,
+) -> Result<(&'static str, f64), ApiFault> {
     let region = sb.data.shops[shop].region;
     match ctx.q("currency").unwrap_or("LOCAL") {
         "LOCAL" | "" => Ok((region.currency, 1.0)),
@@ -174,7 +178,7 @@ fn usd_rate(currency: &str) -> f64 {
     }
 }
 
-fn money(amount_minor: i64, digits: u32, currency: &'static str, rate: f64) -> Value {
+pub(super) fn money(amount_minor: i64, digits: u32, currency: &'static str, rate: f64) -> Value {
     let amount = if rate == 1.0 {
         Minor {
             minor: amount_minor,
@@ -468,4 +472,165 @@ pub fn truth(ds: &Dataset, view: &super::data::View, shop: usize) -> BTreeMap<&'
         ("sku_performance", sku_days.len() as u64),
         ("_days_with_orders", days_with_orders.len() as u64),
     ])
+}
+
+/// Paid orders, units and GMV of the items matching `item` on each shop-local day.
+fn item_sales(
+    ds: &Dataset,
+    view: &super::data::View,
+    shop: usize,
+    days: &[NaiveDate],
+    item: impl Fn(&super::data::LineItem) -> bool,
+) -> Vec<DaySales> {
+    let region = ds.shops[shop].region;
+    days.iter()
+        .map(|day| {
+            let from = local_midnight(region, *day);
+            let to = local_midnight(region, day.succ_opt().expect("date"));
+            let mut s = DaySales::default();
+            for (_, o) in paid_orders(ds, view, shop, from, to) {
+                let mine: Vec<_> = ds.items_of(o).iter().filter(|it| item(it)).collect();
+                if !mine.is_empty() {
+                    s.orders += 1;
+                    s.units += mine.len() as u64;
+                    s.gmv += mine.iter().map(|it| it.sale_price()).sum::<i64>();
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+/// The days a detail report covers and its granularity (`1D` per day, `ALL` one interval).
+fn detail_days(
+    sb: &Sandbox,
+    ctx: &Ctx,
+    shop: usize,
+) -> Result<(Dates, Vec<NaiveDate>, bool), ApiFault> {
+    let d = dates(sb, ctx, shop)?;
+    let daily = match ctx.q("granularity").unwrap_or("ALL") {
+        "1D" => true,
+        "ALL" | "" => false,
+        other => {
+            return Err(ApiFault::param(format_args!(
+                "invalid param error: granularity {other:?} is not one of ALL, 1D"
+            )));
+        }
+    };
+    let mut days = Vec::new();
+    let mut day = d.start.max(opened(&sb.data, shop));
+    while day < d.end && day <= d.latest {
+        days.push(day);
+        day = day.succ_opt().expect("date");
+    }
+    Ok((d, days, daily))
+}
+
+/// Groups `days` into the intervals asked for: one per day, or one for all of them.
+fn grouped(days: &[NaiveDate], daily: bool) -> Vec<&[NaiveDate]> {
+    if days.is_empty() {
+        Vec::new()
+    } else if daily {
+        days.chunks(1).collect()
+    } else {
+        vec![days]
+    }
+}
+
+/// `GET /analytics/202509/shop_products/{product_id}/performance`: one product's days,
+/// the same numbers the product list gives for each day.
+pub fn product_detail(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let shop = ctx.shop.unwrap_or(0);
+    let ds: &Dataset = &sb.data;
+    let (cur, rate) = currency(sb, ctx, shop)?;
+    let id = ctx.params.get("product_id").map_or("", String::as_str);
+    let k = ds
+        .product_index
+        .get(id)
+        .copied()
+        .filter(|&k| ds.products[k as usize].shop == shop)
+        .ok_or_else(|| {
+            ApiFault::param(format_args!(
+                "product_id {id:?} is not a product of this shop"
+            ))
+        })?;
+    let (d, days, daily) = detail_days(sb, ctx, shop)?;
+    let sales = item_sales(ds, &ctx.view, shop, &days, |it| {
+        ds.skus[it.sku as usize].product == k
+    });
+    let by_day: BTreeMap<NaiveDate, DaySales> = days.iter().copied().zip(sales).collect();
+    let region = ds.shops[shop].region;
+    let intervals: Vec<Value> = grouped(&days, daily)
+        .into_iter()
+        .map(|span| {
+            let (mut orders, mut units, mut gmv, mut visitors, mut views) = (0, 0, 0, 0, 0);
+            for day in span {
+                let s = by_day[day];
+                orders += s.orders;
+                units += s.units;
+                gmv += s.gmv;
+            }
+            // Traffic as the list reports it for a range starting on the first day.
+            let (v, p) = traffic(ds, shop, span[0], orders, u64::from(k) + 1);
+            visitors += v;
+            views += p;
+            json!({
+                "start_date": span[0].to_string(),
+                "end_date": span[span.len() - 1].succ_opt().map(|d| d.to_string()),
+                "gmv": money(gmv, region.minor_digits, cur, rate),
+                "orders": orders,
+                "units_sold": units,
+                "page_views": views,
+                "avg_page_visitors": visitors,
+            })
+        })
+        .collect();
+    let body = json!({
+        "performance": { "intervals": intervals },
+        "latest_available_date": d.latest.to_string(),
+    });
+    Ok(serde_json::to_vec(&body).expect("serializable"))
+}
+
+/// `GET /analytics/202509/shop_skus/{sku_id}/performance`: one SKU's days.
+pub fn sku_detail(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let shop = ctx.shop.unwrap_or(0);
+    let ds: &Dataset = &sb.data;
+    let (cur, rate) = currency(sb, ctx, shop)?;
+    let id = ctx.params.get("sku_id").map_or("", String::as_str);
+    let k = ds
+        .skus
+        .iter()
+        .position(|s| s.id == id && ds.products[s.product as usize].shop == shop)
+        .ok_or_else(|| ApiFault::param(format_args!("sku_id {id:?} is not a SKU of this shop")))?
+        as u32;
+    let (d, days, daily) = detail_days(sb, ctx, shop)?;
+    let sales = item_sales(ds, &ctx.view, shop, &days, |it| it.sku == k);
+    let by_day: BTreeMap<NaiveDate, DaySales> = days.iter().copied().zip(sales).collect();
+    let region = ds.shops[shop].region;
+    let intervals: Vec<Value> = grouped(&days, daily)
+        .into_iter()
+        .map(|span| {
+            let s = span.iter().fold(DaySales::default(), |a, day| {
+                let b = by_day[day];
+                DaySales {
+                    orders: a.orders + b.orders,
+                    units: a.units + b.units,
+                    gmv: a.gmv + b.gmv,
+                }
+            });
+            json!({
+                "start_date": span[0].to_string(),
+                "end_date": span[span.len() - 1].succ_opt().map(|d| d.to_string()),
+                "gmv": money(s.gmv, region.minor_digits, cur, rate),
+                "sku_orders": s.orders,
+                "units_sold": s.units,
+            })
+        })
+        .collect();
+    let body = json!({
+        "performance": { "intervals": intervals },
+        "latest_available_date": d.latest.to_string(),
+    });
+    Ok(serde_json::to_vec(&body).expect("serializable"))
 }

@@ -339,6 +339,8 @@ pub struct Dataset {
     pub product_index: HashMap<String, u32>,
     /// Shop cipher → index.
     pub cipher_index: HashMap<String, usize>,
+    /// LIVE sessions and videos, and which orders they drove.
+    pub content: super::content::Content,
 }
 
 const HOUR_WEIGHTS: [f64; 24] = [
@@ -591,7 +593,15 @@ impl Dataset {
             .enumerate()
             .map(|(i, s)| (s.cipher.clone(), i))
             .collect();
+        let content = super::content::Content::generate(
+            config.seed,
+            &shops,
+            &products,
+            config.clock - (i64::from(config.days) + 1) * 86_400,
+            config.clock + 86_400,
+        );
         Dataset {
+            content,
             config,
             shops,
             products,

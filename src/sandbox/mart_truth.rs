@@ -90,6 +90,12 @@ pub struct MartTruth {
     visitors: u64,
     /// Orders the analytics reports count (paid by the clock, placed before today).
     report_orders: u64,
+    /// LIVE sessions with what they drove.
+    lives: Vec<super::media::LiveTruth>,
+    /// Σ video views over the reported days, and the paid orders and GMV videos drove.
+    video_views: u64,
+    video_orders: u64,
+    video_gmv: String,
 }
 
 /// The marts' truth for shop `si` as of the view's clock.
@@ -175,6 +181,7 @@ pub fn truth(ds: &Dataset, view: &View, si: usize) -> MartTruth {
             .and_modify(|m| *m = (*m).min(month))
             .or_insert(month);
     }
+    let (video_views, video_orders, video_gmv) = super::media::video_totals(ds, view, si);
     let skus = ds
         .products
         .iter()
@@ -206,6 +213,10 @@ pub fn truth(ds: &Dataset, view: &View, si: usize) -> MartTruth {
         as_of: as_of.to_string(),
         visitors: super::analytics::visitors_total(ds, view, si),
         report_orders,
+        lives: super::media::live_truth(ds, view, si),
+        video_views,
+        video_orders,
+        video_gmv: money(video_gmv),
         days: days
             .into_iter()
             .map(|(date, (mut d, refunded))| {

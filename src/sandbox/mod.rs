@@ -8,6 +8,7 @@
 
 pub mod analytics;
 mod catalog;
+mod content;
 pub mod data;
 pub mod drift;
 mod engagement;
@@ -17,6 +18,7 @@ mod fulfillment;
 pub mod gate;
 mod logistics;
 mod mart_truth;
+mod media;
 mod oauth;
 mod orders;
 mod paging;
@@ -326,6 +328,66 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
         "/analytics/202510/shop/performance/{date}/performance_per_hour",
         Auth::Api(Scope::Shop),
         analytics::shop_performance_per_hour,
+    ),
+    (
+        Method::GET,
+        "/analytics/202509/shop_lives/performance",
+        Auth::Api(Scope::Shop),
+        media::live_list,
+    ),
+    (
+        Method::GET,
+        "/analytics/202510/shop_lives/{live_id}/performance_per_minutes",
+        Auth::Api(Scope::Shop),
+        media::live_minutes,
+    ),
+    (
+        Method::GET,
+        "/analytics/202512/shop/{live_id}/products_performance",
+        Auth::Api(Scope::Shop),
+        media::live_products,
+    ),
+    (
+        Method::GET,
+        "/analytics/202509/shop_videos/performance",
+        Auth::Api(Scope::Shop),
+        media::video_list,
+    ),
+    (
+        Method::GET,
+        "/analytics/202509/shop_videos/{video_id}/performance",
+        Auth::Api(Scope::Shop),
+        media::video_detail,
+    ),
+    (
+        Method::GET,
+        "/analytics/202509/shop_videos/{video_id}/products/performance",
+        Auth::Api(Scope::Shop),
+        media::video_products,
+    ),
+    (
+        Method::GET,
+        "/analytics/202509/shop_videos/overview_performance",
+        Auth::Api(Scope::Shop),
+        media::video_overview,
+    ),
+    (
+        Method::GET,
+        "/analytics/202509/shop_lives/overview_performance",
+        Auth::Api(Scope::Shop),
+        media::live_overview,
+    ),
+    (
+        Method::GET,
+        "/analytics/202509/shop_products/{product_id}/performance",
+        Auth::Api(Scope::Shop),
+        analytics::product_detail,
+    ),
+    (
+        Method::GET,
+        "/analytics/202509/shop_skus/{sku_id}/performance",
+        Auth::Api(Scope::Shop),
+        analytics::sku_detail,
     ),
     (
         Method::GET,

@@ -383,6 +383,8 @@ struct LineItemJson<'a> {
     rts_time: Option<i64>,
     cancel_user: Option<&'static str>,
     is_gift: bool,
+    /// The LIVE session the order came from.
+    room_id: Option<&'a str>,
 }
 
 /// The order shape of search and detail (a faithful subset of the official sample).
@@ -497,6 +499,7 @@ pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
     } else {
         None
     };
+    let room = ds.content.live_of(ds.config.seed, o).map(|s| s.id.as_str());
     let line_items = items
         .iter()
         .enumerate()
@@ -525,6 +528,7 @@ pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
                 rts_time: seen(o.ev.rts),
                 cancel_user: initiator,
                 is_gift: false,
+                room_id: room,
             }
         })
         .collect();

@@ -172,6 +172,7 @@ pub(super) async fn truth(
             ("withdrawals", finance.withdrawals),
             ("unsettled_transactions", finance.unsettled_transactions),
         ]);
+        tables.extend(super::media::truth(ds, &view, si));
         tables.extend(
             analytics
                 .iter()

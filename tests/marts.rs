@@ -782,6 +782,67 @@ async fn every_mart_matches_the_sandbox_truth() {
             "shop {sid}: videos drove no orders"
         );
         checked.insert("video_performance");
+
+        // Promotions: each activity's orders, units, GMV and discount cost while it ran.
+        let want: BTreeMap<String, (u64, u64, i128, i128)> = s.t["marts"]["promotions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["id"].as_str().unwrap().to_string(),
+                    (
+                        u(&p["orders"]),
+                        u(&p["units"]),
+                        micros(p["gmv"].as_str().unwrap()),
+                        micros(p["discount"].as_str().unwrap()),
+                    ),
+                )
+            })
+            .collect();
+        assert!(
+            want.values().any(|v| v.0 > 0),
+            "shop {sid}: no promotion sold anything"
+        );
+        let got = rows(&app, &format!("select activity_id, orders, units, gmv, discount_cost from marts.promotion_performance where {w}")).await;
+        let got: BTreeMap<String, (u64, u64, i128, i128)> = got
+            .iter()
+            .map(|r| {
+                (
+                    r[0].clone(),
+                    (
+                        r[1].parse().unwrap(),
+                        r[2].parse().unwrap(),
+                        micros(&r[3]),
+                        micros(&r[4]),
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "shop {sid}: promotion_performance");
+        checked.insert("promotion_performance");
+
+        // Customer service: conversations, answered ones and their mean first response.
+        let got = rows(&app, &format!("select sum(conversations), sum(answered), sum(avg_first_response_minutes * answered) * 60 from marts.customer_service where {w}")).await;
+        assert_eq!(
+            got[0][0].parse::<u64>().unwrap(),
+            u(&s.t["marts"]["cs_conversations"]),
+            "shop {sid}: conversations"
+        );
+        assert_eq!(
+            got[0][1].parse::<u64>().unwrap(),
+            u(&s.t["marts"]["cs_answered"]),
+            "shop {sid}: answered"
+        );
+        let seconds: f64 = got[0][2].parse().unwrap();
+        assert!(
+            close(
+                seconds,
+                s.t["marts"]["cs_first_response_seconds"].as_i64().unwrap() as f64
+            ),
+            "shop {sid}: first response seconds {seconds}"
+        );
+        checked.insert("customer_service");
     }
     // The slow-mover rule must have something to decide on, or the comparison proves little.
     assert!(slow > 0, "no slow movers in any shop");

@@ -96,6 +96,12 @@ pub struct MartTruth {
     video_views: u64,
     video_orders: u64,
     video_gmv: String,
+    /// Discount activities with what their products sold while they ran.
+    promotions: Vec<super::promotion::PromotionTruth>,
+    /// Conversations opened by the clock, answered ones, Σ first-response seconds.
+    cs_conversations: u64,
+    cs_answered: u64,
+    cs_first_response_seconds: i64,
 }
 
 /// The marts' truth for shop `si` as of the view's clock.
@@ -182,6 +188,8 @@ pub fn truth(ds: &Dataset, view: &View, si: usize) -> MartTruth {
             .or_insert(month);
     }
     let (video_views, video_orders, video_gmv) = super::media::video_totals(ds, view, si);
+    let (cs_conversations, cs_answered, cs_first_response_seconds) =
+        super::service::totals(ds, view, si);
     let skus = ds
         .products
         .iter()
@@ -217,6 +225,10 @@ pub fn truth(ds: &Dataset, view: &View, si: usize) -> MartTruth {
         video_views,
         video_orders,
         video_gmv: money(video_gmv),
+        promotions: super::promotion::performance_truth(ds, view, si),
+        cs_conversations,
+        cs_answered,
+        cs_first_response_seconds,
         days: days
             .into_iter()
             .map(|(date, (mut d, refunded))| {

@@ -23,9 +23,11 @@ mod oauth;
 mod orders;
 mod paging;
 mod products;
+mod promotion;
 mod returns;
 pub mod rng;
 mod seller;
+mod service;
 mod truth;
 
 use std::collections::HashMap;
@@ -220,6 +222,60 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
         "/product/202502/products/search",
         Auth::Api(Scope::Shop),
         products::search,
+    ),
+    (
+        Method::POST,
+        "/promotion/202309/activities/search",
+        Auth::Api(Scope::Shop),
+        promotion::search_activities,
+    ),
+    (
+        Method::GET,
+        "/promotion/202309/activities/{activity_id}",
+        Auth::Api(Scope::Shop),
+        promotion::get_activity,
+    ),
+    (
+        Method::POST,
+        "/promotion/202406/coupons/search",
+        Auth::Api(Scope::Shop),
+        promotion::search_coupons,
+    ),
+    (
+        Method::GET,
+        "/promotion/202406/coupons/{coupon_id}",
+        Auth::Api(Scope::Shop),
+        promotion::get_coupon,
+    ),
+    (
+        Method::GET,
+        "/customer_service/202309/conversations",
+        Auth::Api(Scope::Shop),
+        service::list_conversations,
+    ),
+    (
+        Method::GET,
+        "/customer_service/202309/conversations/{conversation_id}/messages",
+        Auth::Api(Scope::Shop),
+        service::messages,
+    ),
+    (
+        Method::GET,
+        "/customer_service/202601/conversations/{conversation_id}",
+        Auth::Api(Scope::Shop),
+        service::get_conversation,
+    ),
+    (
+        Method::GET,
+        "/customer_service/202309/agents/settings",
+        Auth::Api(Scope::Shop),
+        service::agent_settings,
+    ),
+    (
+        Method::GET,
+        "/customer_service/202407/performance",
+        Auth::Api(Scope::Shop),
+        service::performance,
     ),
     (
         Method::POST,

@@ -173,6 +173,8 @@ pub(super) async fn truth(
             ("unsettled_transactions", finance.unsettled_transactions),
         ]);
         tables.extend(super::media::truth(ds, &view, si));
+        tables.extend(super::promotion::truth(ds, si, view.clock));
+        tables.extend(super::service::truth(ds, &view, si));
         tables.extend(
             analytics
                 .iter()

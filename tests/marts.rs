@@ -843,6 +843,57 @@ async fn every_mart_matches_the_sandbox_truth() {
             "shop {sid}: first response seconds {seconds}"
         );
         checked.insert("customer_service");
+
+        // Affiliates: per creator, the orders, units, GMV and commission they brought.
+        let want: BTreeMap<String, (u64, u64, i128, i128)> = s.t["marts"]["creators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap().to_string(),
+                    (
+                        u(&c["orders"]),
+                        u(&c["units"]),
+                        micros(c["gmv"].as_str().unwrap()),
+                        micros(c["commission"].as_str().unwrap()),
+                    ),
+                )
+            })
+            .filter(|(_, v)| v.0 > 0)
+            .collect();
+        assert!(!want.is_empty(), "shop {sid}: no affiliate orders");
+        let got = rows(&app, &format!("select creator_id, sum(orders), sum(units), sum(gmv), sum(estimated_commission) from marts.creator_performance where {w} group by creator_id")).await;
+        let got: BTreeMap<String, (u64, u64, i128, i128)> = got
+            .iter()
+            .map(|r| {
+                (
+                    r[0].clone(),
+                    (
+                        r[1].parse().unwrap(),
+                        r[2].parse().unwrap(),
+                        micros(&r[3]),
+                        micros(&r[4]),
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "shop {sid}: creator_performance");
+        checked.insert("creator_performance");
+        let got = rows(&app, &format!("select sum(affiliate_orders), sum(affiliate_gmv), sum(estimated_commission) from marts.affiliate_commissions where {w}")).await;
+        let total = want.values().fold((0u64, 0i128, 0i128), |a, v| {
+            (a.0 + v.0, a.1 + v.2, a.2 + v.3)
+        });
+        assert_eq!(
+            (
+                got[0][0].parse::<u64>().unwrap(),
+                micros(&got[0][1]),
+                micros(&got[0][2])
+            ),
+            total,
+            "shop {sid}: affiliate_commissions"
+        );
+        checked.insert("affiliate_commissions");
     }
     // The slow-mover rule must have something to decide on, or the comparison proves little.
     assert!(slow > 0, "no slow movers in any shop");

@@ -58,6 +58,16 @@ pub struct SkuTruth {
     listed_days: i64,
 }
 
+/// A creator and what they brought (not-cancelled orders).
+#[derive(Serialize)]
+pub struct CreatorTruth {
+    id: String,
+    orders: u64,
+    units: u64,
+    gmv: String,
+    commission: String,
+}
+
 /// One shop-local month of buyers (not-cancelled orders).
 #[derive(Serialize)]
 pub struct MonthTruth {
@@ -96,6 +106,8 @@ pub struct MartTruth {
     video_views: u64,
     video_orders: u64,
     video_gmv: String,
+    /// Creators with the not-cancelled orders they brought.
+    creators: Vec<CreatorTruth>,
     /// Discount activities with what their products sold while they ran.
     promotions: Vec<super::promotion::PromotionTruth>,
     /// Conversations opened by the clock, answered ones, Σ first-response seconds.
@@ -226,6 +238,21 @@ pub fn truth(ds: &Dataset, view: &View, si: usize) -> MartTruth {
         video_orders,
         video_gmv: money(video_gmv),
         promotions: super::promotion::performance_truth(ds, view, si),
+        creators: super::affiliate::creators(ds, si)
+            .iter()
+            .enumerate()
+            .map(|(k, c)| {
+                let (orders, units, gmv, commission) =
+                    super::affiliate::creator_sales(ds, view, si, k);
+                CreatorTruth {
+                    id: c.id.clone(),
+                    orders,
+                    units,
+                    gmv: money(gmv),
+                    commission: money(commission),
+                }
+            })
+            .collect(),
         cs_conversations,
         cs_answered,
         cs_first_response_seconds,

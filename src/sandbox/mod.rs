@@ -6,6 +6,7 @@
 //! (the data clock), `GET /__sandbox/stats` (requests and handler CPU per endpoint),
 //! `GET /healthz`, and the consent page `GET /oauth/authorize`.
 
+mod affiliate;
 pub mod analytics;
 mod catalog;
 mod content;
@@ -222,6 +223,30 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
         "/product/202502/products/search",
         Auth::Api(Scope::Shop),
         products::search,
+    ),
+    (
+        Method::POST,
+        "/affiliate_seller/202410/orders/search",
+        Auth::Api(Scope::Shop),
+        affiliate::search_orders,
+    ),
+    (
+        Method::POST,
+        "/affiliate_seller/202508/marketplace_creators/search",
+        Auth::Api(Scope::Shop),
+        affiliate::search_creators,
+    ),
+    (
+        Method::GET,
+        "/affiliate_seller/202508/marketplace_creators/{creator_user_id}",
+        Auth::Api(Scope::Shop),
+        affiliate::get_creator,
+    ),
+    (
+        Method::POST,
+        "/affiliate_seller/202412/open_collaborations/search",
+        Auth::Api(Scope::Shop),
+        affiliate::search_open_collaborations,
     ),
     (
         Method::POST,

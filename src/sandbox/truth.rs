@@ -174,6 +174,7 @@ pub(super) async fn truth(
         ]);
         tables.extend(super::media::truth(ds, &view, si));
         tables.extend(super::promotion::truth(ds, si, view.clock));
+        tables.extend(super::affiliate::truth(ds, &view, si));
         tables.extend(super::service::truth(ds, &view, si));
         tables.extend(
             analytics

@@ -315,7 +315,7 @@ async fn edits_failures_parallelism_sql_tests_and_docs() {
         md.contains("| create_date | Date32 | Shop-local date the order was placed. |"),
         "raw column docs"
     );
-    assert!(md.contains("- read by: marts.anomalies_daily, marts.gmv_forecast, marts.gmv_monthly, marts.gmv_weekly, marts.kpi_summary"));
+    assert!(md.contains("- read by: marts.affiliate_commissions, marts.anomalies_daily, marts.gmv_forecast, marts.gmv_monthly, marts.gmv_weekly, marts.kpi_summary"));
     assert!(
         md.contains("  staging.stg_orders --> marts.gmv_daily"),
         "lineage graph"

@@ -59,13 +59,21 @@ fn conversation_id(o: &Order) -> String {
 
 /// The shop's conversations opened by `clock`: (order index, messages so far).
 fn conversations(ds: &Dataset, view: &super::data::View, shop: usize) -> Vec<(u32, Vec<Message>)> {
-    view.shops[shop]
-        .by_create
+    opened_between(ds, view, shop, i64::MIN, i64::MAX)
+}
+
+/// The shop's conversations opened in `[from, to)` by `clock`. A conversation opens at most
+/// 3 days after its order, so only orders placed from 3 days before `from` are looked at.
+fn opened_between(ds: &Dataset, view: &super::data::View, shop: usize, from: i64, to: i64) -> Vec<(u32, Vec<Message>)> {
+    let idx = &view.shops[shop].by_create;
+    let lo = idx.partition_point(|&(t, _)| t < from.saturating_sub(3 * 86_400));
+    let hi = idx.partition_point(|&(t, _)| t < to);
+    idx[lo..hi]
         .iter()
         .filter_map(|&(_, i)| {
             let mut m = conversation(ds, &ds.orders[i as usize])?;
             m.retain(|(t, _)| *t <= view.clock);
-            (!m.is_empty()).then_some((i, m))
+            (!m.is_empty() && m[0].0 >= from && m[0].0 < to).then_some((i, m))
         })
         .collect()
 }
@@ -194,10 +202,7 @@ fn day_stats(
     let region = ds.shops[shop].region;
     let (from, to) = (local_midnight(region, start), local_midnight(region, end));
     let mut s = (0, 0, 0, 0);
-    for (_, m) in conversations(ds, view, shop) {
-        if m[0].0 < from || m[0].0 >= to {
-            continue;
-        }
+    for (_, m) in opened_between(ds, view, shop, from, to) {
         let (first, resolved) = outcome(&m, view.clock);
         s.0 += 1;
         if let Some(f) = first {

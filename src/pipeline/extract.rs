@@ -98,6 +98,55 @@ pub fn windows(from: i64, to: i64, size: i64) -> Vec<Window> {
     out
 }
 
+/// The (start, end) params of each call a window makes: one call for the whole window, or
+/// one per `window.per_call` (reports answer one aggregate per call, so a daily report is
+/// one call per day; every call of a window still lands in one commit). Local-date windows
+/// step through whole shop-local days; a window shorter than one makes no call.
+fn call_ranges(
+    w: Option<&crate::pipeline::spec::WindowSpec>,
+    window: Window,
+    tz: chrono_tz::Tz,
+) -> Vec<(Value, Value)> {
+    let Some(w) = w else {
+        return vec![(Value::Null, Value::Null)];
+    };
+    let step = w.per_call.map(|d| d.as_secs() as i64);
+    match w.format {
+        WindowFormat::Unix => {
+            let parts = match step {
+                Some(step) => windows(window.from, window.to, step),
+                None => vec![window],
+            };
+            parts
+                .into_iter()
+                .map(|p| {
+                    let end = if w.end_inclusive { p.to - 1 } else { p.to };
+                    (p.from.into(), end.into())
+                })
+                .collect()
+        }
+        WindowFormat::LocalDate => {
+            let day = |t: i64| {
+                use chrono::TimeZone;
+                tz.timestamp_opt(t, 0)
+                    .single()
+                    .map(|d| d.date_naive())
+                    .unwrap_or_default()
+            };
+            let (s, e) = (day(window.from), day(window.to));
+            let days = step.map_or(i64::MAX, |st| (st / 86_400).max(1));
+            let mut out = Vec::new();
+            let mut d = s;
+            while d < e {
+                let next = (d + chrono::Duration::days(days.min((e - d).num_days()))).min(e);
+                out.push((d.to_string().into(), next.to_string().into()));
+                d = next;
+            }
+            out
+        }
+    }
+}
+
 /// What one window landed.
 #[derive(Debug, Clone, Default)]
 pub struct WindowReport {
@@ -335,116 +384,104 @@ impl Extractor {
             .iter()
             .filter_map(|d| d.detail.as_ref().map(|x| x.id_field.clone()))
             .collect();
-        let mut ids: Vec<Vec<String>> = vec![Vec::new(); detail_streams.len()];
+        // Ids for each detail stream, with the call (index into `calls`) that listed them.
+        let mut ids: Vec<Vec<(usize, String)>> = vec![Vec::new(); detail_streams.len()];
 
-        // 1-2: list pages → batches.
+        // 1-2: list pages → batches, one call (or paged walk) per range in `calls`.
         let mut body = serde_json::Map::new();
         for (k, v) in &stream.body {
             body.insert(k.clone(), toml_to_json(v));
         }
-        let mut req_query = Vec::new();
         let w = stream.window.as_ref();
-        // A local-date window shorter than a whole local day asks for nothing.
-        let mut nothing_to_ask = false;
-        let mut stamp = serde_json::Map::new();
-        // The window as query text, for detail streams that ask for the same days.
-        let mut window_params: Vec<(String, String)> = Vec::new();
-        if let Some(w) = w {
-            let end = if w.end_inclusive {
-                window.to - 1
-            } else {
-                window.to
-            };
-            let (start, end): (Value, Value) = match w.format {
-                WindowFormat::Unix => (window.from.into(), end.into()),
-                WindowFormat::LocalDate => {
-                    let day = |t: i64| {
-                        use chrono::TimeZone;
-                        ctx.tz
-                            .timestamp_opt(t, 0)
-                            .single()
-                            .map(|d| d.date_naive())
-                            .unwrap_or_default()
-                    };
-                    let (s, e) = (day(window.from), day(window.to));
-                    nothing_to_ask = s >= e;
-                    (s.to_string().into(), e.to_string().into())
-                }
-            };
-            if w.stamp {
-                stamp.insert(w.start_param.clone(), start.clone());
-                stamp.insert(w.end_param.clone(), end.clone());
-            }
-            let text = |v: &Value| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            window_params.push((w.start_param.clone(), text(&start)));
-            window_params.push((w.end_param.clone(), text(&end)));
-            match w.params_in {
-                ParamsIn::Body => {
-                    body.insert(w.start_param.clone(), start);
-                    body.insert(w.end_param.clone(), end);
-                }
-                ParamsIn::Query => req_query.extend(window_params.iter().cloned()),
-            }
-        }
-        let mut req = self.base_request(stream, shop, body);
-        for (k, v) in req_query {
-            req = req.query(k, v);
-        }
-        let mut pages = 0u32;
-        let mut on_records = |records: &[Value], page: u32, request_id: &str| -> Result<()> {
-            let stamped: Vec<Value>;
-            let records = if stamp.is_empty() {
-                records
-            } else {
-                stamped = records
-                    .iter()
-                    .map(|r| {
-                        let mut r = r.clone();
-                        if let Some(o) = r.as_object_mut() {
-                            o.extend(stamp.clone());
-                        }
-                        r
-                    })
-                    .collect();
-                &stamped
-            };
-            conv.push_page(records, &ctx, request_id)
-                .map_err(|source| PipelineError::Convert {
-                    page,
-                    request_id: request_id.to_string(),
-                    source,
-                })?;
-            for (i, f) in id_fields.iter().enumerate() {
-                ids[i].extend(records.iter().filter_map(|r| record_id(r, f)));
-            }
-            Ok(())
+        let calls = call_ranges(w, window, ctx.tz);
+        let text = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
         };
-        match stream.pagination {
-            _ if nothing_to_ask => {}
-            Pagination::None => {
-                let resp = self.client.send(&req).await?;
-                let records = records_of(resp.data, &stream.records);
-                on_records(&records, 0, &resp.request_id)?;
-                pages += 1;
-            }
-            _ => {
-                let spec = page_spec(stream, req);
-                let mut s = std::pin::pin!(paginate::pages(self.client.clone(), spec));
-                while let Some(page) = s.try_next().await? {
-                    if let (0, Some(total), Some(max)) =
-                        (page.index, page.total, w.and_then(|w| w.max_records))
-                    {
-                        // Split windows longer than one second; a single busier second lands whole.
-                        if total > max && window.to - window.from > 1 {
-                            return Err(PipelineError::WindowTooLarge { total, max });
-                        }
+        let mut pages = 0u32;
+        // Per call: the window params as query text, for detail streams asking the same days.
+        let mut call_params: Vec<Vec<(String, String)>> = Vec::new();
+        for (call, (start, end)) in calls.iter().enumerate() {
+            let mut body = body.clone();
+            let mut req_query = Vec::new();
+            let mut stamp = serde_json::Map::new();
+            let mut params = Vec::new();
+            if let Some(w) = w {
+                if w.stamp {
+                    stamp.insert(w.start_param.clone(), start.clone());
+                    stamp.insert(w.end_param.clone(), end.clone());
+                }
+                params.push((w.start_param.clone(), text(start)));
+                params.push((w.end_param.clone(), text(end)));
+                match w.params_in {
+                    ParamsIn::Body => {
+                        body.insert(w.start_param.clone(), start.clone());
+                        body.insert(w.end_param.clone(), end.clone());
                     }
-                    self.check_stop()?;
-                    on_records(&page.records, page.index, &page.request_id)?;
+                    ParamsIn::Query => req_query.extend(params.iter().cloned()),
+                }
+            }
+            call_params.push(params);
+            let mut req = self.base_request(stream, shop, body);
+            for (k, v) in req_query {
+                req = req.query(k, v);
+            }
+            let mut on_records = |records: &[Value], page: u32, request_id: &str| -> Result<()> {
+                let stamped: Vec<Value>;
+                let records = if stamp.is_empty() {
+                    records
+                } else {
+                    stamped = records
+                        .iter()
+                        .map(|r| {
+                            let mut r = r.clone();
+                            if let Some(o) = r.as_object_mut() {
+                                o.extend(stamp.clone());
+                            }
+                            r
+                        })
+                        .collect();
+                    &stamped
+                };
+                conv.push_page(records, &ctx, request_id)
+                    .map_err(|source| PipelineError::Convert {
+                        page,
+                        request_id: request_id.to_string(),
+                        source,
+                    })?;
+                for (i, f) in id_fields.iter().enumerate() {
+                    ids[i].extend(
+                        records
+                            .iter()
+                            .filter_map(|r| record_id(r, f))
+                            .map(|id| (call, id)),
+                    );
+                }
+                Ok(())
+            };
+            match stream.pagination {
+                Pagination::None => {
+                    let resp = self.client.send(&req).await?;
+                    let records = records_of(resp.data, &stream.records);
+                    on_records(&records, pages, &resp.request_id)?;
                     pages += 1;
+                }
+                _ => {
+                    let spec = page_spec(stream, req);
+                    let mut s = std::pin::pin!(paginate::pages(self.client.clone(), spec));
+                    while let Some(page) = s.try_next().await? {
+                        if let (0, Some(total), Some(max)) =
+                            (page.index, page.total, w.and_then(|w| w.max_records))
+                        {
+                            // Split windows longer than one second; a single busier second lands whole.
+                            if total > max && window.to - window.from > 1 {
+                                return Err(PipelineError::WindowTooLarge { total, max });
+                            }
+                        }
+                        self.check_stop()?;
+                        on_records(&page.records, page.index, &page.request_id)?;
+                        pages += 1;
+                    }
                 }
             }
         }
@@ -452,23 +489,50 @@ impl Extractor {
             tables: conv.finish(),
             pages,
         };
-        debug!(pages, "list pages fetched");
+        debug!(pages, calls = calls.len(), "list pages fetched");
 
         // 3: detail streams for the ids seen, then their own detail streams for the ids
-        // those calls returned (a delivery option's shipping providers), breadth first.
-        let mut detail_batches = Vec::new();
-        let mut pending: std::collections::VecDeque<(&StreamSpec, Vec<String>)> =
-            detail_streams.iter().copied().zip(ids).collect();
-        while let Some((d, mut ids)) = pending.pop_front() {
+        // those calls returned (a delivery option's shipping providers), breadth first. A
+        // detail stream that asks for its parent's window gets the ids of each call with
+        // that call's dates; the others get all ids once.
+        let mut detail_batches: BTreeMap<(String, String), Vec<arrow::array::RecordBatch>> =
+            BTreeMap::new();
+        let mut detail_order: Vec<&StreamSpec> = Vec::new();
+        let mut pending: std::collections::VecDeque<(
+            &StreamSpec,
+            Vec<String>,
+            Vec<(String, String)>,
+        )> = std::collections::VecDeque::new();
+        for (d, listed) in detail_streams.iter().copied().zip(ids) {
+            if d.detail.as_ref().is_some_and(|x| x.window) {
+                let mut by_call: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+                for (call, id) in listed {
+                    by_call.entry(call).or_default().push(id);
+                }
+                for (call, ids) in by_call {
+                    pending.push_back((d, ids, call_params[call].clone()));
+                }
+            } else {
+                let all = listed.into_iter().map(|(_, id)| id).collect();
+                pending.push_back((d, all, Vec::new()));
+            }
+        }
+        while let Some((d, mut ids, params)) = pending.pop_front() {
             ids.sort();
             ids.dedup();
             self.check_stop()?;
-            let (f, deeper) = self
-                .fetch_details(shop, d, &ids, &ctx, &window_params)
-                .await?;
+            let (f, deeper) = self.fetch_details(shop, d, &ids, &ctx, &params).await?;
             fetched.pages += f.pages;
-            detail_batches.push((d, f.tables));
-            pending.extend(deeper);
+            if !detail_order.iter().any(|x| x.name == d.name) {
+                detail_order.push(d);
+            }
+            for (t, b) in f.tables {
+                detail_batches
+                    .entry((d.name.clone(), t))
+                    .or_default()
+                    .push(b);
+            }
+            pending.extend(deeper.into_iter().map(|(k, ids)| (k, ids, params.clone())));
         }
 
         // Past this point the window commits whole even when a shutdown is asked for.
@@ -491,9 +555,18 @@ impl Extractor {
             .expect("converter yields the main table");
         let own = app_id(&stream.name, &shop.id);
         let mut commits = Vec::new();
-        for (d, tables) in detail_batches {
+        for d in detail_order {
             let app = app_id(&d.name, &shop.id);
-            commits.extend(tables.into_iter().map(|(t, b)| (t, b, app.clone())));
+            let mine: Vec<(String, Vec<arrow::array::RecordBatch>)> = detail_batches
+                .iter()
+                .filter(|((stream, _), _)| stream == &d.name)
+                .map(|((_, t), b)| (t.clone(), b.clone()))
+                .collect();
+            for (t, batches) in mine {
+                let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches)
+                    .map_err(|e| PipelineError::Invalid(format!("{}: {e}", d.name)))?;
+                commits.push((t, batch, app.clone()));
+            }
         }
         commits.extend(tables.into_iter().map(|(t, b)| (t, b, own.clone())));
         commits.push((main, main_batch, own));
@@ -825,6 +898,49 @@ mod tests {
             ]
         );
         assert!(windows(5, 5, 10).is_empty());
+    }
+
+    #[test]
+    fn per_call_ranges_step_through_local_days() {
+        use crate::pipeline::spec::{WindowFormat, WindowSpec};
+        let spec = |per_call: Option<u64>| WindowSpec {
+            start_param: "start_date_ge".into(),
+            end_param: "end_date_lt".into(),
+            end_inclusive: false,
+            params_in: ParamsIn::Query,
+            size: std::time::Duration::from_secs(30 * 86_400),
+            max_records: None,
+            lookback: None,
+            format: WindowFormat::LocalDate,
+            stamp: true,
+            full_history: false,
+            per_call: per_call.map(std::time::Duration::from_secs),
+        };
+        let tz: chrono_tz::Tz = "Europe/London".parse().unwrap();
+        // 2026-10-20 00:00 to 2026-10-28 00:00 London: the clocks go back on the 25th.
+        let w = Window {
+            from: 1_792_450_800,
+            to: 1_793_145_600,
+        };
+        let days = call_ranges(Some(&spec(Some(86_400))), w, tz);
+        let starts: Vec<String> = days
+            .iter()
+            .map(|(s, _)| s.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(starts.len(), 8, "{starts:?}");
+        assert_eq!(starts[0], "2026-10-20");
+        assert_eq!(starts[7], "2026-10-27");
+        assert!(
+            days.windows(2).all(|p| p[0].1 == p[1].0),
+            "contiguous: {days:?}"
+        );
+        // Without per_call: one call for the window; a window inside one day: no call.
+        assert_eq!(call_ranges(Some(&spec(None)), w, tz).len(), 1);
+        let short = Window {
+            from: w.from,
+            to: w.from + 3_600,
+        };
+        assert!(call_ranges(Some(&spec(Some(86_400))), short, tz).is_empty());
     }
 
     #[test]

@@ -97,6 +97,11 @@ pub struct WindowSpec {
     /// catalog costs a few empty windows). Runs from a cursor are unaffected.
     #[serde(default)]
     pub full_history: bool,
+    /// Ask for this much per call inside a window (`"1day"`): date-range reports answer one
+    /// aggregate per call, so a daily report needs a call per day — but the window's calls
+    /// still land in one commit, so a year is 13 commits, not 365.
+    #[serde(default, deserialize_with = "humantime_serde_shim::option")]
+    pub per_call: Option<Duration>,
 }
 
 /// Where a `full_history` stream's backfill starts: 2016-01-01, before TikTok Shop.

@@ -64,7 +64,13 @@ fn conversations(ds: &Dataset, view: &super::data::View, shop: usize) -> Vec<(u3
 
 /// The shop's conversations opened in `[from, to)` by `clock`. A conversation opens at most
 /// 3 days after its order, so only orders placed from 3 days before `from` are looked at.
-fn opened_between(ds: &Dataset, view: &super::data::View, shop: usize, from: i64, to: i64) -> Vec<(u32, Vec<Message>)> {
+fn opened_between(
+    ds: &Dataset,
+    view: &super::data::View,
+    shop: usize,
+    from: i64,
+    to: i64,
+) -> Vec<(u32, Vec<Message>)> {
     let idx = &view.shops[shop].by_create;
     let lo = idx.partition_point(|&(t, _)| t < from.saturating_sub(3 * 86_400));
     let hi = idx.partition_point(|&(t, _)| t < to);

@@ -191,32 +191,16 @@ async fn reports_match_the_orders_by_shop_local_day() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detail_reports_and_overviews_agree_with_the_lists() {
     let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("project");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for d in ["pipelines", "schemas", "sql"] {
-        copy_dir(&root.join(d), &project.join(d));
-    }
-    let file = project.join("pipelines/analytics.toml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    assert_eq!(
-        text.matches("enabled = false\n").count(),
+    // The four detail reports are off by default; turn them on.
+    let project = copy_project(&dir.path().join("project"));
+    edit_file(
+        &project.join("pipelines/analytics.toml"),
+        "enabled = false\n",
+        "",
         4,
-        "the four detail reports are off by default"
     );
-    std::fs::write(&file, text.replace("enabled = false\n", "")).unwrap();
-
     let sb = start(small(2, 2_000)).await;
-    let mut config = shoplake::config::Config::default();
-    config.project.dir = Some(project.clone());
-    let app = shoplake::app::App::new(config, &dir.path().join("data"))
-        .unwrap()
-        .with_client_config(client_config(&sb));
-    shoplake::api::auth::exchange_and_store(
-        &app.client().unwrap(),
-        shoplake::sandbox::DEFAULT_AUTH_CODE,
-    )
-    .await
-    .unwrap();
+    let app = app_for(&sb, &dir.path().join("data"), Some(&project)).await;
     let clock = shoplake::sandbox::DEFAULT_CLOCK;
     let sum = app
         .backfill(clock - 8 * 86_400, clock + 1, None, Some("analytics"))

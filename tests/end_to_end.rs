@@ -11,23 +11,11 @@ use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
 use futures::TryStreamExt;
 use helpers::*;
-use shoplake::api::auth::exchange_and_store;
 use shoplake::app::App;
-use shoplake::config::Config;
 use shoplake::pipeline::convert::parse_decimal;
 use shoplake::sandbox;
 
 const CLOCK: i64 = sandbox::DEFAULT_CLOCK;
-
-async fn app_for(sb: &sandbox::RunningSandbox, dir: &std::path::Path) -> App {
-    let app = App::new(Config::default(), dir)
-        .unwrap()
-        .with_client_config(client_config(sb));
-    exchange_and_store(&app.client().unwrap(), sandbox::DEFAULT_AUTH_CODE)
-        .await
-        .unwrap();
-    app
-}
 
 async fn fetch(
     client: &mut FlightSqlServiceClient<tonic::transport::Channel>,
@@ -148,7 +136,7 @@ async fn snapshot(app: &App, table: &str, order: &str) -> String {
 async fn backfill_build_serve_equals_ground_truth_and_reruns_change_nothing() {
     let sb = start(small(2, 3000)).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = app_for(&sb, dir.path()).await;
+    let app = app_for(&sb, dir.path(), None).await;
 
     let from = CLOCK - 32 * 86_400;
     let sum = app.backfill(from, CLOCK + 1, None, None).await.unwrap();
@@ -332,7 +320,7 @@ async fn backfill_build_serve_equals_ground_truth_and_reruns_change_nothing() {
 async fn incremental_extract_follows_the_clock_and_replaces_updated_orders() {
     let sb = start(small(2, 2000)).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = app_for(&sb, dir.path()).await;
+    let app = app_for(&sb, dir.path(), None).await;
     let sum = app
         .backfill(CLOCK - 32 * 86_400, CLOCK + 1, None, None)
         .await

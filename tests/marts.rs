@@ -15,23 +15,11 @@ use arrow::array::{Array, RecordBatch};
 use chrono::{Datelike, NaiveDate, Timelike};
 use helpers::*;
 use serde_json::Value;
-use shoplake::api::auth::exchange_and_store;
 use shoplake::app::App;
-use shoplake::config::Config;
 use shoplake::sandbox;
 
 const CLOCK: i64 = sandbox::DEFAULT_CLOCK;
 const DAYS: u32 = 60;
-
-async fn app_for(sb: &sandbox::RunningSandbox, dir: &std::path::Path) -> App {
-    let app = App::new(Config::default(), dir)
-        .unwrap()
-        .with_client_config(client_config(sb));
-    exchange_and_store(&app.client().unwrap(), sandbox::DEFAULT_AUTH_CODE)
-        .await
-        .unwrap();
-    app
-}
 
 /// Rows of a query, every value as a string ("" for NULL).
 async fn rows(app: &App, sql: &str) -> Vec<Vec<String>> {
@@ -158,7 +146,7 @@ async fn every_mart_matches_the_sandbox_truth() {
     cfg.data.days = DAYS;
     let sb = start(cfg).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = app_for(&sb, dir.path()).await;
+    let app = app_for(&sb, dir.path(), None).await;
     let sum = app
         .backfill(
             CLOCK - (i64::from(DAYS) + 2) * 86_400,
@@ -914,7 +902,7 @@ async fn every_mart_matches_the_sandbox_truth() {
 async fn late_evening_orders_count_on_their_local_date_in_every_shop() {
     let sb = start(small(3, 3000)).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = app_for(&sb, dir.path()).await;
+    let app = app_for(&sb, dir.path(), None).await;
     let sum = app
         .backfill(CLOCK - 32 * 86_400, CLOCK + 1, None, None)
         .await

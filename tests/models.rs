@@ -6,38 +6,14 @@
 mod helpers;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use helpers::*;
-use shoplake::api::auth::exchange_and_store;
 use shoplake::app::App;
-use shoplake::config::Config;
 use shoplake::models::{BuildKind, BuildOptions, BuildReport};
 use shoplake::sandbox;
 
 const CLOCK: i64 = sandbox::DEFAULT_CLOCK;
 const DAY: i64 = 86_400;
-
-/// An app over `sb`, with its own copy of the project when `project` is given.
-async fn app_for(sb: &sandbox::RunningSandbox, dir: &Path, project: Option<&Path>) -> App {
-    let mut config = Config::default();
-    config.project.dir = project.map(Path::to_path_buf);
-    let app = App::new(config, dir)
-        .unwrap()
-        .with_client_config(client_config(sb));
-    exchange_and_store(&app.client().unwrap(), sandbox::DEFAULT_AUTH_CODE)
-        .await
-        .unwrap();
-    app
-}
-
-fn copy_project(to: &Path) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for d in ["pipelines", "schemas", "sql"] {
-        copy_dir(&root.join(d), &to.join(d));
-    }
-    to.to_path_buf()
-}
 
 /// No lookback: these builds follow each other within seconds, and the point is to see
 /// exactly which windows changed.

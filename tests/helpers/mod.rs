@@ -377,19 +377,53 @@ pub fn raw_tables(app: &shoplake::app::App) -> Vec<String> {
 /// (e.g. "3days"), so a month is many window jobs.
 pub fn project_with_order_window(size: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
+    copy_project(dir.path());
+    edit_file(
+        &dir.path().join("pipelines/orders.toml"),
+        "size = \"90days\"",
+        &format!("size = \"{size}\""),
+        1,
+    );
+    dir
+}
+
+/// A copy of the project (pipelines/, schemas/, sql/) under `to`.
+pub fn copy_project(to: &std::path::Path) -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     for sub in ["pipelines", "schemas", "sql"] {
-        copy_dir(&root.join(sub), &dir.path().join(sub));
+        copy_dir(&root.join(sub), &to.join(sub));
     }
-    let p = dir.path().join("pipelines").join("orders.toml");
-    let text = std::fs::read_to_string(&p).unwrap();
-    assert!(text.contains("size = \"90days\""));
-    std::fs::write(
-        &p,
-        text.replace("size = \"90days\"", &format!("size = \"{size}\"")),
-    )
-    .unwrap();
-    dir
+    to.to_path_buf()
+}
+
+/// Replaces `from` by `to` in `file`, which must hold it exactly `count` times.
+pub fn edit_file(file: &std::path::Path, from: &str, to: &str, count: usize) {
+    let text = std::fs::read_to_string(file).unwrap();
+    assert_eq!(
+        text.matches(from).count(),
+        count,
+        "{}: `{from}`",
+        file.display()
+    );
+    std::fs::write(file, text.replace(from, to)).unwrap();
+}
+
+/// An app over `sb` with its data in `dir` (and its own project copy when given), its
+/// shops authorized.
+pub async fn app_for(
+    sb: &RunningSandbox,
+    dir: &std::path::Path,
+    project: Option<&std::path::Path>,
+) -> shoplake::app::App {
+    let mut config = shoplake::config::Config::default();
+    config.project.dir = project.map(std::path::Path::to_path_buf);
+    let app = shoplake::app::App::new(config, dir)
+        .unwrap()
+        .with_client_config(client_config(sb));
+    exchange_and_store(&app.client().unwrap(), sandbox::DEFAULT_AUTH_CODE)
+        .await
+        .unwrap();
+    app
 }
 
 /// `shoplake --config <dir>/shoplake.toml --data-dir <dir> ARGS`, with no job backend

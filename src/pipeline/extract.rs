@@ -147,6 +147,9 @@ fn call_ranges(
     }
 }
 
+/// A detail stream's next call group: the stream, its ids, the window params it sends.
+type PendingDetail<'s> = (&'s StreamSpec, Vec<String>, Vec<(String, String)>);
+
 /// What one window landed.
 #[derive(Debug, Clone, Default)]
 pub struct WindowReport {
@@ -498,11 +501,8 @@ impl Extractor {
         let mut detail_batches: BTreeMap<(String, String), Vec<arrow::array::RecordBatch>> =
             BTreeMap::new();
         let mut detail_order: Vec<&StreamSpec> = Vec::new();
-        let mut pending: std::collections::VecDeque<(
-            &StreamSpec,
-            Vec<String>,
-            Vec<(String, String)>,
-        )> = std::collections::VecDeque::new();
+        let mut pending: std::collections::VecDeque<PendingDetail> =
+            std::collections::VecDeque::new();
         for (d, listed) in detail_streams.iter().copied().zip(ids) {
             if d.detail.as_ref().is_some_and(|x| x.window) {
                 let mut by_call: BTreeMap<usize, Vec<String>> = BTreeMap::new();

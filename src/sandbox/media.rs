@@ -156,7 +156,7 @@ pub fn live_list(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
                 "interaction_performance": {
                     "views": unique,
                     "peak_concurrent_viewers": viewers.iter().max().copied().unwrap_or(0),
-                    "avg_viewing_duration": if unique == 0 { 0 } else { viewer_minutes * 60 / unique },
+                    "avg_viewing_duration": (viewer_minutes * 60).checked_div(unique).unwrap_or(0),
                     "likes": likes,
                     "comments": comments,
                     "new_followers": followers,
@@ -222,10 +222,10 @@ pub fn live_products(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let region = ds.shops[shop].region;
     let mut per: BTreeMap<u32, Driven> = BTreeMap::new();
     for (_, o) in paid_orders(ds, &ctx.view, shop, s.start, s.end) {
-        if !ds
+        if ds
             .content
             .live_of(ds.config.seed, o)
-            .is_some_and(|l| l.id == s.id)
+            .is_none_or(|l| l.id != s.id)
         {
             continue;
         }
@@ -690,10 +690,10 @@ pub fn video_products(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let (from, to) = local_span(ds, shop, &days);
     let mut per: BTreeMap<u32, (Driven, std::collections::BTreeSet<u64>)> = BTreeMap::new();
     for (_, o) in paid_orders(ds, &ctx.view, shop, from.max(v.post_time), to) {
-        if !ds
+        if ds
             .content
             .video_of(ds.config.seed, o)
-            .is_some_and(|x| x.id == v.id)
+            .is_none_or(|x| x.id != v.id)
         {
             continue;
         }

@@ -137,7 +137,7 @@ pub fn list_conversations(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> 
     Ok(page_json("conversations", next, total, &list))
 }
 
-fn find<'a>(ds: &'a Dataset, ctx: &Ctx, shop: usize) -> Result<(u32, Vec<Message>), ApiFault> {
+fn find(ds: &Dataset, ctx: &Ctx, shop: usize) -> Result<(u32, Vec<Message>), ApiFault> {
     let id = ctx.params.get("conversation_id").map_or("", String::as_str);
     conversations(ds, &ctx.view, shop)
         .into_iter()

@@ -251,11 +251,16 @@ pub fn shop_performance(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     } else {
         vec![interval(&days)]
     };
+    Ok(report(intervals, d.latest))
+}
+
+/// The body of a date-range report: its intervals and the latest day with data.
+pub(super) fn report(intervals: Vec<Value>, latest: NaiveDate) -> Vec<u8> {
     let body = json!({
         "performance": { "intervals": intervals },
-        "latest_available_date": d.latest.to_string(),
+        "latest_available_date": latest.to_string(),
     });
-    Ok(serde_json::to_vec(&body).expect("serializable"))
+    serde_json::to_vec(&body).expect("serializable")
 }
 
 /// Product or SKU rows of the performance lists.
@@ -585,11 +590,7 @@ pub fn product_detail(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
             })
         })
         .collect();
-    let body = json!({
-        "performance": { "intervals": intervals },
-        "latest_available_date": d.latest.to_string(),
-    });
-    Ok(serde_json::to_vec(&body).expect("serializable"))
+    Ok(report(intervals, d.latest))
 }
 
 /// `GET /analytics/202509/shop_skus/{sku_id}/performance`: one SKU's days.
@@ -628,9 +629,5 @@ pub fn sku_detail(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
             })
         })
         .collect();
-    let body = json!({
-        "performance": { "intervals": intervals },
-        "latest_available_date": d.latest.to_string(),
-    });
-    Ok(serde_json::to_vec(&body).expect("serializable"))
+    Ok(report(intervals, d.latest))
 }

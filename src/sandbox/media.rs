@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 
-use super::analytics::{currency, dates, money, opened, paid_orders, span};
+use super::analytics::{currency, dates, money, opened, paid_orders, report, span};
 use super::content::{LiveSession, Video};
 use super::data::{Dataset, local_date, local_midnight};
 use super::gate::ApiFault;
@@ -387,11 +387,7 @@ pub fn video_detail(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
             )));
         }
     };
-    let body = json!({
-        "performance": { "intervals": intervals },
-        "latest_available_date": d.latest.to_string(),
-    });
-    Ok(serde_json::to_vec(&body).expect("serializable"))
+    Ok(report(intervals, d.latest))
 }
 
 /// Rows a backfill of the whole history lands per media table for shop `shop`.
@@ -621,11 +617,7 @@ pub fn video_overview(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
             "units_sold": sales.units,
         })
     };
-    let body = json!({
-        "performance": { "intervals": intervals(ctx, &days, one)? },
-        "latest_available_date": latest.to_string(),
-    });
-    Ok(serde_json::to_vec(&body).expect("serializable"))
+    Ok(report(intervals(ctx, &days, one)?, latest))
 }
 
 /// `GET /analytics/202509/shop_lives/overview_performance`: all the shop's LIVE sessions.
@@ -658,11 +650,7 @@ pub fn live_overview(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
             "items_sold": sales.units,
         })
     };
-    let body = json!({
-        "performance": { "intervals": intervals(ctx, &days, one)? },
-        "latest_available_date": latest.to_string(),
-    });
-    Ok(serde_json::to_vec(&body).expect("serializable"))
+    Ok(report(intervals(ctx, &days, one)?, latest))
 }
 
 /// `GET /analytics/202509/shop_videos/{video_id}/products/performance` (page_token,

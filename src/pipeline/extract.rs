@@ -20,7 +20,9 @@ use tracing::{debug, info, instrument};
 
 use super::convert::{RowContext, StreamConverter};
 use super::schema::{PARTITION_COLUMNS, TableSchema};
-use super::spec::{Pagination, ParamsIn, Pipelines, Scope, StreamKind, StreamSpec, WindowFormat};
+use super::spec::{
+    DetailSpec, Pagination, ParamsIn, Pipelines, Scope, StreamKind, StreamSpec, WindowFormat,
+};
 use super::state::StateStore;
 use super::{PipelineError, Result};
 use crate::api::auth::ShopInfo;
@@ -148,7 +150,40 @@ fn call_ranges(
 }
 
 /// A detail stream's next call group: the stream, its ids, the window params it sends.
-type PendingDetail<'s> = (&'s StreamSpec, Vec<String>, Vec<(String, String)>);
+type PendingDetail<'s> = (&'s StreamSpec, Vec<DetailId>, Vec<(String, String)>);
+
+/// A parent record's id for a detail call, with the parent fields the detail stream
+/// `carry`s into its records (sorted and deduplicated by id).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct DetailId {
+    id: String,
+    carried: Vec<(String, String)>,
+}
+
+impl DetailId {
+    /// The id (and carried fields) `detail` takes from parent record `v`.
+    fn of(v: &Value, detail: &DetailSpec) -> Option<DetailId> {
+        let id = record_id(v, &detail.id_field)?;
+        let carried = detail
+            .carry
+            .iter()
+            .filter_map(|(from, to)| Some((to.clone(), v.get(from).map(Value::to_string)?)))
+            .collect();
+        Some(DetailId { id, carried })
+    }
+
+    /// Writes the carried fields into `records` (fields the API sends win).
+    fn stamp(&self, records: &mut [Value]) {
+        for r in records {
+            if let Some(o) = r.as_object_mut() {
+                for (k, json) in &self.carried {
+                    let v = serde_json::from_str(json).unwrap_or(Value::Null);
+                    o.entry(k.clone()).or_insert(v);
+                }
+            }
+        }
+    }
+}
 
 /// What one window landed.
 #[derive(Debug, Clone, Default)]
@@ -383,12 +418,12 @@ impl Extractor {
         };
         let mut conv = self.converter(stream);
         let detail_streams: Vec<&StreamSpec> = self.pipelines.children(&stream.name).collect();
-        let id_fields: Vec<String> = detail_streams
+        let id_specs: Vec<&DetailSpec> = detail_streams
             .iter()
-            .filter_map(|d| d.detail.as_ref().map(|x| x.id_field.clone()))
+            .filter_map(|d| d.detail.as_ref())
             .collect();
         // Ids for each detail stream, with the call (index into `calls`) that listed them.
-        let mut ids: Vec<Vec<(usize, String)>> = vec![Vec::new(); detail_streams.len()];
+        let mut ids: Vec<Vec<(usize, DetailId)>> = vec![Vec::new(); detail_streams.len()];
 
         // 1-2: list pages → batches, one call (or paged walk) per range in `calls`.
         let mut body = serde_json::Map::new();
@@ -452,11 +487,11 @@ impl Extractor {
                         request_id: request_id.to_string(),
                         source,
                     })?;
-                for (i, f) in id_fields.iter().enumerate() {
+                for (i, spec) in id_specs.iter().enumerate() {
                     ids[i].extend(
                         records
                             .iter()
-                            .filter_map(|r| record_id(r, f))
+                            .filter_map(|r| DetailId::of(r, spec))
                             .map(|id| (call, id)),
                     );
                 }
@@ -505,7 +540,7 @@ impl Extractor {
             std::collections::VecDeque::new();
         for (d, listed) in detail_streams.iter().copied().zip(ids) {
             if d.detail.as_ref().is_some_and(|x| x.window) {
-                let mut by_call: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+                let mut by_call: BTreeMap<usize, Vec<DetailId>> = BTreeMap::new();
                 for (call, id) in listed {
                     by_call.entry(call).or_default().push(id);
                 }
@@ -519,7 +554,7 @@ impl Extractor {
         }
         while let Some((d, mut ids, params)) = pending.pop_front() {
             ids.sort();
-            ids.dedup();
+            ids.dedup_by(|a, b| a.id == b.id);
             self.check_stop()?;
             let (f, deeper) = self.fetch_details(shop, d, &ids, &ctx, &params).await?;
             fetched.pages += f.pages;
@@ -612,24 +647,24 @@ impl Extractor {
         &'s self,
         shop: &Shop,
         d: &'s StreamSpec,
-        ids: &[String],
+        ids: &[DetailId],
         ctx: &RowContext,
         window: &[(String, String)],
-    ) -> Result<(Fetched, Vec<(&'s StreamSpec, Vec<String>)>)> {
+    ) -> Result<(Fetched, Vec<(&'s StreamSpec, Vec<DetailId>)>)> {
         let detail = d
             .detail
             .as_ref()
             .expect("validated: detail streams have [detail]");
         // Detail streams of this detail stream, and the ids its records give them.
-        let mut deeper: Vec<(&StreamSpec, Vec<String>)> = self
+        let mut deeper: Vec<(&StreamSpec, Vec<DetailId>)> = self
             .pipelines
             .children(&d.name)
             .map(|k| (k, Vec::new()))
             .collect();
         let mut collect = |records: &[Value]| {
             for (k, ids) in &mut deeper {
-                if let Some(f) = k.detail.as_ref().map(|x| x.id_field.as_str()) {
-                    ids.extend(records.iter().filter_map(|r| record_id(r, f)));
+                if let Some(spec) = k.detail.as_ref() {
+                    ids.extend(records.iter().filter_map(|r| DetailId::of(r, spec)));
                 }
             }
         };
@@ -645,6 +680,7 @@ impl Extractor {
             Some(param) => ids
                 .chunks(detail.batch.max(1))
                 .map(|chunk| {
+                    let chunk: Vec<&str> = chunk.iter().map(|x| x.id.as_str()).collect();
                     with_window(self.base_request(d, shop, Default::default()))
                         .query(param, chunk.join(","))
                 })
@@ -653,7 +689,7 @@ impl Extractor {
                 .iter()
                 .map(|id| {
                     let mut spec = d.clone();
-                    spec.path = d.path.replace("{id}", id);
+                    spec.path = d.path.replace("{id}", &id.id);
                     let family = d.family.clone().unwrap_or_else(|| d.path.clone());
                     with_window(self.base_request(&spec, shop, Default::default())).family(family)
                 })
@@ -669,8 +705,9 @@ impl Extractor {
                 while let Some(mut page) = s.try_next().await? {
                     self.check_stop()?;
                     if let Some(field) = detail.id_as.as_deref() {
-                        inject_id(&mut page.records, field, id);
+                        inject_id(&mut page.records, field, &id.id);
                     }
+                    id.stamp(&mut page.records);
                     if detail.window {
                         for (k, v) in window {
                             inject_id(&mut page.records, k, v);
@@ -699,17 +736,31 @@ impl Extractor {
             .buffered(4);
         let mut conv = self.converter(d);
         let mut page = 0u32;
-        // Per-id calls answer in request order: response `page` belongs to `ids[page]`.
-        let inject = detail
-            .id_as
-            .as_deref()
-            .filter(|_| detail.ids_param.is_none());
+        // Per-id calls (a path id, or one id per call in a query param) answer in request
+        // order: response `page` belongs to `ids[page]`.
+        let per_id = detail.ids_param.is_none() || detail.batch <= 1;
+        let inject = detail.id_as.as_deref().filter(|_| per_id);
         while let Some(resp) = responses.next().await {
             self.check_stop()?;
             let resp = resp?;
             let mut records = records_of(resp.data, &d.records);
             if let (Some(field), Some(id)) = (inject, ids.get(page as usize)) {
-                inject_id(&mut records, field, id);
+                inject_id(&mut records, field, &id.id);
+            }
+            if per_id {
+                if let Some(id) = ids.get(page as usize) {
+                    id.stamp(&mut records);
+                }
+            } else if let Some(field) = detail.id_as.as_deref().filter(|_| !detail.carry.is_empty())
+            {
+                // Batched calls: each record names its parent under `id_as`.
+                for r in &mut records {
+                    let parent = record_id(r, field)
+                        .and_then(|k| ids.binary_search_by(|x| x.id.as_str().cmp(&k)).ok());
+                    if let Some(i) = parent {
+                        ids[i].stamp(std::slice::from_mut(r));
+                    }
+                }
             }
             if detail.window {
                 for (k, v) in window {

@@ -177,6 +177,12 @@ pub struct DetailSpec {
     /// report per video over the days the video list was asked for.
     #[serde(default)]
     pub window: bool,
+    /// Parent record fields copied into every record of the call (parent field → record
+    /// field), for details whose records lack a stable time to partition on: an order's
+    /// price detail carries the order's `create_time`. Batched calls need `id_as` (the
+    /// record field naming its parent).
+    #[serde(default)]
+    pub carry: BTreeMap<String, String>,
 }
 
 fn default_id_field() -> String {
@@ -328,6 +334,16 @@ impl Pipelines {
                     }
                     _ => {}
                 }
+                if let Some(d) = &s.detail
+                    && !d.carry.is_empty()
+                    && d.ids_param.is_some()
+                    && d.id_as.is_none()
+                {
+                    return Err(err(format!(
+                        "stream `{}`: `carry` on a batched detail needs `id_as` (the record field naming its parent)",
+                        s.name
+                    )));
+                }
                 if s.tables.is_empty() {
                     return Err(err(format!("stream `{}`: `tables` is empty", s.name)));
                 }
@@ -340,18 +356,40 @@ impl Pipelines {
                 if out.streams.iter().any(|o: &StreamSpec| o.name == s.name) {
                     return Err(err(format!("stream `{}` is declared twice", s.name)));
                 }
-                if let Some(parent) = &s.parent {
-                    if !out.streams.iter().any(|o| &o.name == parent) {
-                        return Err(err(format!(
-                            "stream `{}`: parent `{parent}` must be declared before it",
-                            s.name
-                        )));
-                    }
-                }
                 out.streams.push(s);
             }
             out.not_extracted.extend(f.not_extracted);
             out.categories.insert(category, f.doc);
+        }
+        // Parents may live in another pipeline file (fulfillment's details hang off
+        // orders); order the streams so every parent comes before its details.
+        let mut rest = std::mem::take(&mut out.streams);
+        while !rest.is_empty() {
+            let before = out.streams.len();
+            let mut wait = Vec::new();
+            for s in rest {
+                let ready = s
+                    .parent
+                    .as_deref()
+                    .is_none_or(|p| out.streams.iter().any(|o| o.name == p));
+                if ready {
+                    out.streams.push(s);
+                } else {
+                    wait.push(s);
+                }
+            }
+            if out.streams.len() == before {
+                let s = &wait[0];
+                let parent = s.parent.as_deref().unwrap_or_default();
+                return Err(PipelineError::Spec {
+                    file: format!("pipelines/{}.toml", s.category),
+                    message: format!(
+                        "stream `{}`: parent `{parent}` is not a stream of any pipeline file (or the parents form a cycle)",
+                        s.name
+                    ),
+                });
+            }
+            rest = wait;
         }
         Ok(out)
     }
@@ -368,6 +406,18 @@ impl Pipelines {
             .filter(move |s| s.enabled && s.parent.as_deref() == Some(parent))
     }
 
+    /// The top-level stream a detail stream's calls hang off (itself for a top-level one).
+    fn root_of<'a>(&'a self, s: &'a StreamSpec) -> Option<&'a StreamSpec> {
+        let mut cur = s;
+        for _ in 0..self.streams.len() {
+            match cur.parent.as_deref() {
+                None => return Some(cur),
+                Some(p) => cur = self.streams.iter().find(|x| x.name == p)?,
+            }
+        }
+        None
+    }
+
     /// Top-level streams selected by `--pipeline` (a category or a stream name).
     pub fn select(&self, pipeline: Option<&str>) -> Result<Vec<&StreamSpec>> {
         let top = self
@@ -376,7 +426,20 @@ impl Pipelines {
             .filter(|s| s.enabled && s.kind != StreamKind::Detail);
         let picked: Vec<_> = match pipeline {
             None => top.collect(),
-            Some(p) => top.filter(|s| s.category == p || s.name == p).collect(),
+            // A category or detail stream whose calls hang off another category's stream
+            // (fulfillment's order split attributes off orders) selects that top-level
+            // stream, which runs its details.
+            Some(p) => top
+                .filter(|s| {
+                    s.category == p
+                        || s.name == p
+                        || self.streams.iter().any(|d| {
+                            d.enabled
+                                && (d.category == p || d.name == p)
+                                && self.root_of(d).is_some_and(|r| r.name == s.name)
+                        })
+                })
+                .collect(),
         };
         if picked.is_empty() {
             let known: Vec<_> = self

@@ -21,6 +21,7 @@ mod logistics;
 mod mart_truth;
 mod media;
 mod oauth;
+mod order_price;
 mod orders;
 mod paging;
 mod products;
@@ -319,6 +320,54 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
         "/fulfillment/202309/packages/search",
         Auth::Api(Scope::Shop),
         fulfillment::search_packages,
+    ),
+    (
+        Method::GET,
+        "/fulfillment/202309/packages/{package_id}",
+        Auth::Api(Scope::Shop),
+        fulfillment::package_detail,
+    ),
+    (
+        Method::GET,
+        "/fulfillment/202309/combinable_packages/search",
+        Auth::Api(Scope::Shop),
+        fulfillment::combinable_packages,
+    ),
+    (
+        Method::GET,
+        "/fulfillment/202309/orders/{order_id}/tracking",
+        Auth::Api(Scope::Shop),
+        fulfillment::tracking,
+    ),
+    (
+        Method::GET,
+        "/fulfillment/202309/orders/split_attributes",
+        Auth::Api(Scope::Shop),
+        fulfillment::split_attributes,
+    ),
+    (
+        Method::GET,
+        "/order/202407/orders/{order_id}/price_detail",
+        Auth::Api(Scope::Shop),
+        order_price::price_detail,
+    ),
+    (
+        Method::GET,
+        "/order/202406/orders/{order_id}/external_orders",
+        Auth::Api(Scope::Shop),
+        order_price::external_orders,
+    ),
+    (
+        Method::GET,
+        "/return_refund/202512/orders/{order_id}/aftersale_eligibility",
+        Auth::Api(Scope::Shop),
+        returns::aftersale_eligibility,
+    ),
+    (
+        Method::GET,
+        "/return_refund/202309/reject_reasons",
+        Auth::Api(Scope::Shop),
+        returns::reject_reasons,
     ),
     (
         Method::POST,

@@ -173,20 +173,7 @@ pub fn detail(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let clock = ctx.view.clock;
     let mut orders = Vec::with_capacity(ids.len());
     for id in ids {
-        let o = id
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| sb.data.order_index.get(&n))
-            .map(|&i| &sb.data.orders[i as usize])
-            .filter(|o| o.shop as usize == shop && o.ev.create <= clock)
-            .ok_or_else(|| {
-                ApiFault::new(
-                    axum::http::StatusCode::OK,
-                    21008111,
-                    format!("Order or package does not belong to this seller: {id}"),
-                )
-            })?;
+        let o = find_order(&sb.data, shop, clock, id).ok_or_else(|| not_the_sellers(id))?;
         orders.push(with_detail(render(&sb.data, o, clock), o));
     }
     #[derive(Serialize)]
@@ -194,6 +181,37 @@ pub fn detail(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         orders: Vec<OrderJson<'a>>,
     }
     Ok(serde_json::to_vec(&Out { orders }).expect("serializable"))
+}
+
+/// Order `id` of shop `shop`, if it exists by `clock` (ids of other shops do not).
+pub(super) fn find_order<'a>(
+    ds: &'a Dataset,
+    shop: usize,
+    clock: i64,
+    id: &str,
+) -> Option<&'a Order> {
+    id.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| ds.order_index.get(&n))
+        .map(|&i| &ds.orders[i as usize])
+        .filter(|o| o.shop as usize == shop && o.ev.create <= clock)
+}
+
+/// The order named by the path parameter `order_id`, or the error the real API gives for
+/// an order the seller does not have.
+pub(super) fn path_order<'a>(ds: &'a Dataset, ctx: &Ctx) -> Result<&'a Order, ApiFault> {
+    let id = ctx.params.get("order_id").map(String::as_str).unwrap_or("");
+    find_order(ds, ctx.shop.unwrap_or(0), ctx.view.clock, id).ok_or_else(|| not_the_sellers(id))
+}
+
+/// 21008111: the order or package does not belong to this seller.
+pub(super) fn not_the_sellers(id: &str) -> ApiFault {
+    ApiFault::new(
+        axum::http::StatusCode::OK,
+        21008111,
+        format!("Order or package does not belong to this seller: {id}"),
+    )
 }
 
 /// Body of the legacy `POST /api/orders/search`: page_number style, `*_from`/`*_to` filters.

@@ -4,7 +4,9 @@
 //! `POST /return_refund/202309/returns/search`: the buyers' return and refund requests
 //! on delivered orders (see [`super::data::ReturnPlan`]), with their line items and
 //! refund amounts, by update time. `GET …/returns/{return_id}/records`: each return's
-//! status history.
+//! status history. `GET …/orders/{order_id}/aftersale_eligibility`: what the buyer may
+//! still ask per line item. `GET …/reject_reasons`: the reasons a request may be rejected
+//! with.
 
 use serde::{Deserialize, Serialize};
 
@@ -329,4 +331,160 @@ pub fn return_records(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         records: Vec<Record>,
     }
     Ok(serde_json::to_vec(&Out { records }).expect("serializable"))
+}
+
+/// What a buyer may still ask for each line item of `o` at `clock`: (line item index,
+/// request types allowed, the code of why not when none is). Unshipped orders can be
+/// cancelled; delivered ones refunded or returned until they complete, except the items
+/// already in a return.
+pub(super) fn eligibility(
+    ds: &Dataset,
+    o: &Order,
+    clock: i64,
+) -> Vec<(usize, &'static [&'static str], Option<&'static str>)> {
+    let e = &o.ev;
+    let returned = ds
+        .return_of(o)
+        .filter(|p| p.request <= clock)
+        .map_or(0, |p| p.items as usize);
+    (0..o.items.len())
+        .map(|k| {
+            let (types, why): (&'static [&'static str], _) = if e.cancelled <= clock {
+                (&[], Some("ORDER_CANCELLED"))
+            } else if e.completed <= clock {
+                (&[], Some("AFTERSALE_WINDOW_CLOSED"))
+            } else if e.delivered <= clock {
+                if k < returned {
+                    (&[], Some("REQUEST_ALREADY_EXISTS"))
+                } else {
+                    (&["REFUND_ONLY", "RETURN_AND_REFUND"], None)
+                }
+            } else if e.shipped <= clock {
+                (&[], Some("PACKAGE_IN_TRANSIT"))
+            } else {
+                (&["CANCEL"], None)
+            };
+            (k, types, why)
+        })
+        .collect()
+}
+
+/// `GET /return_refund/202512/orders/{order_id}/aftersale_eligibility`: one entry per
+/// line item (see [`eligibility`]).
+pub fn aftersale_eligibility(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let ds: &Dataset = &sb.data;
+    let o = super::orders::path_order(ds, ctx)?;
+    #[derive(Serialize)]
+    struct Sku<'a> {
+        sku_id: &'a str,
+        order_line_item_id: Prefixed,
+        is_eligible: bool,
+        eligible_request_types: &'static [&'static str],
+        ineligible_code: Option<&'static str>,
+    }
+    let items = ds.items_of(o);
+    let list: Vec<Sku> = eligibility(ds, o, ctx.view.clock)
+        .into_iter()
+        .map(|(k, types, why)| Sku {
+            sku_id: &ds.skus[items[k].sku as usize].id,
+            order_line_item_id: line_item_id(o, k),
+            is_eligible: !types.is_empty(),
+            eligible_request_types: types,
+            ineligible_code: why,
+        })
+        .collect();
+    #[derive(Serialize)]
+    struct Out<'a> {
+        sku_eligibility: Vec<Sku<'a>>,
+    }
+    Ok(serde_json::to_vec(&Out {
+        sku_eligibility: list,
+    })
+    .expect("serializable"))
+}
+
+/// Reasons a seller may give to reject a return and refund, a refund only, or a
+/// cancellation request.
+pub(super) fn reject_reasons_for(kind: &str) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        "RETURN_AND_REFUND" => &[
+            (
+                "reverse_reject_request_reason_1",
+                "Buyer did not return the item",
+            ),
+            (
+                "reverse_reject_request_reason_2",
+                "Returned item is damaged or used",
+            ),
+            ("reverse_reject_request_reason_3", "Wrong item returned"),
+            (
+                "reverse_reject_request_reason_4",
+                "Request made after the return window",
+            ),
+        ],
+        "REFUND_ONLY" => &[
+            (
+                "reverse_reject_request_reason_5",
+                "Item was delivered as described",
+            ),
+            (
+                "reverse_reject_request_reason_6",
+                "Buyer agreed to keep the item",
+            ),
+            (
+                "reverse_reject_request_reason_4",
+                "Request made after the return window",
+            ),
+        ],
+        _ => &[
+            (
+                "reverse_reject_cancel_reason_1",
+                "Package has already shipped",
+            ),
+            (
+                "reverse_reject_cancel_reason_2",
+                "Buyer agreed to keep the order",
+            ),
+        ],
+    }
+}
+
+/// `GET /return_refund/202309/reject_reasons?return_or_cancel_id=…`: the reasons the
+/// seller may reject that request with (by its kind); an unknown id is an error.
+pub fn reject_reasons(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
+    let ds: &Dataset = &sb.data;
+    let id = ctx
+        .q("return_or_cancel_id")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiFault::param("return_or_cancel_id is required"))?;
+    let (shop, clock) = (ctx.shop.unwrap_or(0), ctx.view.clock);
+    let unknown = || ApiFault::param(format_args!("return_or_cancel_id {id:?} not found"));
+    let order = |suffix: char| {
+        id.strip_suffix(suffix)
+            .and_then(|n| super::orders::find_order(ds, shop, clock, n))
+    };
+    let kind = if let Some(plan) = order('4').and_then(|o| ds.return_of(o)) {
+        if plan.request > clock {
+            return Err(unknown());
+        }
+        plan.kind
+    } else if order('7').is_some_and(|o| o.ev.cancelled <= clock) {
+        "CANCEL"
+    } else {
+        return Err(unknown());
+    };
+    #[derive(Serialize)]
+    struct Reason {
+        name: &'static str,
+        text: &'static str,
+    }
+    let reasons: Vec<Reason> = reject_reasons_for(kind)
+        .iter()
+        .map(|&(name, text)| Reason { name, text })
+        .collect();
+    #[derive(Serialize)]
+    struct Out {
+        reasons: Vec<Reason>,
+    }
+    Ok(serde_json::to_vec(&Out { reasons }).expect("serializable"))
 }

@@ -172,6 +172,7 @@ pub(super) async fn truth(
             ("withdrawals", finance.withdrawals),
             ("unsettled_transactions", finance.unsettled_transactions),
         ]);
+        tables.extend(order_detail_counts(ds, &view, si));
         tables.extend(super::media::truth(ds, &view, si));
         tables.extend(super::promotion::truth(ds, si, view.clock));
         tables.extend(super::affiliate::truth(ds, &view, si));
@@ -264,6 +265,56 @@ fn snapshot_counts(ds: &super::data::Dataset, si: usize) -> BTreeMap<&'static st
         ),
         ("customer_tab_visibility", 1),
     ])
+}
+
+/// Rows of the per-order and per-package detail tables (every order and package of the
+/// history is a parent once), and the combinable package groups as of the clock.
+fn order_detail_counts(
+    ds: &super::data::Dataset,
+    view: &super::data::View,
+    si: usize,
+) -> [(&'static str, u64); 9] {
+    let sv = &view.shops[si];
+    let orders = || sv.by_create.iter().map(|&(_, i)| &ds.orders[i as usize]);
+    let packages = || {
+        sv.packages_by_update
+            .iter()
+            .map(|&(_, i)| &ds.orders[i as usize])
+    };
+    let line_items = line_items_of(ds, sv);
+    let returns = sv
+        .returns_by_update
+        .iter()
+        .filter_map(|&(_, i)| ds.return_of(&ds.orders[i as usize]));
+    [
+        ("order_split_attributes", sv.by_create.len() as u64),
+        ("price_details", sv.by_create.len() as u64),
+        ("price_detail_line_items", line_items),
+        ("aftersale_eligibility", line_items),
+        (
+            "external_orders",
+            orders()
+                .filter(|o| super::order_price::shopify_reference(o).is_some())
+                .count() as u64,
+        ),
+        ("package_details", sv.packages_by_update.len() as u64),
+        (
+            "tracking_events",
+            packages()
+                .map(|o| super::fulfillment::tracking_events(o, view.clock).len() as u64)
+                .sum(),
+        ),
+        (
+            "reject_reasons",
+            returns
+                .map(|r| super::returns::reject_reasons_for(r.kind).len() as u64)
+                .sum(),
+        ),
+        (
+            "combinable_packages",
+            super::fulfillment::combinable_groups(ds, view, si).len() as u64,
+        ),
+    ]
 }
 
 fn line_items_of(ds: &super::data::Dataset, sv: &super::data::ShopView) -> u64 {

@@ -25,6 +25,7 @@ mod jobs;
 mod jobs_postgres;
 mod marts;
 mod models;
+mod order_fulfillment;
 mod pipeline_catalog;
 mod promotion_service;
 mod python_clients;

@@ -74,6 +74,14 @@ pub enum Credential {
     Shop(String),
     /// Seller-scoped (`/authorization/*`, `/seller/*`): that shop's token, no `shop_cipher`.
     Seller(String),
+    /// Affiliate Partner calls: that shop's token and, instead of `shop_cipher`, the
+    /// `category_asset_cipher` of one of the seller's category assets.
+    Partner {
+        /// The shop whose token is used.
+        shop: String,
+        /// `category_asset_cipher` sent with the call.
+        asset: String,
+    },
     /// An explicit access token (right after a code exchange).
     Token(Secret),
 }
@@ -150,7 +158,9 @@ impl ApiRequest {
     }
     fn ctx(&self) -> RequestContext {
         let shop = match &self.credential {
-            Credential::Shop(s) | Credential::Seller(s) => Some(s.clone()),
+            Credential::Shop(s) | Credential::Seller(s) | Credential::Partner { shop: s, .. } => {
+                Some(s.clone())
+            }
             _ => None,
         };
         RequestContext {
@@ -314,7 +324,9 @@ impl ApiClient {
         match c {
             Credential::None => Ok(None),
             Credential::Token(t) => Ok(Some(t.clone())),
-            Credential::Shop(shop) | Credential::Seller(shop) => {
+            Credential::Shop(shop)
+            | Credential::Seller(shop)
+            | Credential::Partner { shop, .. } => {
                 let store = self.inner.tokens.as_ref().ok_or_else(|| {
                     ApiError::TokenStore(format!("no token store configured for shop {shop}"))
                 })?;
@@ -349,8 +361,13 @@ impl ApiClient {
                 Err(e) => e,
             };
             if err.is_token_expired() && (refreshed.is_empty() || attempt < policy.max_attempts) {
-                if let (Credential::Shop(shop) | Credential::Seller(shop), Some(store), Some(stale)) =
-                    (&req.credential, &self.inner.tokens, token.as_ref())
+                if let (
+                    Credential::Shop(shop)
+                    | Credential::Seller(shop)
+                    | Credential::Partner { shop, .. },
+                    Some(store),
+                    Some(stale),
+                ) = (&req.credential, &self.inner.tokens, token.as_ref())
                     && !refreshed.contains(stale)
                 {
                     warn!(path = %req.path, shop = %shop, "access token expired; refreshing");
@@ -399,8 +416,12 @@ impl ApiClient {
         query.push(("app_key".into(), cfg.app_key.clone()));
         if req.host == Host::Api {
             query.push(("timestamp".into(), unix_now().to_string()));
-            if let Credential::Shop(shop) = &req.credential {
-                query.push(("shop_cipher".into(), shop.clone()));
+            match &req.credential {
+                Credential::Shop(shop) => query.push(("shop_cipher".into(), shop.clone())),
+                Credential::Partner { asset, .. } => {
+                    query.push(("category_asset_cipher".into(), asset.clone()))
+                }
+                _ => {}
             }
         }
         query.extend(req.query.iter().cloned());

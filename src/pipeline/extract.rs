@@ -172,6 +172,20 @@ impl DetailId {
         Some(DetailId { id, carried })
     }
 
+    /// `template` with `{id}` and each `{carried field}` replaced by its value: a path
+    /// such as `/campaigns/{campaign_id}/products/{id}/performance`.
+    fn fill(&self, template: &str) -> String {
+        let mut out = template.replace("{id}", &self.id);
+        for (k, json) in &self.carried {
+            let v = match serde_json::from_str::<Value>(json) {
+                Ok(Value::String(s)) => s,
+                _ => json.clone(),
+            };
+            out = out.replace(&format!("{{{k}}}"), &v);
+        }
+        out
+    }
+
     /// Writes the carried fields into `records` (fields the API sends win).
     fn stamp(&self, records: &mut [Value]) {
         for r in records {
@@ -227,6 +241,8 @@ pub struct Extractor {
     /// Set to `true` on shutdown: a window still fetching is abandoned (nothing written);
     /// one already committing finishes.
     stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// `category_asset_cipher` per shop id for Affiliate Partner calls, looked up once.
+    assets: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 struct Fetched {
@@ -288,6 +304,7 @@ impl Extractor {
             schemas: schemas.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
             state,
             stop: None,
+            assets: Default::default(),
         })
     }
 
@@ -363,6 +380,21 @@ impl Extractor {
         req = match stream.scope {
             Scope::Shop => req.shop(&shop.cipher),
             Scope::Seller => req.credential(Credential::Seller(shop.cipher.clone())),
+            Scope::Partner => {
+                // Resolved before the window's first call (`partner_asset`); an empty
+                // cipher is refused by the API with its own error.
+                let asset = self
+                    .assets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&shop.id)
+                    .cloned()
+                    .unwrap_or_default();
+                req.credential(Credential::Partner {
+                    shop: shop.cipher.clone(),
+                    asset,
+                })
+            }
         };
         req.family(stream.family.clone().unwrap_or_else(|| stream.path.clone()))
     }
@@ -407,6 +439,15 @@ impl Extractor {
                 "stream `{}` is a detail stream; it runs with its parent",
                 stream.name
             )));
+        }
+        if self.pipelines.streams.iter().any(|s| {
+            s.scope == Scope::Partner
+                && self
+                    .pipelines
+                    .root_of(s)
+                    .is_some_and(|r| r.name == stream.name)
+        }) {
+            self.partner_asset(shop).await?;
         }
         // A snapshot lists everything the shop has now (no window filter) and replaces
         // the shop's rows with it; `window.to` is the snapshot's version.
@@ -553,8 +594,10 @@ impl Extractor {
             }
         }
         while let Some((d, mut ids, params)) = pending.pop_front() {
+            // One call per id and carried values: a creator promoting two products of a
+            // campaign is asked about each.
             ids.sort();
-            ids.dedup_by(|a, b| a.id == b.id);
+            ids.dedup();
             self.check_stop()?;
             let (f, deeper) = self.fetch_details(shop, d, &ids, &ctx, &params).await?;
             fetched.pages += f.pages;
@@ -643,6 +686,42 @@ impl Extractor {
         Ok(m)
     }
 
+    /// The `category_asset_cipher` Affiliate Partner calls for `shop` send: the seller's
+    /// category asset for the shop's market (looked up once per shop).
+    async fn partner_asset(&self, shop: &Shop) -> Result<String> {
+        if let Some(a) = self
+            .assets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&shop.id)
+        {
+            return Ok(a.clone());
+        }
+        let req = ApiRequest::get(CATEGORY_ASSETS)
+            .credential(Credential::Seller(shop.cipher.clone()))
+            .family(CATEGORY_ASSETS);
+        let resp = self.client.send(&req).await?;
+        let assets = records_of(resp.data, "category_assets");
+        let asset = assets
+            .iter()
+            .find(|a| a.get("target_market").and_then(Value::as_str) == Some(shop.region.as_str()))
+            .and_then(|a| record_id(a, "cipher"))
+            .ok_or_else(|| {
+                PipelineError::Invalid(format!(
+                    "shop {} ({}): the seller has no category asset for market {} ({} assets from {CATEGORY_ASSETS}); Affiliate Partner streams need the partner's authorization for it",
+                    shop.id,
+                    shop.name,
+                    shop.region,
+                    assets.len()
+                ))
+            })?;
+        self.assets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(shop.id.clone(), asset.clone());
+        Ok(asset)
+    }
+
     async fn fetch_details<'s>(
         &'s self,
         shop: &Shop,
@@ -681,15 +760,27 @@ impl Extractor {
                 .chunks(detail.batch.max(1))
                 .map(|chunk| {
                     let chunk: Vec<&str> = chunk.iter().map(|x| x.id.as_str()).collect();
-                    with_window(self.base_request(d, shop, Default::default()))
-                        .query(param, chunk.join(","))
+                    if detail.ids_in == ParamsIn::Body {
+                        let mut body = serde_json::Map::new();
+                        for (k, v) in &d.body {
+                            body.insert(k.clone(), toml_to_json(v));
+                        }
+                        body.insert(param.clone(), Value::from(chunk));
+                        with_window(self.base_request(d, shop, body))
+                    } else {
+                        with_window(self.base_request(d, shop, Default::default()))
+                            .query(param, chunk.join(","))
+                    }
                 })
                 .collect(),
             None => ids
                 .iter()
                 .map(|id| {
                     let mut spec = d.clone();
-                    spec.path = d.path.replace("{id}", &id.id);
+                    spec.path = id.fill(&d.path);
+                    for v in spec.query.values_mut() {
+                        *v = id.fill(v);
+                    }
                     let family = d.family.clone().unwrap_or_else(|| d.path.clone());
                     with_window(self.base_request(&spec, shop, Default::default())).family(family)
                 })
@@ -887,7 +978,9 @@ impl Extractor {
     }
 }
 
-/// Records at `path` under `data`: an array's items, or `data` itself when `path` is empty.
+/// Where a seller's category assets are listed (Affiliate Partner calls need one).
+const CATEGORY_ASSETS: &str = "/authorization/202405/category_assets";
+
 /// Puts the parent id a detail call was made for into each record (as `field`), unless the
 /// API already sends it.
 fn inject_id(records: &mut [Value], field: &str, id: &str) {

@@ -45,6 +45,10 @@ pub enum Scope {
     /// The shop's token without `shop_cipher` (`/authorization/*`, `/seller/*`): the
     /// answer is about the seller account the shop belongs to.
     Seller,
+    /// Affiliate Partner calls: the shop's token with the `category_asset_cipher` of the
+    /// seller's category asset for the shop's market (from
+    /// `/authorization/202405/category_assets`) instead of `shop_cipher`.
+    Partner,
 }
 
 /// Where request params go.
@@ -165,6 +169,10 @@ pub struct DetailSpec {
     /// path holds `{id}` and one call is made per id.
     #[serde(default)]
     pub ids_param: Option<String>,
+    /// Where the batched ids go: the query (comma-joined, default) or the JSON body (an
+    /// array, for POST searches such as inventory by `product_ids`).
+    #[serde(default)]
+    pub ids_in: ParamsIn,
     /// Ids per call when batched.
     #[serde(default = "default_batch")]
     pub batch: usize,
@@ -407,7 +415,7 @@ impl Pipelines {
     }
 
     /// The top-level stream a detail stream's calls hang off (itself for a top-level one).
-    fn root_of<'a>(&'a self, s: &'a StreamSpec) -> Option<&'a StreamSpec> {
+    pub fn root_of<'a>(&'a self, s: &'a StreamSpec) -> Option<&'a StreamSpec> {
         let mut cur = s;
         for _ in 0..self.streams.len() {
             match cur.parent.as_deref() {

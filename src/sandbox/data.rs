@@ -339,6 +339,8 @@ pub struct Dataset {
     pub product_index: HashMap<String, u32>,
     /// Shop cipher → index.
     pub cipher_index: HashMap<String, usize>,
+    /// Category asset cipher → the first shop of its market (Affiliate Partner calls).
+    pub asset_index: HashMap<String, usize>,
     /// LIVE sessions and videos, and which orders they drove.
     pub content: super::content::Content,
 }
@@ -593,6 +595,12 @@ impl Dataset {
             .enumerate()
             .map(|(i, s)| (s.cipher.clone(), i))
             .collect();
+        let mut asset_index = HashMap::new();
+        for (i, s) in shops.iter().enumerate() {
+            asset_index
+                .entry(super::seller::asset_cipher(s.region.code, config.seed))
+                .or_insert(i);
+        }
         let content = super::content::Content::generate(
             config.seed,
             &shops,
@@ -611,6 +619,7 @@ impl Dataset {
             order_index,
             product_index,
             cipher_index,
+            asset_index,
         }
     }
 

@@ -338,17 +338,7 @@ pub fn tracking(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
 /// each order can ship in several packages — only a paid order not yet packed with more
 /// than one unit can.
 pub fn split_attributes(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
-    let ids = ctx
-        .q("order_ids")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiFault::param("order_ids is required"))?;
-    let ids: Vec<&str> = ids.split(',').collect();
-    if ids.len() > 50 {
-        return Err(ApiFault::param(format_args!(
-            "order_ids accepts at most 50 ids, got {}",
-            ids.len()
-        )));
-    }
+    let ids = ctx.ids("order_ids", 50)?;
     let (shop, clock) = (ctx.shop.unwrap_or(0), ctx.view.clock);
     #[derive(Serialize)]
     struct Attr {

@@ -93,6 +93,9 @@ pub enum Scope {
     Seller,
     /// Signed, access token, shop_cipher required.
     Shop,
+    /// Signed, access token, `category_asset_cipher` instead of shop_cipher (Affiliate
+    /// Partner): the handler sees the first shop of the asset's market.
+    Partner,
 }
 
 /// Token kinds minted by the sandbox.
@@ -283,6 +286,8 @@ pub struct GateConfig<'a> {
     pub mint: &'a TokenMint,
     /// Known shop ciphers → shop index.
     pub ciphers: &'a HashMap<String, usize>,
+    /// `category_asset_cipher` → the first shop of that asset's market.
+    pub assets: &'a HashMap<String, usize>,
 }
 
 fn q<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -398,7 +403,7 @@ pub fn verify(
     }
     let cipher = q(req.query, "shop_cipher");
     let shop = match (scope, cipher) {
-        (Scope::Seller, Some(_)) => {
+        (Scope::Seller | Scope::Partner, Some(_)) => {
             return Err(ApiFault::new(
                 StatusCode::BAD_REQUEST,
                 36009004,
@@ -406,6 +411,16 @@ pub fn verify(
             ));
         }
         (Scope::Seller, None) => None,
+        (Scope::Partner, None) => {
+            let asset = q(req.query, "category_asset_cipher").unwrap_or_default();
+            Some(*cfg.assets.get(asset).ok_or_else(|| {
+                ApiFault::new(
+                    StatusCode::BAD_REQUEST,
+                    101000,
+                    "Invalid category_asset_cipher or x-tts-access-token.",
+                )
+            })?)
+        }
         (Scope::Shop, None) => {
             return Err(ApiFault::new(
                 StatusCode::BAD_REQUEST,

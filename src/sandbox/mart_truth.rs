@@ -108,6 +108,8 @@ pub struct MartTruth {
     video_gmv: String,
     /// Creators with the not-cancelled orders they brought.
     creators: Vec<CreatorTruth>,
+    /// Affiliate partner campaigns with what they brought the shop.
+    partner_campaigns: Vec<super::partner::CampaignTruth>,
     /// Discount activities with what their products sold while they ran.
     promotions: Vec<super::promotion::PromotionTruth>,
     /// Conversations opened by the clock, answered ones, Σ first-response seconds.
@@ -238,6 +240,7 @@ pub fn truth(ds: &Dataset, view: &View, si: usize) -> MartTruth {
         video_orders,
         video_gmv: money(video_gmv),
         promotions: super::promotion::performance_truth(ds, view, si),
+        partner_campaigns: super::partner::performance(ds, view, si),
         creators: super::affiliate::creators(ds, si)
             .iter()
             .enumerate()

@@ -17,6 +17,8 @@ mod events;
 pub mod finance;
 mod fulfillment;
 pub mod gate;
+mod global;
+mod listing;
 mod logistics;
 mod mart_truth;
 mod media;
@@ -24,6 +26,7 @@ mod oauth;
 mod order_price;
 mod orders;
 mod paging;
+mod partner;
 mod products;
 mod promotion;
 mod returns;
@@ -161,6 +164,23 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A required comma-joined id list in the query (`ids=1,2,3`) of 1 to `max` ids.
+    pub fn ids(&self, param: &str, max: usize) -> Result<Vec<&str>, ApiFault> {
+        let ids: Vec<&str> = self
+            .q(param)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiFault::param(format_args!("{param} is required")))?
+            .split(',')
+            .collect();
+        if ids.len() > max {
+            return Err(ApiFault::param(format_args!(
+                "{param} accepts at most {max} ids, got {}",
+                ids.len()
+            )));
+        }
+        Ok(ids)
+    }
+
     /// A query parameter.
     pub fn q(&self, key: &str) -> Option<&str> {
         self.query
@@ -368,6 +388,198 @@ const ROUTES: &[(Method, &str, Auth, Handler)] = &[
         "/return_refund/202309/reject_reasons",
         Auth::Api(Scope::Shop),
         returns::reject_reasons,
+    ),
+    (
+        Method::GET,
+        "/affiliate_partner/202405/campaigns",
+        Auth::Api(Scope::Partner),
+        partner::list_campaigns,
+    ),
+    (
+        Method::GET,
+        "/affiliate_partner/202405/campaigns/{campaign_id}",
+        Auth::Api(Scope::Partner),
+        partner::campaign_detail,
+    ),
+    (
+        Method::GET,
+        "/affiliate_partner/202405/campaigns/{campaign_id}/products",
+        Auth::Api(Scope::Partner),
+        partner::campaign_products,
+    ),
+    (
+        Method::GET,
+        "/affiliate_partner/202501/campaigns/{campaign_id}/products/performance",
+        Auth::Api(Scope::Partner),
+        partner::campaign_product_stats,
+    ),
+    (
+        Method::GET,
+        "/affiliate_partner/202501/campaigns/{campaign_id}/products/{product_id}/performance",
+        Auth::Api(Scope::Partner),
+        partner::product_creators,
+    ),
+    (
+        Method::GET,
+        "/affiliate_partner/202508/campaigns/{campaign_id}/products/{product_id}/creator/{creator_temp_id}/content/statistics",
+        Auth::Api(Scope::Partner),
+        partner::content_statistics,
+    ),
+    (
+        Method::GET,
+        "/affiliate_partner/202508/campaigns/{campaign_id}/products/{product_id}/creator/{creator_temp_id}/content/statistics/sample/status",
+        Auth::Api(Scope::Partner),
+        partner::sample_status,
+    ),
+    (
+        Method::POST,
+        "/affiliate_partner/202411/orders/search",
+        Auth::Api(Scope::Partner),
+        partner::tap_orders,
+    ),
+    (
+        Method::POST,
+        "/affiliate_partner/202504/cap_order/search",
+        Auth::Api(Scope::Partner),
+        partner::cap_orders,
+    ),
+    (
+        Method::GET,
+        "/product/202309/categories",
+        Auth::Api(Scope::Shop),
+        listing::list_categories,
+    ),
+    (
+        Method::GET,
+        "/product/202309/categories/{category_id}/attributes",
+        Auth::Api(Scope::Shop),
+        listing::category_attributes,
+    ),
+    (
+        Method::GET,
+        "/product/202309/categories/{category_id}/rules",
+        Auth::Api(Scope::Shop),
+        listing::category_rules,
+    ),
+    (
+        Method::GET,
+        "/product/202407/listing_schemas",
+        Auth::Api(Scope::Shop),
+        listing::listing_schemas,
+    ),
+    (
+        Method::GET,
+        "/product/202309/brands",
+        Auth::Api(Scope::Shop),
+        listing::list_brands,
+    ),
+    (
+        Method::GET,
+        "/product/202312/prerequisites",
+        Auth::Api(Scope::Shop),
+        listing::prerequisites,
+    ),
+    (
+        Method::POST,
+        "/product/202309/inventory/search",
+        Auth::Api(Scope::Shop),
+        listing::inventory_search,
+    ),
+    (
+        Method::POST,
+        "/product/202407/sizecharts/search",
+        Auth::Api(Scope::Shop),
+        listing::size_charts,
+    ),
+    (
+        Method::GET,
+        "/product/202405/products/diagnoses",
+        Auth::Api(Scope::Shop),
+        listing::diagnoses,
+    ),
+    (
+        Method::GET,
+        "/product/202405/products/seo_words",
+        Auth::Api(Scope::Shop),
+        listing::products_seo_words,
+    ),
+    (
+        Method::GET,
+        "/product/202405/products/suggestions",
+        Auth::Api(Scope::Shop),
+        listing::suggestions,
+    ),
+    (
+        Method::POST,
+        "/product/202409/opportunities/search",
+        Auth::Api(Scope::Shop),
+        listing::search_opportunities,
+    ),
+    (
+        Method::POST,
+        "/product/202409/candidate_products/search",
+        Auth::Api(Scope::Shop),
+        listing::search_candidates,
+    ),
+    (
+        Method::POST,
+        "/product/202506/combined_listing_recommendations/search",
+        Auth::Api(Scope::Shop),
+        listing::combined_listing_recommendations,
+    ),
+    (
+        Method::POST,
+        "/product/202312/global_products/search",
+        Auth::Api(Scope::Seller),
+        global::search_global_products,
+    ),
+    (
+        Method::GET,
+        "/product/202309/global_products/{global_product_id}",
+        Auth::Api(Scope::Seller),
+        global::global_product,
+    ),
+    (
+        Method::GET,
+        "/product/202507/products/{product_id}/replicated_products",
+        Auth::Api(Scope::Seller),
+        global::replicated_products,
+    ),
+    (
+        Method::GET,
+        "/product/202309/global_categories",
+        Auth::Api(Scope::Seller),
+        global::global_categories,
+    ),
+    (
+        Method::GET,
+        "/product/202309/categories/{category_id}/global_attributes",
+        Auth::Api(Scope::Seller),
+        global::global_attributes,
+    ),
+    (
+        Method::GET,
+        "/product/202309/categories/{category_id}/global_rules",
+        Auth::Api(Scope::Seller),
+        global::global_rules,
+    ),
+    (
+        Method::GET,
+        "/product/202507/global_listing_rules",
+        Auth::Api(Scope::Seller),
+        global::global_listing_rules,
+    ),
+    (
+        Method::POST,
+        "/product/202501/compliance/manufacturers/search",
+        Auth::Api(Scope::Seller),
+        global::manufacturers,
+    ),
+    (
+        Method::POST,
+        "/product/202501/compliance/responsible_persons/search",
+        Auth::Api(Scope::Seller),
+        global::responsible_persons,
     ),
     (
         Method::POST,
@@ -827,6 +1039,7 @@ impl Sandbox {
                     app_secret: &secret,
                     mint: &self.mint,
                     ciphers: &self.data.cipher_index,
+                    assets: &self.data.asset_index,
                 };
                 let incoming = Incoming {
                     path: uri.path(),

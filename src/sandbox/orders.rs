@@ -158,17 +158,7 @@ impl Serialize for Rendered<'_> {
 
 /// `GET /order/202507/orders?ids=a,b,c` (max 50 ids).
 pub fn detail(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
-    let ids = ctx
-        .q("ids")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiFault::param("ids is required"))?;
-    let ids: Vec<&str> = ids.split(',').collect();
-    if ids.len() > 50 {
-        return Err(ApiFault::param(format_args!(
-            "ids accepts at most 50 order ids, got {}",
-            ids.len()
-        )));
-    }
+    let ids = ctx.ids("ids", 50)?;
     let shop = ctx.shop.unwrap_or(0);
     let clock = ctx.view.clock;
     let mut orders = Vec::with_capacity(ids.len());

@@ -138,11 +138,6 @@ fn render<'a>(ds: &'a Dataset, p: &'a Product, detail: bool) -> ProductJson<'a> 
             }),
         })
         .collect();
-    let stable_id = |s: &str| {
-        s.bytes().fold(7_000_000_000u64, |h, b| {
-            h.wrapping_mul(31).wrapping_add(b as u64) % 9_000_000_000 + 1_000_000_000
-        })
-    };
     ProductJson {
         id: &p.id,
         title: &p.title,
@@ -169,6 +164,13 @@ fn render<'a>(ds: &'a Dataset, p: &'a Product, detail: bool) -> ProductJson<'a> 
             }]
         }),
     }
+}
+
+/// A stable 10-digit id for a name (brands, categories and the like).
+pub(super) fn stable_id(s: &str) -> u64 {
+    s.bytes().fold(7_000_000_000u64, |h, b| {
+        h.wrapping_mul(31).wrapping_add(b as u64) % 9_000_000_000 + 1_000_000_000
+    })
 }
 
 /// `POST /product/202502/products/search` (also served at the 202309 path).

@@ -59,6 +59,11 @@ pub fn status(sb: &Sandbox, _ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     }))
 }
 
+/// The cipher of the seller's category asset for market `region`.
+pub fn asset_cipher(region: &str, seed: u64) -> String {
+    format!("CA_{region}_{seed}")
+}
+
 /// `GET /authorization/202405/category_assets`: one asset per region the seller sells in.
 pub fn category_assets(sb: &Sandbox, _ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let mut regions: Vec<&str> = sb.data.shops.iter().map(|s| s.region.code).collect();
@@ -68,7 +73,7 @@ pub fn category_assets(sb: &Sandbox, _ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         .iter()
         .map(|r| {
             json!({
-                "cipher": format!("CA_{r}_{}", sb.data.config.seed),
+                "cipher": asset_cipher(r, sb.data.config.seed),
                 "target_market": r,
                 "category": { "id": "600001", "name": "Beauty & Personal Care" },
             })

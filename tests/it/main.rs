@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod affiliate_partner;
 mod all_streams;
 mod analytics;
 mod cli_auth;

@@ -866,6 +866,51 @@ async fn every_mart_matches_the_sandbox_truth() {
             .collect();
         assert_eq!(got, want, "shop {sid}: creator_performance");
         checked.insert("creator_performance");
+
+        // Affiliate partner campaigns: per campaign with products of the shop, the
+        // products, TAP orders, units, GMV and the partner's fee (estimated, settled).
+        type Camp = (u64, u64, u64, i128, i128, i128);
+        let pwant: BTreeMap<String, Camp> = s.t["marts"]["partner_campaigns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap().to_string(),
+                    (
+                        u(&c["products"]),
+                        u(&c["orders"]),
+                        u(&c["units"]),
+                        micros(c["gmv"].as_str().unwrap()),
+                        micros(c["estimated_fee"].as_str().unwrap()),
+                        micros(c["actual_fee"].as_str().unwrap()),
+                    ),
+                )
+            })
+            .collect();
+        assert!(
+            pwant.values().any(|c| c.1 > 0 && c.5 > 0),
+            "shop {sid}: no settled partner campaign orders"
+        );
+        let prow = rows(&app, &format!("select campaign_id, products, orders, units, campaign_gmv, estimated_partner_fee, actual_partner_fee from marts.partner_performance where {w}")).await;
+        let pgot: BTreeMap<String, Camp> = prow
+            .iter()
+            .map(|r| {
+                (
+                    r[0].clone(),
+                    (
+                        r[1].parse().unwrap(),
+                        r[2].parse().unwrap(),
+                        r[3].parse().unwrap(),
+                        micros(&r[4]),
+                        micros(&r[5]),
+                        micros(&r[6]),
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(pgot, pwant, "shop {sid}: partner_performance");
+        checked.insert("partner_performance");
         let got = rows(&app, &format!("select sum(affiliate_orders), sum(affiliate_gmv), sum(estimated_commission) from marts.affiliate_commissions where {w}")).await;
         let total = want.values().fold((0u64, 0i128, 0i128), |a, v| {
             (a.0 + v.0, a.1 + v.2, a.2 + v.3)

@@ -8,7 +8,7 @@
 //!   collected by the carrier;
 //! - size charts (categories whose variants are sizes); per product diagnoses (short or
 //!   lower-case titles, no brand), SEO words and title suggestions;
-//! - opportunities (catalog models the shop does not sell), candidate products (the
+//! - opportunities (trending products of the catalog's categories the shop does not sell), candidate products (the
 //!   seller's products in other markets not listed here) and combined listing
 //!   recommendations (the shop's products of one brand and category).
 
@@ -446,27 +446,45 @@ pub fn suggestions(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     json_bytes(json!({ "products": list }))
 }
 
-/// Catalog models the shop does not sell: (category, brand, model, USD base price cents).
+/// Products buyers search for that no catalog template makes: (category, name, USD
+/// reference price in cents). Each category of the catalog has some.
+const TRENDING: &[(&str, &str, i64)] = &[
+    ("Phones & Electronics", "Magnetic Car Phone Mount", 1899),
+    ("Phones & Electronics", "Clip-on Selfie Ring Light", 1499),
+    ("Computers & Office", "Foldable Laptop Stand", 2999),
+    ("Computers & Office", "Ergonomic Wrist Rest", 1299),
+    ("Beauty & Personal Care", "Heatless Hair Curler Set", 1599),
+    ("Beauty & Personal Care", "Ice Roller for Face", 999),
+    ("Home Supplies", "Motion Sensor Closet Light", 2199),
+    ("Home Supplies", "Reusable Silicone Food Bags", 1799),
+    ("Menswear & Underwear", "Quick-dry Running Shorts", 2499),
+    ("Womenswear & Underwear", "Seamless Ribbed Bodysuit", 2799),
+];
+
+/// Opportunities for a shop: the trending products of the categories it sells in, then
+/// those of the catalog's other categories, excluding anything its titles already name:
+/// (category, name, USD base price cents).
 pub fn opportunities(
     ds: &Dataset,
     shop: usize,
     clock: i64,
-) -> Vec<(&'static str, &'static str, &'static str, i64)> {
-    let sold: Vec<&str> = ds
+) -> Vec<(&'static str, &'static str, i64)> {
+    let own: Vec<&Product> = ds
         .products
         .iter()
         .filter(|p| p.shop == shop && p.create_time <= clock)
-        .map(|p| p.title.as_str())
         .collect();
-    let mut out = Vec::new();
-    for t in TEMPLATES {
-        for &(model, cents) in t.models {
-            let m = model.to_lowercase();
-            if !sold.iter().any(|s| s.to_lowercase().contains(&m)) {
-                out.push((t.category, t.brand, model, cents));
-            }
-        }
-    }
+    let sells = |c: &str| own.iter().any(|p| p.category == c);
+    let named = |n: &str| {
+        own.iter()
+            .any(|p| p.title.to_lowercase().contains(&n.to_lowercase()))
+    };
+    let mut out: Vec<_> = TRENDING
+        .iter()
+        .filter(|(c, n, _)| categories().contains(c) && !named(n))
+        .copied()
+        .collect();
+    out.sort_by_key(|(c, n, _)| (!sells(c), *c, *n));
     out
 }
 
@@ -478,14 +496,9 @@ pub fn search_opportunities(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault
     let list: Vec<Value> = rows
         .iter()
         .map(|&i| {
-            let (cat, brand, model, cents) = ops[i as usize];
-            let name = if brand.is_empty() {
-                model.to_string()
-            } else {
-                format!("{brand} {model}")
-            };
+            let (cat, name, cents) = ops[i as usize];
             json!({
-                "id": stable_id(&name).to_string(),
+                "id": stable_id(name).to_string(),
                 "category_name": cat,
                 "product_name": name,
                 "reference_price_usd": format!("{}.{:02}", cents / 100, cents % 100),

@@ -28,6 +28,7 @@ mod marts;
 mod models;
 mod order_fulfillment;
 mod pipeline_catalog;
+mod products_listing;
 mod promotion_service;
 mod python_clients;
 mod python_reader;

@@ -355,8 +355,13 @@ pub async fn qualified_rows(app: &shoplake::app::App, qualified: &str) -> Vec<St
 }
 
 /// Raw tables the sandbox leaves empty for local (not cross-border) shops, which the small
-/// test configurations have only.
-pub const EMPTY_FOR_LOCAL_SHOPS: &[&str] = &["global_warehouses"];
+/// test configurations have only (tests/it/products_listing.rs runs a cross-border shop).
+pub const EMPTY_FOR_LOCAL_SHOPS: &[&str] = &[
+    "global_warehouses",
+    "global_products",
+    "global_product_details",
+    "replicated_products",
+];
 
 /// Whether `table` (`t` or `raw.t`) should hold rows after a backfill of local shops.
 pub fn expect_rows(table: &str) -> bool {

@@ -258,6 +258,15 @@ fn record_id(v: &Value, field: &str) -> Option<String> {
     }
 }
 
+/// The stream's fixed JSON body fields (`body = { … }` in its pipeline file).
+fn fixed_body(stream: &StreamSpec) -> serde_json::Map<String, Value> {
+    stream
+        .body
+        .iter()
+        .map(|(k, v)| (k.clone(), toml_to_json(v)))
+        .collect()
+}
+
 fn toml_to_json(v: &toml::Value) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
@@ -467,10 +476,7 @@ impl Extractor {
         let mut ids: Vec<Vec<(usize, DetailId)>> = vec![Vec::new(); detail_streams.len()];
 
         // 1-2: list pages → batches, one call (or paged walk) per range in `calls`.
-        let mut body = serde_json::Map::new();
-        for (k, v) in &stream.body {
-            body.insert(k.clone(), toml_to_json(v));
-        }
+        let body = fixed_body(stream);
         let w = stream.window.as_ref();
         let calls = call_ranges(w, window, ctx.tz);
         let text = |v: &Value| match v {
@@ -761,10 +767,7 @@ impl Extractor {
                 .map(|chunk| {
                     let chunk: Vec<&str> = chunk.iter().map(|x| x.id.as_str()).collect();
                     if detail.ids_in == ParamsIn::Body {
-                        let mut body = serde_json::Map::new();
-                        for (k, v) in &d.body {
-                            body.insert(k.clone(), toml_to_json(v));
-                        }
+                        let mut body = fixed_body(d);
                         body.insert(param.clone(), Value::from(chunk));
                         with_window(self.base_request(d, shop, body))
                     } else {
@@ -782,7 +785,7 @@ impl Extractor {
                         *v = id.fill(v);
                     }
                     let family = d.family.clone().unwrap_or_else(|| d.path.clone());
-                    with_window(self.base_request(&spec, shop, Default::default())).family(family)
+                    with_window(self.base_request(&spec, shop, fixed_body(d))).family(family)
                 })
                 .collect(),
         };

@@ -217,6 +217,22 @@ fn campaign_units(ds: &Dataset, camp: &Campaign, enrolled: &[usize], o: &Order) 
     out
 }
 
+/// The partner's fee on `o`: each unit of an enrolled product at its fee rate (rounded
+/// down per unit).
+fn partner_fee(ds: &Dataset, camp: &Campaign, enrolled: &[usize], o: &Order) -> i64 {
+    ds.items_of(o)
+        .iter()
+        .filter_map(|li| {
+            let p = ds.skus[li.sku as usize].product;
+            enrolled
+                .iter()
+                .map(|&x| &camp.products[x])
+                .find(|e| e.product == p)
+                .map(|e| li.sale_price() * e.fee_bp / 10_000)
+        })
+        .sum()
+}
+
 fn money(ds: &Dataset, shop: usize, minor: i64) -> Value {
     let r = ds.shops[shop].region;
     json!({ "amount": Minor { minor, digits: r.minor_digits }.to_string(), "currency": r.currency })
@@ -616,18 +632,7 @@ pub fn tap_orders(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
             let (c, enrolled, k) = tap_of(ds, &camps, &cs, o).expect("filtered");
             let camp = &camps[c];
             let (gmv, units) = campaign_units(ds, camp, &enrolled, o);
-            let fee: i64 = ds
-                .items_of(o)
-                .iter()
-                .filter_map(|li| {
-                    let p = ds.skus[li.sku as usize].product;
-                    enrolled
-                        .iter()
-                        .map(|&x| &camp.products[x])
-                        .find(|e| e.product == p)
-                        .map(|e| li.sale_price() * e.fee_bp / 10_000)
-                })
-                .sum();
+            let fee = partner_fee(ds, camp, &enrolled, o);
             let (_, _, st) = commission(ds, &cs[k], o, clock);
             let (est, act) = match st {
                 "CANCELLED" => (0, 0),
@@ -777,18 +782,7 @@ pub fn performance(ds: &Dataset, view: &View, shop: usize) -> Vec<CampaignTruth>
         }
         let camp = &camps[c];
         let (gmv, units) = campaign_units(ds, camp, &enrolled, o);
-        let fee: i64 = ds
-            .items_of(o)
-            .iter()
-            .filter_map(|li| {
-                let p = ds.skus[li.sku as usize].product;
-                enrolled
-                    .iter()
-                    .map(|&x| &camp.products[x])
-                    .find(|e| e.product == p)
-                    .map(|e| li.sale_price() * e.fee_bp / 10_000)
-            })
-            .sum();
+        let fee = partner_fee(ds, camp, &enrolled, o);
         let a = &mut acc[c];
         a.0 += 1;
         a.1 += units;

@@ -175,6 +175,8 @@ pub(super) async fn truth(
         tables.extend(order_detail_counts(ds, &view, si));
         tables.extend(super::partner::truth(ds, &view, si));
         tables.extend(super::listing::truth(ds, &view, si));
+        tables.extend(super::fbt::truth(ds, &view, si));
+        tables.extend(super::collab::truth(ds, &view, si));
         tables.extend(super::media::truth(ds, &view, si));
         tables.extend(super::promotion::truth(ds, si, view.clock));
         tables.extend(super::affiliate::truth(ds, &view, si));

@@ -14,19 +14,17 @@ async fn partner_campaigns_add_up_from_content_to_orders() {
     let sb = start(small(2, 3_000)).await;
     let truth = truth(&sb).await;
     let app = app_for(&sb, &dir.path().join("data"), None).await;
-    let (from, clock) = (
-        truth["history_start"].as_i64().unwrap(),
-        truth["clock"].as_i64().unwrap(),
-    );
-    for p in [
-        "affiliate_partner",
-        "orders",
-        "affiliate_seller",
-        "products",
-    ] {
-        let sum = app.backfill(from, clock + 1, None, Some(p)).await.unwrap();
-        assert!(sum.errors.is_empty(), "{p}: {:?}", sum.errors);
-    }
+    backfill_history(
+        &app,
+        &truth,
+        &[
+            "affiliate_partner",
+            "orders",
+            "affiliate_seller",
+            "products",
+        ],
+    )
+    .await;
     let n = |sql: String| {
         let app = &app;
         async move {
@@ -77,9 +75,7 @@ async fn partner_campaigns_add_up_from_content_to_orders() {
             "select count(*) from raw.partner_campaign_products p left join raw.products x on x._shop_id = p.shop_id and x.id = p.product_id where x.id is null",
         ),
     ];
-    for (what, sql) in zero {
-        assert_eq!(n(sql.to_string()).await, 0, "{what}\n{sql}");
-    }
+    assert_none_break(&app, &zero).await;
 
     // The gate: a partner call takes category_asset_cipher, never shop_cipher.
     let client = app.client().unwrap();

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod affiliate_collab;
 mod affiliate_partner;
 mod all_streams;
 mod analytics;
@@ -18,6 +19,7 @@ mod dashboards;
 mod drift;
 mod end_to_end;
 mod faults;
+mod fbt;
 mod finance;
 mod flight_auth;
 mod flight_limits;

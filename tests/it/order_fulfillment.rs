@@ -29,45 +29,31 @@ async fn order_and_package_details_agree_with_their_lists() {
     let sb = start(small(2, 2_000)).await;
     let truth = truth(&sb).await;
     let app = app_for(&sb, &dir.path().join("data"), Some(&project)).await;
-    let (from, clock) = (
-        truth["history_start"].as_i64().unwrap(),
-        truth["clock"].as_i64().unwrap(),
-    );
     // `fulfillment` has no stream of its own: it selects orders and packages, whose
     // windows run its details.
-    for p in ["fulfillment", "tiktok_shipping", "return_refund"] {
-        let sum = app.backfill(from, clock + 1, None, Some(p)).await.unwrap();
-        assert!(sum.errors.is_empty(), "{p}: {:?}", sum.errors);
-    }
-    for table in [
-        "order_split_attributes",
-        "price_details",
-        "price_detail_line_items",
-        "external_orders",
-        "aftersale_eligibility",
-        "package_details",
-        "tracking_events",
-        "reject_reasons",
-        "combinable_packages",
-    ] {
-        let want = truth_per_shop(&truth, &format!("tables.{table}"));
-        let got = key_counts(
-            &app.query(&format!(
-                "select _shop_id, count(*) from raw.{table} group by _shop_id"
-            ))
-            .await
-            .unwrap(),
-        );
-        let want: std::collections::BTreeMap<_, _> =
-            want.into_iter().filter(|(_, n)| *n > 0).collect();
-        assert_eq!(got, want, "raw.{table}: rows per shop vs the sandbox");
-        if table != "combinable_packages" {
-            assert!(
-                want.values().sum::<i64>() > 0,
-                "raw.{table}: the seed has rows"
-            );
-        }
-    }
+    backfill_history(
+        &app,
+        &truth,
+        &["fulfillment", "tiktok_shipping", "return_refund"],
+    )
+    .await;
+    assert_tables_match_truth(
+        &app,
+        &truth,
+        &[
+            "order_split_attributes",
+            "price_details",
+            "price_detail_line_items",
+            "external_orders",
+            "aftersale_eligibility",
+            "package_details",
+            "tracking_events",
+            "reject_reasons",
+            "combinable_packages",
+        ],
+        &["combinable_packages"],
+    )
+    .await;
 
     let zero = [
         (
@@ -115,14 +101,7 @@ async fn order_and_package_details_agree_with_their_lists() {
             "select count(*) from raw.external_orders e left join raw.orders o on o._shop_id = e._shop_id and o.id = e.order_id where o.id is null or e.origin_id <> e.order_id",
         ),
     ];
-    for (what, sql) in zero {
-        let n = scalar_i64(
-            &app.query(sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}")),
-        );
-        assert_eq!(n, 0, "{what}: {n} rows break it\n{sql}");
-    }
+    assert_none_break(&app, &zero).await;
     // Combinable groups (if any) are packages awaiting collection of one buyer.
     let groups = app
         .query("select _shop_id, order_ids from raw.combinable_packages")

@@ -16,55 +16,39 @@ async fn listing_tools_and_global_products_land_whole_and_agree() {
     let sb = start(small(4, 2_000)).await;
     let truth = truth(&sb).await;
     let app = app_for(&sb, &dir.path().join("data"), None).await;
-    let (from, clock) = (
-        truth["history_start"].as_i64().unwrap(),
-        truth["clock"].as_i64().unwrap(),
-    );
-    for p in ["products", "orders"] {
-        let sum = app.backfill(from, clock + 1, None, Some(p)).await.unwrap();
-        assert!(sum.errors.is_empty(), "{p}: {:?}", sum.errors);
-    }
-    for table in [
-        "product_inventory",
-        "product_inventory_skus",
-        "product_diagnoses",
-        "product_seo_words",
-        "product_suggestions",
-        "categories",
-        "category_attributes",
-        "category_rules",
-        "listing_schemas",
-        "brands",
-        "listing_prerequisites",
-        "size_charts",
-        "product_opportunities",
-        "candidate_products",
-        "combined_listing_recommendations",
-        "global_products",
-        "global_product_details",
-        "replicated_products",
-        "global_categories",
-        "global_category_attributes",
-        "global_category_rules",
-        "global_listing_rules",
-        "manufacturers",
-        "responsible_persons",
-    ] {
-        let want: std::collections::BTreeMap<_, _> =
-            truth_per_shop(&truth, &format!("tables.{table}"))
-                .into_iter()
-                .filter(|(_, n)| *n > 0)
-                .collect();
-        let got = key_counts(
-            &app.query(&format!(
-                "select _shop_id, count(*) from raw.{table} group by _shop_id"
-            ))
-            .await
-            .unwrap(),
-        );
-        assert_eq!(got, want, "raw.{table}: rows per shop vs the sandbox");
-        assert!(!want.is_empty(), "raw.{table}: the seed has rows");
-    }
+    backfill_history(&app, &truth, &["products", "orders"]).await;
+    assert_tables_match_truth(
+        &app,
+        &truth,
+        &[
+            "product_inventory",
+            "product_inventory_skus",
+            "product_diagnoses",
+            "product_seo_words",
+            "product_suggestions",
+            "categories",
+            "category_attributes",
+            "category_rules",
+            "listing_schemas",
+            "brands",
+            "listing_prerequisites",
+            "size_charts",
+            "product_opportunities",
+            "candidate_products",
+            "combined_listing_recommendations",
+            "global_products",
+            "global_product_details",
+            "replicated_products",
+            "global_categories",
+            "global_category_attributes",
+            "global_category_rules",
+            "global_listing_rules",
+            "manufacturers",
+            "responsible_persons",
+        ],
+        &[],
+    )
+    .await;
     let n = |sql: &'static str| {
         let app = &app;
         async move {
@@ -109,9 +93,7 @@ async fn listing_tools_and_global_products_land_whole_and_agree() {
             "select count(*) from raw.listing_prerequisites where is_failed",
         ),
     ];
-    for (what, sql) in zero {
-        assert_eq!(n(sql).await, 0, "{what}\n{sql}");
-    }
+    assert_none_break(&app, &zero).await;
     assert!(
         n("select count(*) from raw.product_inventory_skus where total_committed_quantity > 0")
             .await

@@ -471,3 +471,58 @@ pub fn app_from_dir(dir: &std::path::Path) -> shoplake::app::App {
     let config = shoplake::config::Config::load(Some(&dir.join("shoplake.toml"))).unwrap();
     shoplake::app::App::new(config, dir).unwrap()
 }
+
+/// Backfills the seed's whole history (the truth's `history_start` to its clock) for each
+/// pipeline (a category or stream) in turn; a failed window fails the test.
+pub async fn backfill_history(app: &shoplake::app::App, truth: &Value, pipelines: &[&str]) {
+    let (from, clock) = (
+        truth["history_start"].as_i64().unwrap(),
+        truth["clock"].as_i64().unwrap(),
+    );
+    for p in pipelines {
+        let sum = app.backfill(from, clock + 1, None, Some(p)).await.unwrap();
+        assert!(sum.errors.is_empty(), "{p}: {:?}", sum.errors);
+    }
+}
+
+/// Asserts that every raw table in `tables` holds, per shop, the rows the sandbox's truth
+/// (`tables.<table>`) says, and that the seed has rows for each (unless listed in
+/// `may_be_empty`).
+pub async fn assert_tables_match_truth(
+    app: &shoplake::app::App,
+    truth: &Value,
+    tables: &[&str],
+    may_be_empty: &[&str],
+) {
+    for table in tables {
+        let want: std::collections::BTreeMap<_, _> =
+            truth_per_shop(truth, &format!("tables.{table}"))
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .collect();
+        let got = key_counts(
+            &app.query(&format!(
+                "select _shop_id, count(*) from raw.{table} group by _shop_id"
+            ))
+            .await
+            .unwrap(),
+        );
+        assert_eq!(got, want, "raw.{table}: rows per shop vs the sandbox");
+        if !may_be_empty.contains(table) {
+            assert!(!want.is_empty(), "raw.{table}: the seed has rows");
+        }
+    }
+}
+
+/// Asserts that each `(what, sql)` counts no rows (each query returns the rows breaking
+/// `what`).
+pub async fn assert_none_break(app: &shoplake::app::App, checks: &[(&str, &str)]) {
+    for (what, sql) in checks {
+        let n = scalar_i64(
+            &app.query(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        );
+        assert_eq!(n, 0, "{what}: {n} rows break it\n{sql}");
+    }
+}

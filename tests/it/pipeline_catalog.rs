@@ -1,7 +1,8 @@
 //! pipelines/ and schemas/ agree, and every stream calls a real catalog endpoint:
 //! every table a stream lands has a schema and every schema is landed by a stream; every
 //! stream's method and path is a read endpoint of pipelines/catalog.tsv (a typo in a path
-//! or version fails here, not against the real API); every exclusion has a reason.
+//! or version fails here, not against the real API); every exclusion has a reason, and
+//! no catalog read endpoint is left neither extracted nor excluded.
 //! Coverage per category is printed (`shoplake pipelines --coverage` shows the same).
 
 use std::collections::BTreeSet;
@@ -63,4 +64,14 @@ fn schemas_pipelines_and_catalog_agree() {
     for (category, (x, e, m)) in coverage::summary(&rows) {
         println!("{category:<22} extracted {x:>3}  excluded {e:>3}  missing {m:>3}");
     }
+    // Every read endpoint of the catalog is extracted or excluded with a reason.
+    let missing: Vec<String> = rows
+        .iter()
+        .filter(|(_, c)| matches!(c, Coverage::Missing))
+        .map(|(e, _)| format!("{} {}", e.method, e.path))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "catalog endpoints neither extracted nor excluded: {missing:#?}"
+    );
 }

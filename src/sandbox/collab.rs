@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::affiliate::{Creator, creators};
 use super::data::Dataset;
 use super::gate::ApiFault;
-use super::paging::{fingerprint, page_json, page_size, token_page};
+use super::paging::{list_page, page_json};
 use super::rng::Rng;
 use super::seller::json_bytes;
 use super::{Ctx, Sandbox};
@@ -45,24 +45,6 @@ fn popular(ds: &Dataset, shop: usize, clock: i64) -> Vec<u32> {
     v
 }
 
-fn page<T: Copy>(
-    ctx: &Ctx,
-    what: &[u8],
-    max: usize,
-    rows: &[T],
-) -> Result<(Vec<T>, String, u32), ApiFault> {
-    let size = page_size(ctx.q("page_size"), max)?;
-    let shop = ctx.shop.unwrap_or(0).to_le_bytes();
-    let params: std::collections::BTreeMap<_, _> = ctx.params.iter().collect();
-    let fp = fingerprint(&[
-        what,
-        &shop,
-        &ctx.body,
-        format!("{params:?}{:?}", ctx.q("product_id")).as_bytes(),
-    ]);
-    token_page(ctx.q("page_token"), fp, rows, false, size, |_| true)
-}
-
 /// Whether products of this price (minor units of its shop's currency) get free samples.
 fn offers_samples(ds: &Dataset, product: u32) -> bool {
     let p = &ds.products[product as usize];
@@ -76,7 +58,7 @@ pub fn open_collaboration_products(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, A
     let ds: &Dataset = &sb.data;
     let shop = ctx.shop.unwrap_or(0);
     let list = popular(ds, shop, ctx.view.clock);
-    let (rows, next, total) = page(ctx, b"oc_products", 20, &list)?;
+    let (rows, next, total) = list_page(ctx, b"oc_products", 20, &list)?;
     let out: Vec<Value> = rows
         .iter()
         .map(|&i| {
@@ -190,7 +172,7 @@ pub fn search_targets(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let ds: &Dataset = &sb.data;
     let t = targets(ds, ctx.shop.unwrap_or(0), ctx.view.clock);
     let idx: Vec<u32> = (0..t.len() as u32).collect();
-    let (rows, next, total) = page(ctx, b"targets", 100, &idx)?;
+    let (rows, next, total) = list_page(ctx, b"targets", 100, &idx)?;
     let out: Vec<Value> = rows
         .iter()
         .map(|&i| target_json(ds, &t[i as usize], ctx.view.clock, false))
@@ -308,7 +290,7 @@ pub fn search_applications(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault>
     let apps = applications(ds, shop, clock);
     let cs = creators(ds, shop);
     let idx: Vec<u32> = (0..apps.len() as u32).collect();
-    let (rows, next, total) = page(ctx, b"applications", 50, &idx)?;
+    let (rows, next, total) = list_page(ctx, b"applications", 50, &idx)?;
     let out: Vec<Value> = rows
         .iter()
         .map(|&i| {
@@ -382,7 +364,7 @@ pub fn creator_content(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         .collect();
     let cs = creators(ds, shop);
     let idx: Vec<u32> = (0..apps.len() as u32).collect();
-    let (rows, next, total) = page(ctx, b"creator_content", 100, &idx)?;
+    let (rows, next, total) = list_page(ctx, b"creator_content", 100, &idx)?;
     let out: Vec<Value> = rows
         .iter()
         .map(|&i| {
@@ -466,7 +448,7 @@ pub fn conversations(
 pub fn list_conversations(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let convs = conversations(&sb.data, ctx.shop.unwrap_or(0), ctx.view.clock);
     let idx: Vec<u32> = (0..convs.len() as u32).collect();
-    let (rows, next, total) = page(ctx, b"conversations", 50, &idx)?;
+    let (rows, next, total) = list_page(ctx, b"conversations", 50, &idx)?;
     let out: Vec<Value> = rows
         .iter()
         .map(|&i| {
@@ -497,7 +479,7 @@ pub fn conversation_messages(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFaul
         .find(|(_, c, _)| conversation_id(c) == id)
         .ok_or_else(|| ApiFault::param(format_args!("conversation_id {id:?} not found")))?;
     let idx: Vec<u32> = (0..m.len() as u32).collect();
-    let (rows, next, total) = page(ctx, b"messages", 20, &idx)?;
+    let (rows, next, total) = list_page(ctx, b"messages", 20, &idx)?;
     let out: Vec<Value> = rows
         .iter()
         .map(|&i| {

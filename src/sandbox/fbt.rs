@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::data::{Dataset, View};
 use super::gate::ApiFault;
 use super::orders::parse_body;
-use super::paging::{fingerprint, page_json, page_size, token_page};
+use super::paging::{list_page, page_json};
 use super::seller::json_bytes;
 use super::{Ctx, Sandbox};
 
@@ -155,13 +155,6 @@ pub fn world(ds: &Dataset, view: &View, shop: usize) -> (Vec<Inbound>, Vec<Movem
     (inbound, out)
 }
 
-fn page<T: Copy>(ctx: &Ctx, what: &[u8], rows: &[T]) -> Result<(Vec<T>, String, u32), ApiFault> {
-    let size = page_size(ctx.q("page_size"), 100)?;
-    let shop = ctx.shop.unwrap_or(0).to_le_bytes();
-    let fp = fingerprint(&[what, &shop, &ctx.body]);
-    token_page(ctx.q("page_token"), fp, rows, false, size, |_| true)
-}
-
 /// `GET /fbt/202408/warehouses`.
 pub fn list_warehouses(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let shop = ctx.shop.unwrap_or(0);
@@ -207,7 +200,7 @@ pub fn search_goods(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let ds: &Dataset = &sb.data;
     let shop = ctx.shop.unwrap_or(0);
     let g = goods(ds, shop);
-    let (rows, next, total) = page(ctx, b"fbt_goods", &g)?;
+    let (rows, next, total) = list_page(ctx, b"fbt_goods", 100, &g)?;
     let list: Vec<Value> = rows
         .iter()
         .map(|&k| {
@@ -254,7 +247,7 @@ pub fn search_inventory(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let shop = ctx.shop.unwrap_or(0);
     let st = stock(ds, &ctx.view, shop);
     let keys: Vec<u32> = st.keys().copied().collect();
-    let (rows, next, total) = page(ctx, b"fbt_inventory", &keys)?;
+    let (rows, next, total) = list_page(ctx, b"fbt_inventory", 100, &keys)?;
     let list: Vec<Value> = rows
         .iter()
         .map(|k| {
@@ -311,7 +304,7 @@ pub fn search_records(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
                 && f.create_time_le.is_none_or(|l| t <= l)
         })
         .collect();
-    let (rows, next, total) = page(ctx, b"fbt_records", &keep)?;
+    let (rows, next, total) = list_page(ctx, b"fbt_records", 100, &keep)?;
     let list: Vec<Value> = rows
         .iter()
         .map(|&i| {

@@ -15,7 +15,7 @@ use super::data::Dataset;
 use super::gate::ApiFault;
 use super::listing::{attributes, brands, categories};
 use super::orders::parse_body;
-use super::paging::{fingerprint, page_json, page_size, token_page};
+use super::paging::{list_page, page_json};
 use super::products::stable_id;
 use super::seller::json_bytes;
 use super::{Ctx, Sandbox};
@@ -88,9 +88,7 @@ pub fn search_global_products(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFau
             f.update_time_ge.is_none_or(|g| t >= g) && f.update_time_le.is_none_or(|l| t <= l)
         })
         .collect();
-    let size = page_size(ctx.q("page_size"), 100)?;
-    let fp = fingerprint(&[b"global_products", &ctx.body]);
-    let (page, next, total) = token_page(ctx.q("page_token"), fp, &rows, false, size, |_| true)?;
+    let (page, next, total) = list_page(ctx, b"global_products", 100, &rows)?;
     let list: Vec<Value> = page.iter().map(|&i| global_json(ds, i, false)).collect();
     Ok(page_json("global_products", next, total, &list))
 }
@@ -187,9 +185,7 @@ pub fn seller_brands(ds: &Dataset, clock: i64) -> Vec<&'static str> {
 pub fn manufacturers(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let list = seller_brands(&sb.data, ctx.view.clock);
     let idx: Vec<u32> = (0..list.len() as u32).collect();
-    let size = page_size(ctx.q("page_size"), 100)?;
-    let fp = fingerprint(&[b"manufacturers", &ctx.body]);
-    let (page, next, total) = token_page(ctx.q("page_token"), fp, &idx, false, size, |_| true)?;
+    let (page, next, total) = list_page(ctx, b"manufacturers", 100, &idx)?;
     let rows: Vec<Value> = page
         .iter()
         .map(|&i| {
@@ -215,9 +211,7 @@ pub const RESPONSIBLE_PERSONS: &[(&str, &str)] = &[
 /// `POST /product/202501/compliance/responsible_persons/search` (page_size 1–100).
 pub fn responsible_persons(_sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let idx: Vec<u32> = (0..RESPONSIBLE_PERSONS.len() as u32).collect();
-    let size = page_size(ctx.q("page_size"), 100)?;
-    let fp = fingerprint(&[b"responsible_persons", &ctx.body]);
-    let (page, next, total) = token_page(ctx.q("page_token"), fp, &idx, false, size, |_| true)?;
+    let (page, next, total) = list_page(ctx, b"responsible_persons", 100, &idx)?;
     let rows: Vec<Value> = page
         .iter()
         .map(|&i| {

@@ -20,7 +20,7 @@ use super::catalog::TEMPLATES;
 use super::data::{Dataset, Product};
 use super::gate::ApiFault;
 use super::orders::parse_body;
-use super::paging::{fingerprint, page_json, page_size, token_page};
+use super::paging::{list_page, page_json};
 use super::products::stable_id;
 use super::seller::json_bytes;
 use super::{Ctx, Sandbox};
@@ -187,25 +187,12 @@ fn shop_products<'a>(ds: &'a Dataset, ctx: &Ctx) -> impl Iterator<Item = (u32, &
         .map(|(i, p)| (i as u32, p))
 }
 
-/// A page of `rows` (ids into something the handler renders), token paged.
-fn page<T: Copy>(
-    ctx: &Ctx,
-    what: &[u8],
-    max: usize,
-    rows: &[T],
-) -> Result<(Vec<T>, String, u32), ApiFault> {
-    let size = page_size(ctx.q("page_size"), max)?;
-    let shop = ctx.shop.unwrap_or(0).to_le_bytes();
-    let fp = fingerprint(&[what, &shop, &ctx.body]);
-    token_page(ctx.q("page_token"), fp, rows, false, size, |_| true)
-}
-
 /// `GET /product/202309/brands` (page_size 1–100, page_token).
 pub fn list_brands(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let all = brands();
     let sold: BTreeSet<&str> = shop_products(&sb.data, ctx).map(|(_, p)| p.brand).collect();
     let idx: Vec<u32> = (0..all.len() as u32).collect();
-    let (rows, next, total) = page(ctx, b"brands", 100, &idx)?;
+    let (rows, next, total) = list_page(ctx, b"brands", 100, &idx)?;
     let list: Vec<Value> = rows
         .iter()
         .map(|&i| {
@@ -320,7 +307,7 @@ pub fn size_charts(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         .collect();
     let cats: Vec<&str> = cats.into_iter().collect();
     let idx: Vec<u32> = (0..cats.len() as u32).collect();
-    let (rows, next, total) = page(ctx, b"size_charts", 100, &idx)?;
+    let (rows, next, total) = list_page(ctx, b"size_charts", 100, &idx)?;
     let list: Vec<Value> = rows
         .iter()
         .map(|&i| {
@@ -492,7 +479,7 @@ pub fn opportunities(
 pub fn search_opportunities(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let ops = opportunities(&sb.data, ctx.shop.unwrap_or(0), ctx.view.clock);
     let idx: Vec<u32> = (0..ops.len() as u32).collect();
-    let (rows, next, total) = page(ctx, b"opportunities", 100, &idx)?;
+    let (rows, next, total) = list_page(ctx, b"opportunities", 100, &idx)?;
     let list: Vec<Value> = rows
         .iter()
         .map(|&i| {
@@ -529,7 +516,7 @@ pub fn candidates(ds: &Dataset, shop: usize, clock: i64) -> Vec<u32> {
 pub fn search_candidates(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let ds: &Dataset = &sb.data;
     let c = candidates(ds, ctx.shop.unwrap_or(0), ctx.view.clock);
-    let (rows, next, total) = page(ctx, b"candidates", 100, &c)?;
+    let (rows, next, total) = list_page(ctx, b"candidates", 100, &c)?;
     let list: Vec<Value> = rows
         .iter()
         .map(|&i| {
@@ -575,7 +562,7 @@ pub fn combined_listing_recommendations(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u
     let ds: &Dataset = &sb.data;
     let groups = combinable_listings(ds, ctx.shop.unwrap_or(0), ctx.view.clock);
     let idx: Vec<u32> = (0..groups.len() as u32).collect();
-    let (rows, next, total) = page(ctx, b"combined", 100, &idx)?;
+    let (rows, next, total) = list_page(ctx, b"combined", 100, &idx)?;
     let list: Vec<Value> = rows
         .iter()
         .map(|&i| {

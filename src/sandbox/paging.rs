@@ -73,6 +73,38 @@ pub fn rewind(token: &str, rows: u32) -> Option<String> {
     })
 }
 
+/// One token page over `rows` (a list the handler built for this call), `page_size` in
+/// 1..=`max`. The token is bound to the call: `what`, the shop, the body, the path
+/// parameters and the business query parameters (not paging, signing or credentials).
+pub fn list_page<T: Copy>(
+    ctx: &super::Ctx,
+    what: &[u8],
+    max: usize,
+    rows: &[T],
+) -> Result<(Vec<T>, String, u32), ApiFault> {
+    const NOT_BUSINESS: &[&str] = &[
+        "page_token",
+        "page_size",
+        "timestamp",
+        "sign",
+        "app_key",
+        "shop_cipher",
+        "category_asset_cipher",
+        "access_token",
+    ];
+    let size = page_size(ctx.q("page_size"), max)?;
+    let params: std::collections::BTreeMap<_, _> = ctx.params.iter().collect();
+    let mut query: Vec<_> = ctx
+        .query
+        .iter()
+        .filter(|(k, _)| !NOT_BUSINESS.contains(&k.as_str()))
+        .collect();
+    query.sort();
+    let key = format!("{:?}{params:?}{query:?}", ctx.shop);
+    let fp = fingerprint(&[what, &ctx.body, key.as_bytes()]);
+    token_page(ctx.q("page_token"), fp, rows, false, size, |_| true)
+}
+
 /// FNV-1a over the parts of a query that define its result set.
 pub fn fingerprint(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -28,7 +28,7 @@ use super::affiliate::{Creator, commission, creator_of, creators};
 use super::data::{Dataset, Order, View};
 use super::gate::ApiFault;
 use super::orders::parse_body;
-use super::paging::{fingerprint, page_json, page_size, token_page};
+use super::paging::{list_page, page_json};
 use super::rng::Rng;
 use super::seller::json_bytes;
 use super::{Ctx, Sandbox};
@@ -332,26 +332,13 @@ fn campaign_json(ds: &Dataset, region: &str, c: &Campaign, clock: i64, detail: b
     v
 }
 
-fn page<T: Copy>(
-    ctx: &Ctx,
-    what: &[u8],
-    max: usize,
-    rows: &[T],
-) -> Result<(Vec<T>, String, u32), ApiFault> {
-    let size = page_size(ctx.q("page_size"), max)?;
-    let params: std::collections::BTreeMap<_, _> = ctx.params.iter().collect();
-    let shop = ctx.shop.unwrap_or(0);
-    let fp = fingerprint(&[what, format!("{shop}{params:?}").as_bytes()]);
-    token_page(ctx.q("page_token"), fp, rows, false, size, |_| true)
-}
-
 /// `GET /affiliate_partner/202405/campaigns` (page_size 1–100).
 pub fn list_campaigns(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let ds: &Dataset = &sb.data;
     let region = market(ds, ctx);
     let camps = campaigns(ds, region, ctx.view.clock);
     let idx: Vec<u32> = (0..camps.len() as u32).collect();
-    let (rows, next, total) = page(ctx, b"campaigns", 100, &idx)?;
+    let (rows, next, total) = list_page(ctx, b"campaigns", 100, &idx)?;
     let list: Vec<Value> = rows
         .iter()
         .map(|&i| campaign_json(ds, region, &camps[i as usize], ctx.view.clock, false))
@@ -371,7 +358,7 @@ pub fn campaign_products(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let ds: &Dataset = &sb.data;
     let c = find_campaign(ds, ctx)?;
     let idx: Vec<u32> = (0..c.products.len() as u32).collect();
-    let (rows, next, total) = page(ctx, b"campaign_products", 100, &idx)?;
+    let (rows, next, total) = list_page(ctx, b"campaign_products", 100, &idx)?;
     let list: Vec<Value> = rows
         .iter()
         .map(|&i| {
@@ -400,7 +387,7 @@ pub fn campaign_product_stats(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFau
     let c = find_campaign(ds, ctx)?;
     let ci = camps.iter().position(|x| x.id == c.id).expect("listed");
     let idx: Vec<u32> = (0..c.products.len() as u32).collect();
-    let (rows, next, total) = page(ctx, b"product_stats", 50, &idx)?;
+    let (rows, next, total) = list_page(ctx, b"product_stats", 50, &idx)?;
     let started = c.start <= ctx.view.clock;
     let list: Vec<Value> = rows
         .iter()
@@ -435,7 +422,7 @@ pub fn product_creators(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let prom = promoters(ds, &c, &e);
     let orders = product_orders(ds, &ctx.view, &camps, ci, &e);
     let idx: Vec<u32> = (0..prom.len() as u32).collect();
-    let (rows, next, total) = page(ctx, b"product_creators", 50, &idx)?;
+    let (rows, next, total) = list_page(ctx, b"product_creators", 50, &idx)?;
     let started = c.start <= ctx.view.clock;
     let list: Vec<Value> = rows
         .iter()
@@ -623,7 +610,7 @@ pub fn tap_orders(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
             rows.push((s, i));
         }
     }
-    let (page_rows, next, total) = page(ctx, &ctx.body.clone(), 100, &rows)?;
+    let (page_rows, next, total) = list_page(ctx, b"tap_orders", 100, &rows)?;
     let list: Vec<Value> = page_rows
         .iter()
         .map(|&(s, i)| {
@@ -672,7 +659,7 @@ pub fn cap_orders(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
             rows.push((s, i));
         }
     }
-    let (page_rows, next, total) = page(ctx, &ctx.body.clone(), 100, &rows)?;
+    let (page_rows, next, total) = list_page(ctx, b"cap_orders", 100, &rows)?;
     let list: Vec<Value> = page_rows
         .iter()
         .map(|&(s, i)| {

@@ -25,18 +25,8 @@ async fn partner_campaigns_add_up_from_content_to_orders() {
         ],
     )
     .await;
-    let n = |sql: String| {
-        let app = &app;
-        async move {
-            scalar_i64(
-                &app.query(&sql)
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}")),
-            )
-        }
-    };
-    assert!(n("select count(*) from raw.partner_tap_orders".into()).await > 5);
-    assert!(n("select count(*) from raw.partner_creator_videos".into()).await > 5);
+    assert!(query_i64(&app, "select count(*) from raw.partner_tap_orders").await > 5);
+    assert!(query_i64(&app, "select count(*) from raw.partner_creator_videos").await > 5);
     let zero = [
         (
             "a product's stats = Σ its creators",

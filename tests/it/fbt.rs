@@ -29,17 +29,14 @@ async fn fbt_stock_adds_up_from_movements_and_orders() {
         &[],
     )
     .await;
-    let n = |sql: &'static str| {
-        let app = &app;
-        async move {
-            scalar_i64(
-                &app.query(sql)
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}")),
-            )
-        }
-    };
-    assert!(n("select count(*) from raw.fbt_inventory_records where type = 'OUTBOUND'").await > 50);
+    assert!(
+        query_i64(
+            &app,
+            "select count(*) from raw.fbt_inventory_records where type = 'OUTBOUND'"
+        )
+        .await
+            > 50
+    );
     let zero = [
         (
             "movements sum to what is on hand, never below zero",

@@ -49,16 +49,6 @@ async fn listing_tools_and_global_products_land_whole_and_agree() {
         &[],
     )
     .await;
-    let n = |sql: &'static str| {
-        let app = &app;
-        async move {
-            scalar_i64(
-                &app.query(sql)
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}")),
-            )
-        }
-    };
     let zero = [
         (
             "inventory = the SKUs' stock",
@@ -95,8 +85,11 @@ async fn listing_tools_and_global_products_land_whole_and_agree() {
     ];
     assert_none_break(&app, &zero).await;
     assert!(
-        n("select count(*) from raw.product_inventory_skus where total_committed_quantity > 0")
-            .await
+        query_i64(
+            &app,
+            "select count(*) from raw.product_inventory_skus where total_committed_quantity > 0"
+        )
+        .await
             > 0,
         "some units are committed"
     );

@@ -487,14 +487,19 @@ pub async fn backfill_history(app: &shoplake::app::App, truth: &Value, pipelines
 
 /// Asserts that every raw table in `tables` holds, per shop, the rows the sandbox's truth
 /// (`tables.<table>`) says, and that the seed has rows for each (unless listed in
-/// `may_be_empty`).
+/// `may_be_empty`). Returns each table's total.
 pub async fn assert_tables_match_truth(
     app: &shoplake::app::App,
     truth: &Value,
     tables: &[&str],
     may_be_empty: &[&str],
-) {
+) -> Vec<(String, i64)> {
+    let mut totals = Vec::new();
     for table in tables {
+        assert!(
+            truth["shops"][0]["tables"].get(*table).is_some(),
+            "raw.{table}: the sandbox's truth has no count for it"
+        );
         let want: std::collections::BTreeMap<_, _> =
             truth_per_shop(truth, &format!("tables.{table}"))
                 .into_iter()
@@ -511,18 +516,25 @@ pub async fn assert_tables_match_truth(
         if !may_be_empty.contains(table) {
             assert!(!want.is_empty(), "raw.{table}: the seed has rows");
         }
+        totals.push((table.to_string(), want.values().sum()));
     }
+    totals
+}
+
+/// The single integer a query returns (`select count(*) …`); a failing query names itself.
+pub async fn query_i64(app: &shoplake::app::App, sql: &str) -> i64 {
+    scalar_i64(
+        &app.query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}")),
+    )
 }
 
 /// Asserts that each `(what, sql)` counts no rows (each query returns the rows breaking
 /// `what`).
 pub async fn assert_none_break(app: &shoplake::app::App, checks: &[(&str, &str)]) {
     for (what, sql) in checks {
-        let n = scalar_i64(
-            &app.query(sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}")),
-        );
+        let n = query_i64(app, sql).await;
         assert_eq!(n, 0, "{what}: {n} rows break it\n{sql}");
     }
 }

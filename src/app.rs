@@ -14,9 +14,9 @@ use crate::api::auth::TokenStore;
 use crate::api::{ApiClient, ClientConfig};
 use crate::config::{Config, ConfigError};
 use crate::models::{self, BuildOptions, BuildReport, DagNode, Project, TestResult};
-use crate::pipeline::extract::{Progress, RunSummary, Sequence, windows};
+use crate::pipeline::extract::{Progress, RunSummary, Sequence};
 use crate::pipeline::state::{StateStore, key};
-use crate::pipeline::{Extractor, PipelineError, Pipelines, Shop, Window, schema};
+use crate::pipeline::{Extractor, PipelineError, Pipelines, Shop, Start, schema};
 use crate::serve::RunningFlight;
 use crate::warehouse::{Lake, catalog};
 
@@ -68,6 +68,9 @@ pub struct StatusRow {
     pub rows: u64,
     /// Last error.
     pub last_error: Option<String>,
+    /// Windows landed beyond a gap: `cursor..landed` is not contiguous, and the next run
+    /// starts at the cursor to fill it (RFC 3339 of the furthest landed end).
+    pub gap_until: Option<String>,
 }
 
 /// The application: config, data dir, project files and lake.
@@ -172,13 +175,10 @@ impl App {
     pub fn extractor_with(&self, client: ApiClient) -> Result<Extractor> {
         let (p, s) = self.pipelines()?;
         let state = Arc::new(StateStore::open(&self.data_dir.join("state"))?);
-        Ok(Extractor::new(
-            client,
-            self.lake.clone(),
-            Arc::new(p),
-            s,
-            state,
-        )?)
+        Ok(
+            Extractor::new(client, self.lake.clone(), Arc::new(p), s, state)?
+                .with_options(self.config.extract_options()?),
+        )
     }
 
     /// Authorized shops, filtered by `[api] shops` and `--shop` (id, cipher or name).
@@ -196,7 +196,7 @@ impl App {
             .filter(|s| cfg.is_empty() || cfg.contains(&s.cipher) || cfg.contains(&s.id))
             .filter(|s| filter.is_none_or(|f| s.id == f || s.cipher == f || s.name == f))
             .map(Shop::from_info)
-            .collect();
+            .collect::<std::result::Result<_, _>>()?;
         if picked.is_empty() {
             return Err(PipelineError::UnknownShop {
                 name: filter.unwrap_or("(api.shops)").to_string(),
@@ -237,40 +237,34 @@ impl App {
                 pb.set_message(format!("{what}: {} {}", r.shop, r.stream));
             }
             Progress::Split => pb.inc_length(1),
+            Progress::Skipped => pb.inc(1),
         };
         let sum = ex.run_sequences(seqs, concurrency, &on).await;
         pb.finish_and_clear();
         Ok(sum)
     }
 
-    /// One sequence per selected shop × stream, windows from `start(shop, stream)` to `to`
-    /// in the stream's window size.
-    async fn sequences<'a, F, Fut>(
+    /// One sequence per selected shop × stream: the planner's windows from `start` to `to`.
+    async fn sequences<'a>(
         &self,
         ex: &'a Extractor,
         shop: Option<&str>,
         pipeline: Option<&str>,
-        start: F,
+        start: Start,
         to: i64,
-    ) -> Result<Vec<Sequence<'a>>>
-    where
-        F: Fn(&Shop, &crate::pipeline::StreamSpec) -> Fut,
-        Fut: std::future::Future<Output = Result<i64>>,
-    {
+    ) -> Result<Vec<Sequence<'a>>> {
         let shops = self.shops(shop)?;
         let streams = ex.pipelines().select(pipeline)?;
         let mut seqs = Vec::new();
         for s in &shops {
             for st in &streams {
-                let windows = match &st.window {
-                    Some(w) => windows(start(s, st).await?, to, w.size.as_secs() as i64),
-                    // A snapshot: one listing, versioned by `to`.
-                    None => vec![Window { from: to, to }],
-                };
+                let plan = ex.plan(&s.id, st, start, to).await?;
                 seqs.push(Sequence {
                     shop: s.clone(),
                     stream: st,
-                    windows,
+                    windows: plan.windows,
+                    origin: plan.origin,
+                    lease_lost: Vec::new(),
                 });
             }
         }
@@ -296,16 +290,7 @@ impl App {
         }
         let ex = self.extractor()?;
         let seqs = self
-            .sequences(
-                &ex,
-                shop,
-                pipeline,
-                |_, st| {
-                    let start = st.window.as_ref().map_or(from, |w| w.backfill_start(from));
-                    async move { Ok(start) }
-                },
-                to,
-            )
+            .sequences(&ex, shop, pipeline, Start::Range(from), to)
             .await?;
         self.run(&ex, seqs, "backfill").await
     }
@@ -318,17 +303,9 @@ impl App {
         pipeline: Option<&str>,
     ) -> Result<RunSummary> {
         let ex = self.extractor()?;
-        let start = |s: &Shop, st: &crate::pipeline::StreamSpec| {
-            let (ex, id, st) = (&ex, s.id.clone(), st.clone());
-            async move {
-                let cursor = ex.cursor(&id, &st).await?.ok_or_else(|| {
-                    AppError::Other(format!(
-                        "shop {id} stream {}: no cursor yet; run `shoplake backfill --from DATE --to DATE` first",
-                        st.name
-                    ))
-                })?;
-                Ok(st.window.as_ref().map_or(cursor, |w| w.resume_from(cursor)))
-            }
+        let start = Start::Cursor {
+            cursor: None,
+            initial: None,
         };
         let seqs = self.sequences(&ex, shop, pipeline, start, until).await?;
         self.run(&ex, seqs, "extract").await
@@ -343,8 +320,8 @@ impl App {
         let mut out = Vec::new();
         for s in &shops {
             for st in ex.pipelines().streams.iter().filter(|s| s.enabled) {
-                let app = crate::pipeline::extract::app_id(&st.name, &s.id);
-                let cursor = self.lake.txn_version("raw", &st.tables[0], &app).await?;
+                let cursor = ex.cursor(&s.id, st).await?;
+                let gap_until = ex.landed_beyond_gap(&s.id, st).await?;
                 let rows = if self.lake.open("raw", &st.tables[0]).await?.is_some() {
                     let sql = format!(
                         "select count(*) from raw.{} where _shop_id = '{}'",
@@ -366,6 +343,7 @@ impl App {
                     status: r.map_or("never".into(), |r| r.status.clone()),
                     rows,
                     last_error: r.and_then(|r| r.last_error.clone()),
+                    gap_until: gap_until.map(rfc3339),
                 });
             }
         }

@@ -46,6 +46,32 @@ pub struct Config {
     pub project: ProjectSection,
     /// `[jobs]`: the queue, workers and schedules.
     pub jobs: JobsSection,
+    /// `[extract]`: settle margin, lookback and the snapshot delete guard.
+    pub extract: ExtractSection,
+}
+
+/// `[extract]`: the rules every window plan and every snapshot commit follows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExtractSection {
+    /// No window ends closer than this to now: search indexes lag their writes.
+    pub settle: String,
+    /// How far before its cursor a run of a unix-time incremental stream re-reads, when
+    /// the stream sets no `lookback` of its own.
+    pub lookback: String,
+    /// A snapshot that would delete more than this share (0–1) of a shop's rows fails
+    /// instead; `1` allows any deletion.
+    pub max_snapshot_delete: String,
+}
+
+impl Default for ExtractSection {
+    fn default() -> Self {
+        ExtractSection {
+            settle: "2m".into(),
+            lookback: "15m".into(),
+            max_snapshot_delete: "0.5".into(),
+        }
+    }
 }
 
 /// `[jobs]`.
@@ -540,6 +566,33 @@ fn duration(key: &str, v: &str) -> Result<Duration, ConfigError> {
 }
 
 impl Config {
+    /// Validates `[extract]`.
+    pub fn extract_options(&self) -> Result<crate::pipeline::extract::ExtractOptions, ConfigError> {
+        let e = &self.extract;
+        let share: f64 = e.max_snapshot_delete.trim().parse().map_err(|_| {
+            err(
+                "extract.max_snapshot_delete",
+                format!(
+                    "{:?} is not a share between 0 and 1, e.g. \"0.5\"",
+                    e.max_snapshot_delete
+                ),
+            )
+        })?;
+        if !(0.0..=1.0).contains(&share) {
+            return Err(err(
+                "extract.max_snapshot_delete",
+                format!("{share} is not between 0 and 1, e.g. \"0.5\" (1 allows any deletion)"),
+            ));
+        }
+        Ok(crate::pipeline::extract::ExtractOptions {
+            planner: crate::pipeline::Planner {
+                settle: duration("extract.settle", &e.settle)?.as_secs() as i64,
+                lookback: duration("extract.lookback", &e.lookback)?.as_secs() as i64,
+            },
+            max_snapshot_delete: share,
+        })
+    }
+
     /// Validates `[jobs]`.
     pub fn jobs_config(&self) -> Result<JobsConfig, ConfigError> {
         let j = &self.jobs;

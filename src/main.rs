@@ -935,7 +935,8 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let until = match until {
                 Some(u) => parse_time(u)?,
-                None => chrono::Utc::now().timestamp() - 120,
+                // The planner keeps the settle margin (`[extract] settle`) from now.
+                None => chrono::Utc::now().timestamp(),
             };
             let t = std::time::Instant::now();
             let s = app(&cli)?
@@ -978,15 +979,30 @@ async fn run(cli: Cli) -> Result<()> {
                         "shop", "stream", "cursor", "last run", "status", "rows"
                     );
                     for r in rows {
+                        // A gap: windows landed beyond the cursor while one before them
+                        // has not; the next run starts at the cursor and fills it.
+                        let (status, note) = match &r.gap_until {
+                            Some(g) => (
+                                "gap".to_string(),
+                                format!(
+                                    "windows landed up to {g} beyond the cursor; the next run fills the gap{}",
+                                    r.last_error
+                                        .as_deref()
+                                        .map(|e| format!("; {e}"))
+                                        .unwrap_or_default()
+                                ),
+                            ),
+                            None => (r.status.clone(), r.last_error.clone().unwrap_or_default()),
+                        };
                         println!(
                             "{:<22} {:<16} {:<22} {:<22} {:<7} {:>9}  {}",
                             r.shop,
                             r.stream,
                             r.cursor.unwrap_or_else(|| "-".into()),
                             r.last_run.unwrap_or_else(|| "-".into()),
-                            r.status,
+                            status,
                             r.rows,
-                            r.last_error.unwrap_or_default()
+                            note
                         );
                     }
                     println!(

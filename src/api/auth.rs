@@ -6,6 +6,12 @@
 //! - [`TokenStore`]: one file per shop under `<data-dir>/secrets/tokens/` (mode 0600, dir
 //!   0700), refreshed before expiry and on the expired-token error. Concurrent callers share
 //!   one refresh. Tokens are [`Secret`]s: they never reach a log line or an error.
+//!
+//! Several processes may share a data dir (a worker, a manual `extract`, `auth refresh`).
+//! A refresh can rotate the refresh token, so refreshing from a cached copy would use a
+//! token another process already replaced. Refreshes (and key rotation, and storing a new
+//! grant) therefore hold an exclusive `flock` on `secrets/tokens.lock` and re-read the
+//! token files first: a token another process refreshed meanwhile is taken as it is.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,12 +19,13 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::info;
+use tracing::{debug, info};
 use url::Url;
 
 use super::client::{ApiClient, ApiRequest, Credential};
 use super::error::{ApiError, Result};
 use super::sealed::{self, SealKey};
+use crate::files::FileLock;
 use crate::secret::Secret;
 
 /// What the token host returns.
@@ -163,6 +170,8 @@ pub async fn exchange_and_store(client: &ApiClient, code: &str) -> Result<Vec<Sh
     let grant = exchange_code(client, code).await?;
     let shops = authorized_shops(client, Credential::Token(grant.access_token.clone())).await?;
     let obtained_at = now();
+    // Not amid another process's refresh of the same files.
+    let _lock = store.lock_dir().await?;
     for shop in &shops {
         store.save(StoredToken {
             shop: shop.clone(),
@@ -182,7 +191,9 @@ pub async fn exchange_and_store(client: &ApiClient, code: &str) -> Result<Vec<Sh
 #[derive(Debug)]
 pub struct TokenStore {
     dir: PathBuf,
+    /// The files as this process last read or wrote them; re-read before a refresh.
     cache: Mutex<HashMap<String, StoredToken>>,
+    /// One refresh at a time in this process (the directory lock is across processes).
     refresh_lock: tokio::sync::Mutex<()>,
     /// Seals the files (see [`super::sealed`]).
     key: Mutex<SealKey>,
@@ -204,6 +215,63 @@ fn file_name(cipher: &str) -> String {
     format!("{safe}.json")
 }
 
+/// A token file's bytes, opened with the first of `keys` that opens them (or taken as
+/// they are when they are not sealed). Returns the token and whether the file was
+/// plaintext; the error names the file and the first key's complaint.
+fn parse_token(
+    path: &Path,
+    bytes: &[u8],
+    keys: &[&SealKey],
+) -> std::result::Result<(StoredToken, bool), String> {
+    let mut first_err = None;
+    let mut opened = None;
+    for key in keys {
+        match key.open(bytes) {
+            Ok(o) => {
+                opened = Some(o);
+                break;
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    let Some(opened) = opened else {
+        return Err(format!(
+            "{} cannot be opened: {}",
+            path.display(),
+            first_err.unwrap_or_default()
+        ));
+    };
+    let was_plain = opened.is_none();
+    let plain = opened.unwrap_or_else(|| bytes.to_vec());
+    let tok = serde_json::from_slice(&plain)
+        .map_err(|e| format!("{} is not a shoplake token file: {e}", path.display()))?;
+    Ok((tok, was_plain))
+}
+
+/// The token files (`*.json`) of `dir`.
+fn token_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let io = |e: std::io::Error| {
+        ApiError::TokenStore(format!("reading token dir {}: {e}", dir.display()))
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().and_then(|e| e.to_str()) == Some("json") {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+/// The previous sealing key (`token.key.old`), if a rotation left one.
+fn previous_key(key_file: &Path) -> Option<SealKey> {
+    std::fs::read_to_string(key_file.with_extension("key.old"))
+        .ok()
+        .and_then(|t| SealKey::from_base64(&t, "token.key.old").ok())
+}
+
 impl TokenStore {
     /// Opens (creating, mode 0700) the token directory and loads every stored token,
     /// opening sealed files with the key (or the previous key, after an interrupted
@@ -223,38 +291,15 @@ impl TokenStore {
         let key_file = sealed::key_path(&dir);
         let (key, key_from_env) =
             SealKey::load_or_create(&key_file).map_err(ApiError::TokenStore)?;
-        let old_key = std::fs::read_to_string(key_file.with_extension("key.old"))
-            .ok()
-            .and_then(|t| SealKey::from_base64(&t, "token.key.old").ok());
+        let old_key = previous_key(&key_file);
+        let keys: Vec<&SealKey> = std::iter::once(&key).chain(old_key.as_ref()).collect();
         let mut cache = HashMap::new();
         let mut plaintext = Vec::new();
-        for entry in std::fs::read_dir(&dir).map_err(|e| io("reading token dir", e))? {
-            let path = entry.map_err(|e| io("reading token dir", e))?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("json") {
-                continue;
-            }
+        for path in token_files(&dir)? {
             let bytes = std::fs::read(&path)
                 .map_err(|e| ApiError::TokenStore(format!("reading {}: {e}", path.display())))?;
-            let opened = match key.open(&bytes) {
-                Err(e) => match old_key.as_ref().map(|k| k.open(&bytes)) {
-                    Some(Ok(Some(p))) => Some(p),
-                    _ => {
-                        return Err(ApiError::TokenStore(format!(
-                            "{} cannot be opened: {e}",
-                            path.display()
-                        )));
-                    }
-                },
-                Ok(o) => o,
-            };
-            let was_plain = opened.is_none();
-            let plain = opened.unwrap_or(bytes);
-            let tok: StoredToken = serde_json::from_slice(&plain).map_err(|e| {
-                ApiError::TokenStore(format!(
-                    "{} is not a shoplake token file: {e}",
-                    path.display()
-                ))
-            })?;
+            let (tok, was_plain) =
+                parse_token(&path, &bytes, &keys).map_err(ApiError::TokenStore)?;
             if was_plain {
                 plaintext.push(tok.clone());
             }
@@ -276,6 +321,9 @@ impl TokenStore {
     /// Seals every token file under a new key and replaces the key file; the previous
     /// key stays in `token.key.old` until the next rotation, so an interrupted rotation
     /// still opens. With `SHOPLAKE_TOKEN_KEY` the key is the operator's: an error.
+    ///
+    /// Holds the directory lock (waiting for a refresh in another process to finish) and
+    /// re-seals the tokens as the files hold them then, not as this process cached them.
     pub fn rotate_key(&self) -> Result<usize> {
         if self.key_from_env {
             return Err(ApiError::TokenStore(format!(
@@ -283,6 +331,8 @@ impl TokenStore {
                 sealed::KEY_ENV
             )));
         }
+        let _lock = FileLock::acquire(&self.lock_path(), true).map_err(|e| self.lock_error(e))?;
+        self.reload()?;
         let key_file = sealed::key_path(&self.dir);
         let err = |what: &Path, e: std::io::Error| {
             ApiError::TokenStore(format!("rotating the token key ({}): {e}", what.display()))
@@ -329,7 +379,79 @@ impl TokenStore {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes a shop's token (sealed, atomically, mode 0600) and caches it.
+    /// `tokens.lock` beside the token directory (like the key file): `flock`ed by whoever
+    /// refreshes, stores a grant or re-seals, in any process.
+    fn lock_path(&self) -> PathBuf {
+        self.dir.with_extension("lock")
+    }
+
+    fn lock_error(&self, e: impl std::fmt::Display) -> ApiError {
+        ApiError::TokenStore(format!("locking {}: {e}", self.lock_path().display()))
+    }
+
+    /// Takes the directory lock. The wait (another process may be mid-refresh, waiting on
+    /// the token host) happens on a blocking thread, not on the runtime's.
+    async fn lock_dir(&self) -> Result<FileLock> {
+        let path = self.lock_path();
+        tokio::task::spawn_blocking(move || FileLock::acquire(&path, true))
+            .await
+            .map_err(|e| self.lock_error(e))?
+            .map_err(|e| self.lock_error(e))
+    }
+
+    /// Re-reads every token file into the cache, so a refresh starts from what other
+    /// processes stored. Call with the directory lock held. When the store's key does not
+    /// open a file, another process rotated it: the key file's key is taken (and the
+    /// previous key tried, for files an interrupted rotation left behind).
+    fn reload(&self) -> Result<()> {
+        let mut keys = vec![self.key.lock().unwrap_or_else(|e| e.into_inner()).clone()];
+        let mut rotated = false;
+        let mut tokens = Vec::new();
+        for path in token_files(&self.dir)? {
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(ApiError::TokenStore(format!(
+                        "reading {}: {e}",
+                        path.display()
+                    )));
+                }
+            };
+            let parsed = parse_token(&path, &bytes, &keys.iter().collect::<Vec<_>>());
+            let tok = match parsed {
+                Ok((tok, _)) => tok,
+                Err(e) if rotated || self.key_from_env => return Err(ApiError::TokenStore(e)),
+                Err(e) => {
+                    let key_file = sealed::key_path(&self.dir);
+                    let fresh = std::fs::read_to_string(&key_file)
+                        .ok()
+                        .and_then(|t| SealKey::from_base64(&t, "token.key").ok())
+                        .ok_or_else(|| ApiError::TokenStore(e.clone()))?;
+                    keys.insert(0, fresh);
+                    keys.extend(previous_key(&key_file));
+                    rotated = true;
+                    debug!("token key rotated by another process; taking the new key");
+                    parse_token(&path, &bytes, &keys.iter().collect::<Vec<_>>())
+                        .map_err(|_| ApiError::TokenStore(e))?
+                        .0
+                }
+            };
+            tokens.push(tok);
+        }
+        if rotated {
+            *self.key.lock().unwrap_or_else(|e| e.into_inner()) = keys.swap_remove(0);
+        }
+        let mut cache = self.lock();
+        for tok in tokens {
+            cache.insert(tok.shop.cipher.clone(), tok);
+        }
+        Ok(())
+    }
+
+    /// Writes a shop's token (sealed, atomically, mode 0600) and caches it. Does not take
+    /// the directory lock: [`TokenStore::refresh`] and [`exchange_and_store`] hold it
+    /// around their saves.
     pub fn save(&self, tok: StoredToken) -> Result<()> {
         let path = self.dir.join(file_name(&tok.shop.cipher));
         let text = serde_json::to_vec_pretty(&tok).expect("token serializes");
@@ -357,8 +479,13 @@ impl TokenStore {
         Ok(tok.access_token)
     }
 
-    /// Refreshes `cipher`'s access token unless someone else already replaced `stale`.
-    /// Every shop sharing the same grant (refresh token) gets the new access token.
+    /// Refreshes `cipher`'s access token unless someone else (a task of this process or
+    /// another process) already replaced `stale`. Every shop sharing the same grant
+    /// (refresh token) gets the new access token.
+    ///
+    /// One refresh at a time per store, and across processes under the directory lock,
+    /// held until the new tokens are stored; the stored token is re-read first, so the
+    /// refresh uses the current refresh token even if another process rotated it.
     pub async fn refresh(
         &self,
         client: &ApiClient,
@@ -366,11 +493,14 @@ impl TokenStore {
         stale: Option<&Secret>,
     ) -> Result<Secret> {
         let _guard = self.refresh_lock.lock().await;
+        let _lock = self.lock_dir().await?;
+        self.reload()?;
         let tok = self
             .get(cipher)
             .ok_or_else(|| ApiError::TokenStore(format!("no token for shop {cipher}")))?;
         let already = stale.is_some_and(|s| *s != tok.access_token) && !tok.needs_refresh(now());
         if already {
+            debug!(shop = %cipher, "access token already refreshed elsewhere; using it");
             return Ok(tok.access_token);
         }
         if tok.refresh_token_expire_in <= now() {
@@ -399,9 +529,10 @@ impl TokenStore {
         Ok(grant.access_token)
     }
 
-    /// Refreshes every stored grant now (`shoplake auth refresh`).
+    /// Refreshes every stored grant now (`shoplake auth refresh`); returns how many.
     pub async fn refresh_all(&self, client: &ApiClient) -> Result<usize> {
         let mut done: Vec<Secret> = Vec::new();
+        let mut grants = 0;
         for shop in self.shops() {
             let Some(tok) = self.get(&shop.cipher) else {
                 continue;
@@ -411,7 +542,12 @@ impl TokenStore {
             }
             done.push(tok.refresh_token.clone());
             self.refresh(client, &shop.cipher, None).await?;
+            grants += 1;
+            // The grant's other shops now hold its new refresh token, should it rotate.
+            if let Some(t) = self.get(&shop.cipher) {
+                done.push(t.refresh_token);
+            }
         }
-        Ok(done.len())
+        Ok(grants)
     }
 }

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Job, JobRow, Queue, Result};
-use crate::app::App;
-use crate::pipeline::extract::windows;
+use crate::app::{App, AppError};
+use crate::pipeline::Start;
 
-/// The jobs of a backfill of `[from, to)`.
+/// The jobs of a backfill of `[from, to)`: the planner's windows of each shop × stream,
+/// one job each, every job carrying the backfill's start as its cursor origin.
 pub fn plan(
     app: &App,
     from: i64,
@@ -32,24 +33,28 @@ pub fn plan(
         .select(pipeline)
         .map_err(crate::app::AppError::from)?;
     let shops = app.shops(shop)?;
+    let planner = app
+        .config
+        .extract_options()
+        .map_err(AppError::from)?
+        .planner;
+    let now = chrono::Utc::now().timestamp();
     let mut jobs = Vec::new();
     for s in &shops {
         for st in &streams {
-            let ws = match &st.window {
-                Some(w) => windows(from, to, w.size.as_secs() as i64)
-                    .into_iter()
-                    .map(|w| (Some(w.from), w.to))
-                    .collect(),
-                // A snapshot is one listing, as of `to`.
-                None => vec![(None, to)],
-            };
-            for (from, to) in ws {
+            let plan = planner
+                .plan(st, Start::Range(from), to, now)
+                .map_err(AppError::from)?;
+            let snapshot = st.window.is_none();
+            for w in plan.windows {
                 jobs.push(Job::ExtractWindow {
                     shop: s.id.clone(),
                     stream: st.name.clone(),
-                    from,
-                    to,
+                    // A snapshot is one listing, as of `to`.
+                    from: (!snapshot).then_some(w.from),
+                    to: w.to,
                     run: run.to_string(),
+                    origin: plan.origin,
                 });
             }
         }

@@ -46,6 +46,11 @@ pub enum Job {
         /// Distinguishes a forced re-run of a finished window (`--force`); empty otherwise.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         run: String,
+        /// Start of the backfill this window belongs to: with no cursor stored, only the
+        /// window starting there begins one (a later window landing first is recorded
+        /// beyond the gap). `None` for jobs queued before it existed: the window's start.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<i64>,
     },
     /// Build models (all when `select` is `None`) after the extracts of `after` landed.
     BuildModels {
@@ -73,6 +78,7 @@ impl Job {
                 from,
                 to,
                 run,
+                ..
             } => {
                 let from = from.map_or("cursor".to_string(), |f| f.to_string());
                 let run = if run.is_empty() {

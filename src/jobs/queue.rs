@@ -112,6 +112,20 @@ macro_rules! on_both {
                 .map(|_| ()),
         }
     };
+    ($q:expr, rows_affected, $make:ident($sql:expr) $(, $arg:expr)*) => {
+        match $q {
+            Queue::Sqlite(pool) => sqlx::$make(sqlx::AssertSqlSafe($sql))
+                $(.bind($arg))*
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+            Queue::Postgres(pool) => sqlx::$make(sqlx::AssertSqlSafe($sql))
+                $(.bind($arg))*
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+        }
+    };
     ($q:expr, $run:ident, $make:ident($sql:expr) $(, $arg:expr)*) => {
         match $q {
             Queue::Sqlite(pool) => {
@@ -461,27 +475,29 @@ impl Queue {
         Ok(None)
     }
 
-    /// Extends a held lease by `ttl` from now.
+    /// Extends a held lease by `ttl` from now; `false` when `holder` no longer holds it
+    /// (it expired and another worker took the slot).
     pub async fn renew_lease(
         &self,
         key: &str,
         slot: u32,
         holder: &str,
         ttl: Duration,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let sql = self.dialect(
             "UPDATE shoplake_leases SET expires_at = {now} + ?4 WHERE key = ?1 AND slot = ?2 AND holder = ?3",
         );
-        on_both!(
+        let rows = on_both!(
             self,
-            execute,
+            rows_affected,
             query(sql),
             key,
             slot as i64,
             holder,
             ttl.as_secs_f64()
         )
-        .map_err(db("renew lease"))
+        .map_err(db("renew lease"))?;
+        Ok(rows > 0)
     }
 
     /// Gives a lease back.

@@ -204,6 +204,7 @@ impl Producer {
                         from: None,
                         to: fire.timestamp(),
                         run: String::new(),
+                        origin: None,
                     })
             })
             .collect()

@@ -57,8 +57,29 @@ pub fn stream_for_event(kind: i64) -> Option<&'static str> {
     }
 }
 
+/// Webhook extracts are coalesced per shop × stream into intervals of this many seconds.
+pub const WEBHOOK_COALESCE_SECS: i64 = 60;
+/// How many intervals ahead a webhook looks for an extract that has not started yet.
+const WEBHOOK_LOOKAHEAD: i64 = 5;
+/// The `run` tag of webhook extracts: it keeps their keys apart from the scheduler's,
+/// whose `to` also falls on whole minutes (a scheduled run must never be taken for a
+/// webhook's, nor the other way round).
+pub const WEBHOOK_RUN: &str = "webhook";
+
 /// `POST /webhooks/tiktok` for a worker: a verified event queues an extract of its
 /// shop's stream up to now.
+///
+/// A burst of events for one shop × stream queues one extract, not one per event. The
+/// extract's `to` is rounded up to the end of its [`WEBHOOK_COALESCE_SECS`] interval (the
+/// worker clamps a `to` in the future to what has settled), so events within one interval
+/// produce the same job key and the queue's idempotency drops the repeats — across worker
+/// processes too, as the key lives in the shared queue. An event may join an existing job
+/// only while that job has not started: one that is running or done may have read the
+/// shop before the event, so the event moves on to the next interval's job (looking up to
+/// [`WEBHOOK_LOOKAHEAD`] intervals ahead in one query). So every event is followed by an
+/// extract that starts after it arrived, and a steady stream of events costs about one
+/// extract per interval. Stateless on purpose: nothing to lose on restart, nothing to
+/// share between workers.
 fn webhooks(rt: &Runtime, queue: Queue) -> Option<Arc<crate::serve::webhooks::Webhooks>> {
     let cc = rt.app.client_config().ok()?;
     let (pipelines, _) = rt.app.pipelines().ok()?;
@@ -72,15 +93,34 @@ fn webhooks(rt: &Runtime, queue: Queue) -> Option<Arc<crate::serve::webhooks::We
                 info!(kind = ev.kind, shop = %ev.shop_id, "webhook event with no stream to refresh");
                 return Ok(());
             };
-            let job = super::Job::ExtractWindow {
+            let job = |to: i64| super::Job::ExtractWindow {
                 shop: ev.shop_id.clone(),
                 stream: stream.to_string(),
                 from: None,
-                to: Utc::now().timestamp(),
-                run: String::new(),
+                to,
+                run: WEBHOOK_RUN.to_string(),
+                origin: None,
             };
+            let first = coalesced_to(Utc::now().timestamp());
+            let candidates: Vec<super::Job> = (0..WEBHOOK_LOOKAHEAD)
+                .map(|i| job(first + i * WEBHOOK_COALESCE_SECS))
+                .collect();
+            let keys: Vec<String> = candidates.iter().map(super::Job::key).collect();
+            let existing = queue.by_keys(&keys).await.map_err(|e| e.to_string())?;
+            let row = |key: &str| existing.iter().find(|r| r.key.as_deref() == Some(key));
+            // The first interval whose job is absent or still waiting to run. When all of
+            // them have started (a long burst, idle workers taking each job at once), the
+            // one after; should that one have run too, the next schedule covers the event.
+            let pick = candidates
+                .into_iter()
+                .find(|j| row(&j.key()).is_none_or(not_started))
+                .unwrap_or_else(|| job(first + WEBHOOK_LOOKAHEAD * WEBHOOK_COALESCE_SECS));
+            if row(&pick.key()).is_some() {
+                // Joins an extract that has not started: it will see this event.
+                return Ok(());
+            }
             queue
-                .push(&[job], max_attempts)
+                .push(&[pick], max_attempts)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -92,6 +132,21 @@ fn webhooks(rt: &Runtime, queue: Queue) -> Option<Arc<crate::serve::webhooks::We
         cc.app_secret.clone(),
         sink,
     ))
+}
+
+/// The end of the [`WEBHOOK_COALESCE_SECS`] interval holding `now` (strictly after it).
+fn coalesced_to(now: i64) -> i64 {
+    (now.div_euclid(WEBHOOK_COALESCE_SECS) + 1) * WEBHOOK_COALESCE_SECS
+}
+
+/// Whether a queued job has yet to start (or will run again after a failure): what it
+/// extracts is read after now.
+fn not_started(row: &super::JobRow) -> bool {
+    match row.status.as_str() {
+        "Pending" | "Queued" => true,
+        "Failed" => !row.is_dead(),
+        _ => false,
+    }
 }
 
 /// A worker until `shutdown`.

@@ -10,7 +10,7 @@
 //! is committing finishes first.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,9 +27,8 @@ use super::{Job, JobError, Outcome, Queue, Result};
 use crate::api::rate_limit::SharedLimiter;
 use crate::app::App;
 use crate::config::JobsConfig;
-use crate::pipeline::extract::{Progress, Sequence, windows};
-use crate::pipeline::spec::StreamKind;
-use crate::pipeline::{Extractor, Shop, Window};
+use crate::pipeline::extract::{Progress, Sequence};
+use crate::pipeline::{Extractor, Shop, Start};
 
 /// The API budget shared through the queue database.
 struct QueueLimiter {
@@ -103,6 +102,9 @@ struct Lease {
     key: String,
     slot: u32,
     renew: tokio::task::JoinHandle<()>,
+    /// Set when the lease could not be renewed within its lifetime (it expired, and
+    /// another worker may hold it now): the job stops before committing.
+    lost: Arc<AtomicBool>,
 }
 
 /// How often an idle worker asks the queue for work (without it, apalis waits for the
@@ -174,15 +176,36 @@ impl Runtime {
             .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         let (queue, k, holder) = (self.queue.clone(), key.clone(), self.name.clone());
         let ttl = self.lease_ttl();
+        let lost = Arc::new(AtomicBool::new(false));
+        let flag = lost.clone();
         let renew = tokio::spawn(async move {
+            let mut renewed = tokio::time::Instant::now();
             loop {
                 tokio::time::sleep(ttl / 3).await;
-                if let Err(e) = queue.renew_lease(&k, slot, &holder, ttl).await {
-                    warn!(lease = %k, error = %e, "lease renewal failed");
+                match queue.renew_lease(&k, slot, &holder, ttl).await {
+                    Ok(true) => renewed = tokio::time::Instant::now(),
+                    Ok(false) => {
+                        warn!(lease = %k, "lease lost: it expired and another worker took it; the job stops before committing");
+                        flag.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => {
+                        warn!(lease = %k, error = %e, "lease renewal failed");
+                        if renewed.elapsed() >= ttl {
+                            warn!(lease = %k, "lease expired unrenewed; the job stops before committing");
+                            flag.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                    }
                 }
             }
         });
-        Ok(Lease { key, slot, renew })
+        Ok(Lease {
+            key,
+            slot,
+            renew,
+            lost,
+        })
     }
 
     async fn release(&self, lease: Lease) {
@@ -200,8 +223,9 @@ impl Runtime {
                 stream,
                 from,
                 to,
+                origin,
                 ..
-            } => self.extract(shop, stream, *from, *to).await,
+            } => self.extract(shop, stream, *from, *to, *origin).await,
             Job::BuildModels { select, after } => {
                 // One build at a time over all workers: builds replace whole tables.
                 let lease = self.lease("models".into(), 1).await?;
@@ -261,6 +285,7 @@ impl Runtime {
         stream: &str,
         from: Option<i64>,
         to: i64,
+        origin: Option<i64>,
     ) -> Result<Outcome> {
         let ctx = |m: String| JobError::Job(format!("shop {shop_id} stream {stream}: {m}"));
         let shop = self
@@ -273,27 +298,24 @@ impl Runtime {
             .pipelines()
             .get(stream)
             .ok_or_else(|| ctx("no such stream in pipelines/".into()))?;
-        if st.kind == StreamKind::Detail {
-            return Err(ctx("a detail stream runs with its parent".into()));
-        }
-        let windows = match &st.window {
-            Some(w) => {
-                let from = match from {
-                    Some(f) => w.backfill_start(f),
-                    None => match self
-                        .extractor
-                        .cursor(shop_id, st)
-                        .await
-                        .map_err(|e| ctx(e.to_string()))?
-                    {
-                        Some(c) => w.resume_from(c),
-                        None => w.backfill_start(to - self.cfg.initial_lookback.as_secs() as i64),
-                    },
-                };
-                windows(from, to, w.size.as_secs() as i64)
-            }
-            None => vec![Window { from: to, to }],
+        // A queued backfill window runs exactly as planned; a scheduled or webhook job
+        // runs from the cursor (or, for a new stream, `initial_lookback` back).
+        let start = match from {
+            Some(from) => Start::Exact {
+                from,
+                origin: origin.unwrap_or(from),
+            },
+            None => Start::Cursor {
+                cursor: None,
+                initial: Some(to - self.cfg.initial_lookback.as_secs() as i64),
+            },
         };
+        let plan = self
+            .extractor
+            .plan(shop_id, st, start, to)
+            .await
+            .map_err(|e| ctx(e.to_string()))?;
+        let windows = plan.windows;
         if windows.is_empty() {
             return Ok(Outcome::default());
         }
@@ -330,6 +352,8 @@ impl Runtime {
                     shop: shop.clone(),
                     stream: st,
                     windows,
+                    origin: plan.origin,
+                    lease_lost: vec![shop_lease.lost.clone(), family_lease.lost.clone()],
                 }],
                 1,
                 &on,

@@ -89,6 +89,10 @@ pub struct Model {
     pub config: ModelConfig,
     /// Referenced tables as `schema.table`.
     pub refs: BTreeSet<String>,
+    /// Digest of this model's SQL, the SQL of every model upstream of it and the seeds any
+    /// of them read: an incremental model's build state is kept under it, so editing an
+    /// upstream model (or a seed) rebuilds it in full rather than leaving old numbers.
+    pub lineage: String,
 }
 
 impl Model {
@@ -400,10 +404,12 @@ impl Project {
                     sql,
                     config,
                     refs,
+                    lineage: String::new(),
                 });
             }
         }
-        let models = toposort(models)?;
+        let mut models = toposort(models)?;
+        lineage(&mut models, &sql_dir.join("seeds"));
         let mut tests = Vec::new();
         if let Ok(paths) = crate::files::with_extension(&sql_dir.join("tests"), "sql") {
             for path in paths {
@@ -524,6 +530,32 @@ impl Project {
             .iter()
             .filter(|m| picked.contains(&m.qualified()))
             .collect())
+    }
+}
+
+/// Fills each model's [`Model::lineage`] (models sorted dependencies first).
+fn lineage(models: &mut [Model], seeds: &Path) {
+    use sha2::{Digest, Sha256};
+    let mut done: HashMap<String, String> = HashMap::new();
+    for m in models.iter_mut() {
+        let mut h = Sha256::new();
+        h.update(m.sql.as_bytes());
+        for r in &m.refs {
+            h.update([0]);
+            h.update(r.as_bytes());
+            if let Some(up) = done.get(r) {
+                h.update(up.as_bytes());
+            } else if let Some(seed) = r.strip_prefix("seeds.") {
+                // A seed that cannot be read is caught when the session loads it.
+                h.update(std::fs::read(seeds.join(format!("{seed}.csv"))).unwrap_or_default());
+            }
+        }
+        let hex: String = h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        m.lineage = hex.clone();
+        done.insert(m.qualified(), hex);
     }
 }
 

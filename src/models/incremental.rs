@@ -11,13 +11,14 @@
 //! Every table it reads must be *tracked*: carry the window columns and `_extracted_at`
 //! (for raw tables the fetch time; staging models carry the newest `_extracted_at` of the
 //! rows each row was made from, so a product rename re-stamps its order lines). Seeds are
-//! constants and exempt (after editing a seed, build with `--full-refresh`).
+//! constants and exempt: editing one changes the model's lineage, so it is rebuilt in full.
 //!
 //! A build then:
 //! 1. reads the model's build state from its own Delta table: a `txn` with app id
-//!    `shoplake.model.<hash of the SQL>` whose version is the *watermark*, the newest
-//!    `_extracted_at` the inputs held when the model was last built. No state for this SQL
-//!    (first build, an edited model, `--full-refresh`): a full build;
+//!    `shoplake.model.<hash of the SQL, the upstream models' SQL and the seeds they read>`
+//!    whose version is the *watermark*, the newest `_extracted_at` the inputs held when the
+//!    model was last built. No state for this lineage (first build, an edited model or an
+//!    edited upstream model or seed, `--full-refresh`): a full build;
 //! 2. finds the changed windows: distinct window values of input rows stamped after the
 //!    watermark minus the lookback (a fetch stamped before a build read its inputs but
 //!    committed after is still seen next time);
@@ -37,17 +38,15 @@ use datafusion::common::tree_node::Transformed;
 use datafusion::logical_expr::{Filter, LogicalPlan};
 use datafusion::prelude::{SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
-use sha2::{Digest, Sha256};
 
 use super::dag::{Model, normalize};
 use super::{ModelError, Result};
 use crate::pipeline::schema::EXTRACTED_AT;
 
-/// The `txn` app id holding a model's watermark; a new one whenever its SQL changes.
+/// The `txn` app id holding a model's watermark; a new one whenever its SQL, the SQL of a
+/// model upstream of it or a seed they read changes (see [`Model::lineage`]).
 pub fn app_id(m: &Model) -> String {
-    let digest = Sha256::digest(m.sql.as_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("shoplake.model.{hex}")
+    format!("shoplake.model.{}", m.lineage)
 }
 
 /// One window: values of the `incremental_by` columns, in order.

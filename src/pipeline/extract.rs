@@ -29,6 +29,7 @@ use crate::api::auth::ShopInfo;
 use crate::api::client::Credential;
 use crate::api::paginate::{self, PageSpec, PageStyle};
 use crate::api::{ApiClient, ApiRequest};
+use crate::warehouse::delta::CursorMove;
 use crate::warehouse::{Lake, UpsertSpec};
 
 /// A shop to extract.
@@ -47,23 +48,22 @@ pub struct Shop {
 }
 
 impl Shop {
-    /// From an authorized shop; the time zone comes from the region table (UTC when the
-    /// region is unknown, with a warning).
-    pub fn from_info(info: &ShopInfo) -> Shop {
-        let tz = match crate::region::region(&info.region) {
-            Some(r) => r.tz,
-            None => {
-                tracing::warn!(shop = %info.id, region = %info.region, "unknown region; local dates use UTC");
-                Tz::UTC
-            }
-        };
-        Shop {
+    /// From an authorized shop; the time zone comes from the region table. A region the
+    /// table does not know is an error, not UTC: shop-local dates and every row's `_month`
+    /// partition would be computed in the wrong zone, and move when the region is added.
+    pub fn from_info(info: &ShopInfo) -> Result<Shop> {
+        let r =
+            crate::region::region(&info.region).ok_or_else(|| PipelineError::UnknownRegion {
+                shop: format!("{} ({})", info.name, info.id),
+                region: info.region.clone(),
+            })?;
+        Ok(Shop {
             id: info.id.clone(),
             cipher: info.cipher.clone(),
             name: info.name.clone(),
             region: info.region.clone(),
-            tz,
-        }
+            tz: r.tz,
+        })
     }
 }
 
@@ -214,6 +214,9 @@ pub struct WindowReport {
     pub changed: u64,
     /// Pages fetched (list and detail calls).
     pub pages: u32,
+    /// The stream's cursor after this window, when the window moved it (past windows
+    /// landed beyond a gap, too, once this one filled it).
+    pub cursor: Option<i64>,
 }
 
 impl WindowReport {
@@ -223,9 +226,36 @@ impl WindowReport {
     }
 }
 
+/// How one window of a sequence runs: its plan's origin and the job's lease flags.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WindowRun<'a> {
+    /// Where a cursor may begin when none is stored.
+    pub origin: Option<i64>,
+    /// Raised when a lease of the job running the window is lost.
+    pub lease_lost: &'a [Arc<std::sync::atomic::AtomicBool>],
+}
+
 /// Delta `txn` app id holding a stream's cursor for a shop.
 pub fn app_id(stream: &str, shop_id: &str) -> String {
     format!("shoplake/{stream}/{shop_id}")
+}
+
+/// The rules every plan and commit of an [`Extractor`] follows (`[extract]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExtractOptions {
+    /// Settle margin and default lookback.
+    pub planner: super::Planner,
+    /// A snapshot deleting more than this share of a shop's rows fails instead.
+    pub max_snapshot_delete: f64,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        ExtractOptions {
+            planner: super::Planner::default(),
+            max_snapshot_delete: 0.5,
+        }
+    }
 }
 
 /// Runs windows of streams for shops and lands them.
@@ -243,6 +273,11 @@ pub struct Extractor {
     stop: Option<tokio::sync::watch::Receiver<bool>>,
     /// `category_asset_cipher` per shop id for Affiliate Partner calls, looked up once.
     assets: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Planner and snapshot guard.
+    opts: ExtractOptions,
+    /// (table, shop) whose rows are known to follow the current schema (see
+    /// [`super::upgrade`]).
+    upgraded: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 struct Fetched {
@@ -314,7 +349,48 @@ impl Extractor {
             state,
             stop: None,
             assets: Default::default(),
+            opts: ExtractOptions::default(),
+            upgraded: Default::default(),
         })
+    }
+
+    /// Plans and commits with `opts` (`[extract]`).
+    pub fn with_options(mut self, opts: ExtractOptions) -> Extractor {
+        self.opts = opts;
+        self
+    }
+
+    /// The one window planner, with this extractor's settle margin and lookback.
+    pub fn planner(&self) -> &super::Planner {
+        &self.opts.planner
+    }
+
+    /// The windows of `stream` for `shop` from `start` to `to` (see [`super::plan`]);
+    /// `Start::Cursor` with no cursor given reads the committed one.
+    pub async fn plan(
+        &self,
+        shop_id: &str,
+        stream: &StreamSpec,
+        start: super::Start,
+        to: i64,
+    ) -> Result<super::Plan> {
+        let start = match start {
+            super::Start::Cursor {
+                cursor: None,
+                initial,
+            } => super::Start::Cursor {
+                cursor: self.cursor(shop_id, stream).await?,
+                initial,
+            },
+            other => other,
+        };
+        self.opts
+            .planner
+            .plan(stream, start, to, Utc::now().timestamp())
+            .map_err(|e| match e {
+                PipelineError::Invalid(m) => PipelineError::Invalid(format!("shop {shop_id}: {m}")),
+                other => other,
+            })
     }
 
     /// Abandons windows that are still fetching once `stop` turns `true`.
@@ -355,12 +431,33 @@ impl Extractor {
         self.schemas.get(table)
     }
 
-    /// The committed cursor (end of the last landed window) of `stream` for `shop`.
+    /// The committed cursor of `stream` for `shop`: the end of the contiguous landed
+    /// prefix (windows landed beyond a gap do not move it).
     pub async fn cursor(&self, shop_id: &str, stream: &StreamSpec) -> Result<Option<i64>> {
         Ok(self
             .lake
             .txn_version("raw", &stream.tables[0], &app_id(&stream.name, shop_id))
             .await?)
+    }
+
+    /// The end of the latest window landed beyond a gap, when one is: the cursor stays at
+    /// the gap and `status` shows it until the gap's window lands.
+    pub async fn landed_beyond_gap(
+        &self,
+        shop_id: &str,
+        stream: &StreamSpec,
+    ) -> Result<Option<i64>> {
+        let app = app_id(&stream.name, shop_id);
+        let landed = self
+            .lake
+            .txn_version(
+                "raw",
+                &stream.tables[0],
+                &crate::warehouse::delta::landed_app(&app),
+            )
+            .await?;
+        let cursor = self.cursor(shop_id, stream).await?;
+        Ok(landed.filter(|l| cursor.is_none_or(|c| *l > c)))
     }
 
     fn converter(&self, stream: &StreamSpec) -> StreamConverter {
@@ -416,9 +513,15 @@ impl Extractor {
         shop: &Shop,
         stream: &StreamSpec,
         window: Window,
+        run: WindowRun<'_>,
     ) -> Result<WindowReport> {
-        let res = self.run_window_inner(shop, stream, window).await;
-        if let Err(e @ (PipelineError::WindowTooLarge { .. } | PipelineError::Cancelled)) = res {
+        let res = self.run_window_inner(shop, stream, window, run).await;
+        if let Err(
+            e @ (PipelineError::WindowTooLarge { .. }
+            | PipelineError::Cancelled
+            | PipelineError::LeaseLost),
+        ) = res
+        {
             // Not a failure: the caller splits the window, or runs it again after a
             // restart; nothing was written.
             return Err(e);
@@ -442,7 +545,9 @@ impl Extractor {
         shop: &Shop,
         stream: &StreamSpec,
         window: Window,
+        run: WindowRun<'_>,
     ) -> Result<WindowReport> {
+        let origin = run.origin;
         if stream.kind == StreamKind::Detail {
             return Err(PipelineError::Invalid(format!(
                 "stream `{}` is a detail stream; it runs with its parent",
@@ -547,7 +652,8 @@ impl Extractor {
             match stream.pagination {
                 Pagination::None => {
                     let resp = self.client.send(&req).await?;
-                    let records = records_of(resp.data, &stream.records);
+                    let records =
+                        records_of(resp.data, &stream.records, &stream.path, &resp.request_id)?;
                     on_records(&records, pages, &resp.request_id)?;
                     pages += 1;
                 }
@@ -621,6 +727,13 @@ impl Extractor {
 
         // Past this point the window commits whole even when a shutdown is asked for.
         self.check_stop()?;
+        if run
+            .lease_lost
+            .iter()
+            .any(|l| l.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            return Err(PipelineError::LeaseLost);
+        }
         // 4: commit children first, the stream's own table (with its cursor) last.
         let mut report = WindowReport {
             shop: shop.id.clone(),
@@ -629,6 +742,7 @@ impl Extractor {
             rows: BTreeMap::new(),
             changed: 0,
             pages: fetched.pages,
+            cursor: None,
         };
         // Commit order: detail tables, child tables, then the stream's own table, whose
         // txn is the cursor: a crash in between re-runs the window over idempotent merges.
@@ -654,10 +768,28 @@ impl Extractor {
         }
         commits.extend(tables.into_iter().map(|(t, b)| (t, b, own.clone())));
         commits.push((main, main_batch, own));
+        // A snapshot covers everything, so it always continues its cursor (a version);
+        // a window does when it starts at or before the cursor (or the plan's origin).
+        let from = if snapshot_of.is_some() {
+            i64::MIN
+        } else {
+            window.from
+        };
         for (t, b, app) in commits {
-            let n = self.commit(&t, b, &app, window.to, snapshot_of).await?;
+            let mv = CursorMove {
+                app: &app,
+                from,
+                to: window.to,
+                origin,
+            };
+            let n = self
+                .commit(&t, b, mv, snapshot_of.map(|s| (s, stream)), &ctx)
+                .await?;
             report.changed += n.inserted as u64 + n.updated as u64;
             report.rows.insert(t, n.rows);
+            if n.cursor.is_some() {
+                report.cursor = n.cursor;
+            }
         }
         info!(
             rows = report.total_rows(),
@@ -672,23 +804,49 @@ impl Extractor {
         &self,
         table: &str,
         batch: arrow::array::RecordBatch,
-        app: &str,
-        version: i64,
-        snapshot_of: Option<&Shop>,
+        cursor: CursorMove<'_>,
+        snapshot_of: Option<(&Shop, &StreamSpec)>,
+        ctx: &RowContext,
     ) -> Result<crate::warehouse::WriteMetrics> {
         let schema = &self.schemas[table];
         let _guard = self.commit_locks[table].lock().await;
         let keys = schema.merge_keys();
+        let parents = schema.parent_keys();
         let spec = UpsertSpec {
             keys: &keys,
+            parent_keys: &parents,
             version_column: schema.version_column.as_deref(),
             partition_by: &PARTITION_COLUMNS,
-            snapshot_of: snapshot_of.map(|s| s.id.as_str()),
+            snapshot_of: snapshot_of.map(|(s, _)| s.id.as_str()),
+            fetched_at_us: Some(ctx.extracted_at_us),
+            max_delete_share: Some(
+                snapshot_of
+                    .and_then(|(_, st)| st.max_delete)
+                    .unwrap_or(self.opts.max_snapshot_delete),
+            ),
         };
         let m = self
             .lake
-            .upsert("raw", table, batch, &spec, Some((app, version)))
+            .upsert_window("raw", table, batch, &spec, cursor)
             .await?;
+        // Rows landed by an earlier schema: fill columns added since from their `_extra`
+        // (checked once per table and shop per process).
+        let done = (table.to_string(), ctx.shop_id.clone());
+        let checked = self
+            .upgraded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&done);
+        if !checked {
+            super::upgrade::fill_from_extra(&self.lake, schema, ctx).await?;
+            let complete = self.lake.columns("raw", table).await?;
+            if schema.columns.iter().all(|c| complete.contains(&c.name)) {
+                self.upgraded
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(done);
+            }
+        }
         Ok(m)
     }
 
@@ -707,7 +865,12 @@ impl Extractor {
             .credential(Credential::Seller(shop.cipher.clone()))
             .family(CATEGORY_ASSETS);
         let resp = self.client.send(&req).await?;
-        let assets = records_of(resp.data, "category_assets");
+        let assets = records_of(
+            resp.data,
+            "category_assets",
+            CATEGORY_ASSETS,
+            &resp.request_id,
+        )?;
         let asset = assets
             .iter()
             .find(|a| a.get("target_market").and_then(Value::as_str) == Some(shop.region.as_str()))
@@ -837,7 +1000,7 @@ impl Extractor {
         while let Some(resp) = responses.next().await {
             self.check_stop()?;
             let resp = resp?;
-            let mut records = records_of(resp.data, &d.records);
+            let mut records = records_of(resp.data, &d.records, &d.path, &resp.request_id)?;
             if let (Some(field), Some(id)) = (inject, ids.get(page as usize)) {
                 inject_id(&mut records, field, &id.id);
             }
@@ -900,6 +1063,8 @@ pub enum Progress<'a> {
     Landed(&'a WindowReport),
     /// A window was split in two (one more window to go).
     Split,
+    /// A planned window had landed already (beyond a gap this run filled): not fetched.
+    Skipped,
 }
 
 /// One shop × stream and its windows, run in order.
@@ -910,6 +1075,10 @@ pub struct Sequence<'a> {
     pub stream: &'a StreamSpec,
     /// Windows, oldest first.
     pub windows: Vec<Window>,
+    /// Where a cursor may begin when none is stored (the plan's origin).
+    pub origin: Option<i64>,
+    /// Flags a job's leases raise when lost: a window stops before its commit.
+    pub lease_lost: Vec<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Extractor {
@@ -923,9 +1092,21 @@ impl Extractor {
         let mut done = Vec::new();
         let mut todo: std::collections::VecDeque<Window> = seq.windows.into();
         while let Some(w) = todo.pop_front() {
-            match self.run_window(&seq.shop, seq.stream, w).await {
+            let run = WindowRun {
+                origin: seq.origin,
+                lease_lost: &seq.lease_lost,
+            };
+            match self.run_window(&seq.shop, seq.stream, w, run).await {
                 Ok(r) => {
                     on_progress(Progress::Landed(&r));
+                    // Filling a gap moved the cursor over windows landed beyond it: they
+                    // are not fetched again.
+                    if let Some(c) = r.cursor {
+                        while todo.front().is_some_and(|n| n.to <= c && n.from >= w.to) {
+                            todo.pop_front();
+                            on_progress(Progress::Skipped);
+                        }
+                    }
                     done.push(r);
                 }
                 Err(PipelineError::WindowTooLarge { total, max }) => {
@@ -1013,19 +1194,33 @@ fn page_spec(stream: &StreamSpec, request: ApiRequest) -> PageSpec {
     }
 }
 
-fn records_of(mut data: Value, path: &str) -> Vec<Value> {
+/// The records at `path` under `data`. A missing field is an error, as in the paginator:
+/// an answer without its list is not an answer of "none" (a snapshot would otherwise
+/// delete every row of the shop). `null` reads as no records, like the paginator.
+fn records_of(mut data: Value, path: &str, request: &str, request_id: &str) -> Result<Vec<Value>> {
     let mut cur = &mut data;
     for part in path.split('.').filter(|p| !p.is_empty()) {
         match cur.get_mut(part) {
             Some(v) => cur = v,
-            None => return Vec::new(),
+            None => {
+                return Err(PipelineError::Api(crate::api::ApiError::Decode {
+                    ctx: crate::api::error::RequestContext {
+                        path: request.to_string(),
+                        shop: None,
+                    },
+                    status: 200,
+                    detail: format!(
+                        "data.{path} is missing (request {request_id}); the answer is incomplete, nothing of the window is written"
+                    ),
+                }));
+            }
         }
     }
-    match cur.take() {
+    Ok(match cur.take() {
         Value::Array(v) => v,
         Value::Null => Vec::new(),
         other => vec![other],
-    }
+    })
 }
 
 #[cfg(test)]
@@ -1093,9 +1288,13 @@ mod tests {
     #[test]
     fn records_of_handles_arrays_objects_and_missing() {
         let d = serde_json::json!({"orders": [{"id": "1"}, {"id": "2"}]});
-        assert_eq!(records_of(d, "orders").len(), 2);
+        assert_eq!(records_of(d, "orders", "/p", "r").unwrap().len(), 2);
         let d = serde_json::json!({"id": "1", "title": "x"});
-        assert_eq!(records_of(d, "").len(), 1);
-        assert!(records_of(serde_json::json!({}), "orders").is_empty());
+        assert_eq!(records_of(d, "", "/p", "r").unwrap().len(), 1);
+        let d = serde_json::json!({"orders": []});
+        assert!(records_of(d, "orders", "/p", "r").unwrap().is_empty());
+        // `{"code":0,"data":{}}` is not "no orders".
+        let e = records_of(serde_json::json!({}), "orders", "/p", "r").unwrap_err();
+        assert!(e.to_string().contains("data.orders is missing"), "{e}");
     }
 }

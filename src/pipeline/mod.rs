@@ -12,11 +12,14 @@
 pub mod convert;
 pub mod coverage;
 pub mod extract;
+pub mod plan;
 pub mod schema;
 pub mod spec;
 pub mod state;
+pub mod upgrade;
 
 pub use extract::{Extractor, Shop, Window, WindowReport};
+pub use plan::{Plan, Planner, Start};
 pub use spec::{Pipelines, StreamSpec};
 
 /// Pipeline errors carry shop, stream and window.
@@ -37,6 +40,16 @@ pub enum PipelineError {
         name: String,
         /// Known categories and streams.
         known: String,
+    },
+    /// An authorized shop's region is not in the region table.
+    #[error(
+        "shop {shop} is in region {region}, which shoplake's region table (src/region.rs) does not know: its local dates and partitions cannot be computed. Add the region (currency, time zone), or leave the shop out with [api] shops"
+    )]
+    UnknownRegion {
+        /// Shop name and id.
+        shop: String,
+        /// The region code the API reported.
+        region: String,
     },
     /// `--shop` names no authorized shop.
     #[error(
@@ -100,6 +113,10 @@ pub enum PipelineError {
     /// written and it runs again later.
     #[error("abandoned before commit: shutting down")]
     Cancelled,
+    /// The job's lease expired (another worker may run the same window now): the window
+    /// stopped before its commit, nothing of it was written, and the job runs again.
+    #[error("abandoned before commit: the job's lease was lost (another worker may hold it)")]
+    LeaseLost,
 }
 
 impl std::error::Error for convert::ConvertError {}

@@ -242,6 +242,19 @@ impl TableSchema {
         Arc::new(Schema::new(fields))
     }
 
+    /// For a child table: the key columns read from the parent record (the parent's id);
+    /// empty for other tables.
+    pub fn parent_keys(&self) -> Vec<String> {
+        if self.nested.is_none() {
+            return Vec::new();
+        }
+        self.primary_key
+            .iter()
+            .filter(|k| self.columns.iter().any(|c| &c.name == *k && c.from_parent))
+            .cloned()
+            .collect()
+    }
+
     /// Merge key columns: `_shop_id`, `_month` (so merges prune partitions) and the key.
     pub fn merge_keys(&self) -> Vec<String> {
         PARTITION_COLUMNS

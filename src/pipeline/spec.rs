@@ -135,13 +135,6 @@ pub enum WindowFormat {
     LocalDate,
 }
 
-impl WindowSpec {
-    /// Where an incremental run starts, given the committed cursor.
-    pub fn resume_from(&self, cursor: i64) -> i64 {
-        cursor - self.lookback.map_or(0, |d| d.as_secs() as i64)
-    }
-}
-
 mod humantime_serde_shim {
     use std::time::Duration;
 
@@ -261,6 +254,11 @@ pub struct StreamSpec {
     /// Extracted by default.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Snapshots only: the share (0–1) of a shop's rows one run may delete, overriding
+    /// `[extract] max_snapshot_delete` — `1` for working lists whose members leave as they
+    /// progress (packages that can be combined now, transactions not yet settled).
+    #[serde(default)]
+    pub max_delete: Option<f64>,
     /// Category (the pipeline file's stem), filled at load.
     #[serde(skip)]
     pub category: String,
@@ -331,6 +329,18 @@ impl Pipelines {
                     StreamKind::Snapshot if s.window.is_some() => {
                         return Err(err(format!(
                             "stream `{}`: a snapshot has no [window] (it lists everything each run)",
+                            s.name
+                        )));
+                    }
+                    _ if s.max_delete.is_some_and(|m| !(0.0..=1.0).contains(&m)) => {
+                        return Err(err(format!(
+                            "stream `{}`: max_delete is a share between 0 and 1",
+                            s.name
+                        )));
+                    }
+                    StreamKind::Incremental | StreamKind::Detail if s.max_delete.is_some() => {
+                        return Err(err(format!(
+                            "stream `{}`: max_delete applies to snapshots only (nothing else deletes)",
                             s.name
                         )));
                     }

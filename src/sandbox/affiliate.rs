@@ -8,7 +8,8 @@
 //! completes; a cancelled order's commission is 0.
 //!
 //! - `POST /affiliate_seller/202410/orders/search` (page_size 1–100 and page_token in the
-//!   query; body `update_time_ge` / `update_time_lt`) → `orders`, each with its `skus`
+//!   query; body `create_time_ge` / `create_time_lt`, the filters the catalog lists; any
+//!   other body field is refused) → `orders`, each with its `skus`
 //! - `POST /affiliate_seller/202508/marketplace_creators/search` (page_token) → `creators`
 //!   (the shop's creators)
 //! - `GET /affiliate_seller/202508/marketplace_creators/{creator_user_id}` → `creator`,
@@ -102,10 +103,16 @@ pub fn commission(ds: &Dataset, c: &Creator, o: &Order, clock: i64) -> (i64, i64
     }
 }
 
+/// The filters the catalog documents for Search Seller Affiliate Orders
+/// (`create_time_ge/lt`, `program_id`). Anything else is refused, as a strict gateway
+/// would: a client filtering on `update_time_*` must not pass here and fail in production.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct OrderFilter {
-    update_time_ge: Option<i64>,
-    update_time_lt: Option<i64>,
+    create_time_ge: Option<i64>,
+    create_time_lt: Option<i64>,
+    #[allow(dead_code)]
+    program_id: Option<String>,
 }
 
 /// `POST /affiliate_seller/202410/orders/search`.
@@ -116,12 +123,12 @@ pub fn search_orders(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let size = page_size(ctx.q("page_size"), 100)?;
     let cs = creators(ds, shop);
     let clock = ctx.view.clock;
-    let idx = &ctx.view.shops[shop].by_update;
+    let idx = &ctx.view.shops[shop].by_create;
     let lo = f
-        .update_time_ge
+        .create_time_ge
         .map_or(0, |g| idx.partition_point(|&(t, _)| t < g));
     let hi = f
-        .update_time_lt
+        .create_time_lt
         .map_or(idx.len(), |l| idx.partition_point(|&(t, _)| t < l));
     let rows: Vec<(i64, u32)> = idx[lo..hi.max(lo)]
         .iter()
@@ -131,16 +138,17 @@ pub fn search_orders(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let fp = fingerprint(&[
         &shop.to_le_bytes(),
         b"affiliate_orders",
-        &f.update_time_ge.unwrap_or(0).to_le_bytes(),
-        &f.update_time_lt.unwrap_or(0).to_le_bytes(),
+        &f.create_time_ge.unwrap_or(0).to_le_bytes(),
+        &f.create_time_lt.unwrap_or(0).to_le_bytes(),
     ]);
     let (page, next, total) = token_page(ctx.q("page_token"), fp, &rows, false, size, |_| true)?;
     let region = ds.shops[shop].region;
     let m = |v: i64| json!({ "amount": Minor { minor: v, digits: region.minor_digits }.to_string(), "currency": region.currency });
     let list: Vec<Value> = page
         .iter()
-        .map(|&(updated, i)| {
+        .map(|&(_, i)| {
             let o = &ds.orders[i as usize];
+            let updated = o.state_at(clock).1;
             let c = &cs[creator_of(ds, &cs, o).expect("filtered")];
             let (_, _, st) = commission(ds, c, o, clock);
             let skus: Vec<Value> = ds

@@ -31,6 +31,7 @@ mod paging;
 mod partner;
 mod products;
 mod promotion;
+pub mod realism;
 mod returns;
 pub mod rng;
 mod seller;
@@ -89,6 +90,8 @@ pub struct SandboxConfig {
     pub fault_delay: Duration,
     /// Schema drift in Order Search answers (see [`drift`]).
     pub drift: Option<drift::Drift>,
+    /// Real-world behaviour: index lag, list-less answers (see [`realism`]).
+    pub realism: realism::Realism,
 }
 
 impl Default for SandboxConfig {
@@ -110,6 +113,7 @@ impl Default for SandboxConfig {
             faults: 0.0,
             fault_delay: Duration::from_secs(3),
             drift: None,
+            realism: realism::Realism::default(),
         }
     }
 }
@@ -140,6 +144,9 @@ pub struct Sandbox {
     /// The generated world.
     pub data: Dataset,
     view: RwLock<Arc<View>>,
+    /// The search index's view: the data as of `clock − index_lag`.
+    search_view: RwLock<Arc<View>>,
+    realism: realism::RealismState,
     mint: TokenMint,
     limits: RateLimits,
     faults: FaultInjector,
@@ -976,8 +983,14 @@ impl Sandbox {
     /// Generates the data and prepares the sandbox.
     pub fn new(config: SandboxConfig) -> Sandbox {
         let data = Dataset::generate(config.data.clone());
-        let view = View::build(&data, config.data.clock);
+        let view = Arc::new(View::build(&data, config.data.clock));
+        let search_view = match config.realism.index_lag {
+            Some(lag) => Arc::new(View::build(&data, config.data.clock - lag.as_secs() as i64)),
+            None => view.clone(),
+        };
         Sandbox {
+            realism: realism::RealismState::new(&config.realism),
+            search_view: RwLock::new(search_view),
             mint: TokenMint::new(&config.app_key, config.data.seed),
             app_secret: RwLock::new(config.app_secret.as_str().into()),
             limits: RateLimits::new(config.rps),
@@ -985,7 +998,7 @@ impl Sandbox {
             revoked: Mutex::new(Default::default()),
             counter: AtomicU64::new(0),
             stats: Mutex::new(HashMap::new()),
-            view: RwLock::new(Arc::new(view)),
+            view: RwLock::new(view),
             data,
             config,
         }
@@ -1023,10 +1036,33 @@ impl Sandbox {
         self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Moves the data clock (orders progress through their lifecycle).
+    /// Moves the data clock (orders progress through their lifecycle); the search index
+    /// follows `index_lag` behind.
     pub fn set_clock(&self, clock: i64) {
         let v = Arc::new(View::build(&self.data, clock));
+        let s = match self.config.realism.index_lag {
+            Some(lag) => Arc::new(View::build(&self.data, clock - lag.as_secs() as i64)),
+            None => v.clone(),
+        };
         *self.view.write().unwrap_or_else(|e| e.into_inner()) = v;
+        *self.search_view.write().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+
+    /// What `template` answers from: the search index (lagging) or the current data.
+    fn view_for(&self, template: &str) -> Arc<View> {
+        if self.config.realism.index_lag.is_some() && realism::is_search(template) {
+            self.search_view
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        } else {
+            self.view()
+        }
+    }
+
+    /// The next successful answer of `template` comes back without its list field.
+    pub fn omit_list_once(&self, template: &str) {
+        self.realism.omit_next(template);
     }
 
     fn record(&self, endpoint: &'static str, f: impl FnOnce(&mut EndpointStats)) {
@@ -1191,10 +1227,15 @@ impl Sandbox {
                 params: path_params(template, uri.path()),
                 query,
                 body,
-                view: self.view(),
+                view: self.view_for(template),
             };
             handler(&self, &ctx)
         });
+        // An answer that succeeds without its list (see `realism`).
+        let result = match result {
+            Ok(_) if self.realism.take_omit(template) => Ok(b"{}".to_vec()),
+            r => r,
+        };
         let result = match (&self.config.drift, result) {
             (Some(d), Ok(data)) if template == drift::DRIFTING_PATH => Ok(d.apply(&data)),
             (_, r) => r,

@@ -128,10 +128,15 @@ pub fn shops(sb: &Sandbox, _ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         .data
         .shops
         .iter()
-        .map(|s| ShopJson {
+        .enumerate()
+        .map(|(i, s)| ShopJson {
             id: &s.id,
             name: &s.name,
-            region: s.region.code,
+            region: if sb.config.realism.unknown_region_shop == Some(i) {
+                super::realism::NEW_MARKET
+            } else {
+                s.region.code
+            },
             seller_type: s.seller_type,
             cipher: &s.cipher,
             code: &s.code,

@@ -53,7 +53,7 @@ use prost::Message;
 use tokio::sync::OwnedSemaphorePermit;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::access::{Access, Principal};
 use super::audit::{AuditLog, Entry, Outcome};
@@ -655,17 +655,31 @@ impl FlightSqlService for LakeFlightSql {
         Status,
     > {
         let who = if self.access.required() {
-            let header = request
-                .metadata()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            if !header.starts_with("Basic ") {
-                return Err(Status::unauthenticated(
-                    "handshake needs `authorization: Basic …`",
-                ));
-            }
-            self.check(request.metadata())?
+            // (No borrow of `request` may live across the await below: `Streaming` is
+            // not `Sync`.)
+            let (user, password) = {
+                let header = request
+                    .metadata()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let Some(basic) = header.strip_prefix("Basic ") else {
+                    return Err(Status::unauthenticated(
+                        "handshake needs `authorization: Basic …`",
+                    ));
+                };
+                decode_basic(basic)?
+            };
+            // The password check (argon2) runs off the async workers, and wrong passwords
+            // are also counted per client address (see `Access::login_from`).
+            let peer = request.remote_addr().map(|a| a.ip());
+            self.access
+                .login_from(peer, &user, &password)
+                .await
+                .map_err(|e| {
+                    warn!(?peer, ?user, error = %e, "flight sql login refused");
+                    Status::unauthenticated(e.to_string())
+                })?
         } else {
             self.access.anonymous()
         };

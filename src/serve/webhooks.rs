@@ -1,10 +1,15 @@
 //! `POST /webhooks/tiktok`: TikTok's event deliveries, verified before anything is done
 //! with them. The `Authorization` header must be the request's HMAC-SHA256 signature
 //! (`app_key + raw body`, keyed by the app secret; see `api::sign`), the event no older than
-//! TikTok's last retry (12 h, plus an hour) and not from the future, and its
-//! `tts_notification_id` not seen before (a replay is refused). An accepted event goes to
-//! the sink (the jobs wiring queues an extract for the shop's stream); a sink failure
-//! answers 500 so TikTok delivers again.
+//! TikTok's last retry (12 h, plus an hour) and not from the future. An accepted event
+//! goes to the sink (the jobs wiring queues an extract for the shop's stream); a sink
+//! failure answers 500 so TikTok delivers again.
+//!
+//! A delivery whose `tts_notification_id` was already accepted (TikTok's retry of a
+//! delivery whose answer it missed, or a replay) is acknowledged with 200 and
+//! `"duplicate":true` but not passed to the sink again: TikTok retries every non-2xx
+//! answer for hours, so refusing a duplicate would only bring it back. It is still
+//! verified first, so only a correctly signed, fresh copy is acknowledged.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -113,7 +118,13 @@ pub async fn receive(
         return refuse(StatusCode::UNAUTHORIZED, "stale or future timestamp");
     }
     if !w.first_time(&event.tts_notification_id) {
-        return refuse(StatusCode::CONFLICT, "replayed notification");
+        tracing::info!(
+            target: "shoplake::webhooks",
+            id = %event.tts_notification_id,
+            shop = %event.shop_id,
+            "duplicate webhook acknowledged"
+        );
+        return (StatusCode::OK, "{\"ok\":true,\"duplicate\":true}".into());
     }
     let id = event.tts_notification_id.clone();
     match (w.sink)(event).await {

@@ -43,10 +43,12 @@ pub struct WriteMetrics {
     pub updated: usize,
     /// Table version after the commit.
     pub version: i64,
+    /// The cursor after the commit, when it moved.
+    pub cursor: Option<i64>,
 }
 
 /// How [`Lake::upsert`] identifies and orders rows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct UpsertSpec<'a> {
     /// Key columns, including the partition columns.
     pub keys: &'a [String],
@@ -58,6 +60,48 @@ pub struct UpsertSpec<'a> {
     /// batch lacks are deleted, rows are rewritten only when a value differs, and other
     /// shops are untouched. `None`: incremental (nothing is deleted).
     pub snapshot_of: Option<&'a str>,
+    /// When the batch was fetched (`_extracted_at`, µs). A stored row fetched later is
+    /// never replaced by this batch (two overlapping runs: the older fetch committing last
+    /// must not win), and a snapshot deletes only rows fetched before it.
+    pub fetched_at_us: Option<i64>,
+    /// A snapshot that would delete more than this share of the shop's stored rows fails
+    /// with [`WarehouseError::SnapshotDeletes`] and writes nothing. `None`: no limit.
+    pub max_delete_share: Option<f64>,
+    /// For a child table (SKUs of a product, line items of an order): the key columns
+    /// naming the parent. After the merge, a parent's stored children that its newer
+    /// version no longer lists are deleted: the children of a parent are exactly those of
+    /// its latest version.
+    pub parent_keys: &'a [String],
+}
+
+/// How a window's commit moves its stream's cursor (a Delta `txn` per app id).
+///
+/// The cursor is the end of the *contiguous* landed prefix. A window that starts at or
+/// before the stored cursor (or, with none stored, at or before `origin`) extends it — and
+/// then over every window already landed beyond it. A window starting past the cursor
+/// (window 3 landing while window 2 is still failing) is recorded under its own app id
+/// ([`pending_app`]) with the furthest such end under [`landed_app`], and the cursor
+/// stays at the gap: scheduled runs start there and fill it first.
+#[derive(Debug, Clone, Copy)]
+pub struct CursorMove<'a> {
+    /// The stream's cursor app id (`shoplake/<stream>/<shop>`).
+    pub app: &'a str,
+    /// Window start; `i64::MIN` for a snapshot (it covers everything).
+    pub from: i64,
+    /// Window end: the cursor when it moves.
+    pub to: i64,
+    /// Where a cursor may begin when none is stored; `None`: anywhere (a single run).
+    pub origin: Option<i64>,
+}
+
+/// App id recording a window `[from, …)` landed beyond a gap (its version is the end).
+pub fn pending_app(app: &str, from: i64) -> String {
+    format!("{app}@{from}")
+}
+
+/// App id holding the furthest end landed beyond a gap.
+pub fn landed_app(app: &str) -> String {
+    format!("{app}/landed")
 }
 
 /// Columns that differ between two fetches of the same record without the record
@@ -166,6 +210,37 @@ impl Lake {
         spec: &UpsertSpec<'_>,
         txn: Option<(&str, i64)>,
     ) -> Result<WriteMetrics> {
+        let mv = txn.map(|(app, version)| CursorMove {
+            app,
+            from: i64::MIN,
+            to: version,
+            origin: None,
+        });
+        self.upsert_with(schema, table, batch, spec, mv).await
+    }
+
+    /// [`Lake::upsert`] of one extract window: the cursor follows [`CursorMove`]'s
+    /// contiguous-prefix rule.
+    pub async fn upsert_window(
+        &self,
+        schema: &str,
+        table: &str,
+        batch: RecordBatch,
+        spec: &UpsertSpec<'_>,
+        cursor: CursorMove<'_>,
+    ) -> Result<WriteMetrics> {
+        self.upsert_with(schema, table, batch, spec, Some(cursor))
+            .await
+    }
+
+    async fn upsert_with(
+        &self,
+        schema: &str,
+        table: &str,
+        batch: RecordBatch,
+        spec: &UpsertSpec<'_>,
+        txn: Option<CursorMove<'_>>,
+    ) -> Result<WriteMetrics> {
         let mut attempt = 1;
         loop {
             match self
@@ -191,7 +266,7 @@ impl Lake {
         table: &str,
         batch: RecordBatch,
         spec: &UpsertSpec<'_>,
-        txn: Option<(&str, i64)>,
+        txn: Option<CursorMove<'_>>,
     ) -> Result<WriteMetrics> {
         let err = |e: DeltaTableError| WarehouseError::delta(schema, table, e);
         let batch = dedup(&batch, spec.keys, spec.version_column)
@@ -199,19 +274,21 @@ impl Lake {
         let rows = batch.num_rows();
         let existing = self.open(schema, table).await?;
         let mut props = CommitProperties::default();
-        // The cursor, when this commit moves it forward (never backwards when an older
-        // window is re-run).
-        let mut advance: Option<Transaction> = None;
-        if let Some((app, version)) = txn {
-            let stored = match &existing {
-                Some(t) => txn_of(t, app).await.map_err(err)?.unwrap_or(i64::MIN),
-                None => i64::MIN,
+        // The `txn` actions this commit writes, when it moves anything (a re-run of an
+        // older window moves nothing), and the cursor it leaves.
+        let mut advance: Vec<Transaction> = Vec::new();
+        let mut cursor = None;
+        if let Some(mv) = txn {
+            let (txns, c) = match &existing {
+                Some(t) => cursor_txns(t, &mv).await.map_err(err)?,
+                None => {
+                    let starts = mv.origin.is_none_or(|o| mv.from <= o);
+                    cursor_txns_from(None, None, &mv, starts.then_some(mv.to))
+                }
             };
-            let t = Transaction::new(app, version.max(stored));
-            if version > stored {
-                advance = Some(t.clone());
-            }
-            props = props.with_application_transaction(t);
+            cursor = c;
+            advance = txns;
+            props = props.with_application_transactions(advance.clone());
         }
         let Some(target) = existing else {
             let t = self.new_table(schema, table).await?;
@@ -228,22 +305,38 @@ impl Lake {
                 inserted: rows,
                 updated: 0,
                 version: t.version().map_or(0, |v| v as i64),
+                cursor,
             });
         };
         if rows == 0 && spec.snapshot_of.is_none() {
             // Nothing to merge (a quiet window): only the cursor moves.
-            let version = match advance {
-                Some(t) => self.commit_txn_only(schema, table, &target, t).await?,
-                None => target.version().map_or(0, |v| v as i64),
+            let version = if advance.is_empty() {
+                target.version().map_or(0, |v| v as i64)
+            } else {
+                self.commit_txn_only(schema, table, &target, advance)
+                    .await?
             };
             return Ok(WriteMetrics {
                 rows,
                 inserted: 0,
                 updated: 0,
                 version,
+                cursor,
             });
         }
+        if let (Some(shop), Some(max)) = (spec.snapshot_of, spec.max_delete_share) {
+            check_snapshot_deletes(schema, table, &target, &batch, spec.keys, shop, max).await?;
+        }
         let before = target.version();
+        // Columns the table has: a batch carrying more is a schema upgrade (a column added
+        // to schemas/ since these rows landed), added by the merge.
+        let stored: std::collections::HashSet<String> = target
+            .snapshot()
+            .map_err(err)?
+            .schema()
+            .fields()
+            .map(|f| f.name().to_string())
+            .collect();
         let ctx = SessionContext::new();
         let source = ctx
             .read_batch(batch.clone())
@@ -260,28 +353,55 @@ impl Lake {
             .iter()
             .map(|f| f.name().clone())
             .collect();
+        let has_fetch_time = columns.iter().any(|c| c == FETCH_COLUMNS[0]);
         let newer = match spec.version_column {
             Some(v) => format!("source.\"{v}\" > target.\"{v}\""),
             // Without a version column (snapshots, statements whose status changes in
             // place) a row replaces the stored one only when some value changed, so a
-            // re-read of unchanged data writes nothing.
-            None => columns
-                .iter()
-                .filter(|c| !FETCH_COLUMNS.contains(&c.as_str()))
-                .map(|c| format!("(source.\"{c}\" IS DISTINCT FROM target.\"{c}\")"))
-                .collect::<Vec<_>>()
-                .join(" OR "),
+            // re-read of unchanged data writes nothing — and never with a fetch older
+            // than the stored row's: of two overlapping runs, the later fetch wins
+            // whichever commits last.
+            None => {
+                let changed = columns
+                    .iter()
+                    .filter(|c| !FETCH_COLUMNS.contains(&c.as_str()))
+                    .map(|c| {
+                        if stored.contains(c) {
+                            format!("(source.\"{c}\" IS DISTINCT FROM target.\"{c}\")")
+                        } else {
+                            format!("(source.\"{c}\" IS NOT NULL)")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" OR ");
+                if has_fetch_time {
+                    format!(
+                        "({changed}) AND (target.\"_extracted_at\" IS NULL OR source.\"_extracted_at\" >= target.\"_extracted_at\")"
+                    )
+                } else {
+                    changed
+                }
+            }
         };
+        let evolves = columns.iter().any(|c| !stored.contains(c));
         let mut merge = target
             .merge(source, on)
             .with_source_alias("source")
             .with_target_alias("target")
+            .with_merge_schema(evolves)
             .with_commit_properties(props);
         if let Some(shop) = spec.snapshot_of {
             let shop = shop.replace('\'', "''");
+            // Only rows fetched before this snapshot: a newer snapshot's rows stay.
+            let fetched = match spec.fetched_at_us {
+                Some(us) if has_fetch_time => format!(
+                    " AND (target.\"_extracted_at\" IS NULL OR target.\"_extracted_at\" <= to_timestamp_micros({us}))"
+                ),
+                _ => String::new(),
+            };
             merge = merge
                 .when_not_matched_by_source_delete(|d| {
-                    d.predicate(format!("target.\"_shop_id\" = '{shop}'"))
+                    d.predicate(format!("target.\"_shop_id\" = '{shop}'{fetched}"))
                 })
                 .map_err(err)?;
         }
@@ -304,17 +424,23 @@ impl Lake {
             .await
             .map_err(err)?;
         // A merge that changed no row writes no commit, and so no cursor: move it alone.
-        let version = match advance {
-            Some(txn) if t.version() == before => {
-                self.commit_txn_only(schema, table, &t, txn).await?
-            }
-            _ => t.version().map_or(0, |v| v as i64),
+        let mut version = if !advance.is_empty() && t.version() == before {
+            self.commit_txn_only(schema, table, &t, advance).await?
+        } else {
+            t.version().map_or(0, |v| v as i64)
         };
+        let mut pruned = 0;
+        if !spec.parent_keys.is_empty() {
+            let (n, v) = prune_children(schema, table, t, &batch, spec).await?;
+            pruned = n;
+            version = v.unwrap_or(version);
+        }
         Ok(WriteMetrics {
             rows,
             inserted: m.num_target_rows_inserted,
-            updated: m.num_target_rows_updated + m.num_target_rows_deleted,
+            updated: m.num_target_rows_updated + m.num_target_rows_deleted + pruned,
             version,
+            cursor,
         })
     }
 
@@ -324,12 +450,12 @@ impl Lake {
         schema: &str,
         table: &str,
         t: &DeltaTable,
-        txn: Transaction,
+        txns: Vec<Transaction>,
     ) -> Result<i64> {
         let err = |e: DeltaTableError| WarehouseError::delta(schema, table, e);
         let snapshot = t.snapshot().map_err(err)?;
         let done =
-            CommitBuilder::from(CommitProperties::default().with_application_transaction(txn))
+            CommitBuilder::from(CommitProperties::default().with_application_transactions(txns))
                 .build(
                     Some(snapshot),
                     t.log_store(),
@@ -342,6 +468,103 @@ impl Lake {
                 .await
                 .map_err(err)?;
         Ok(done.version() as i64)
+    }
+
+    /// The rows of `schema.table` matching `filter` (none when the table does not exist).
+    pub async fn scan(
+        &self,
+        schema: &str,
+        table: &str,
+        filter: datafusion::prelude::Expr,
+    ) -> Result<Vec<RecordBatch>> {
+        let Some(t) = self.open(schema, table).await? else {
+            return Ok(Vec::new());
+        };
+        let arrow = |e: datafusion::error::DataFusionError| WarehouseError::Arrow(e.to_string());
+        let provider = t.table_provider().await.map_err(arrow)?;
+        SessionContext::new()
+            .read_table(provider)
+            .map_err(arrow)?
+            .filter(filter)
+            .map_err(arrow)?
+            .collect()
+            .await
+            .map_err(arrow)
+    }
+
+    /// Columns `schema.table` has now (empty when it does not exist).
+    pub async fn columns(&self, schema: &str, table: &str) -> Result<Vec<String>> {
+        Ok(match self.open(schema, table).await? {
+            Some(t) => t
+                .snapshot()
+                .map_err(|e| WarehouseError::delta(schema, table, e))?
+                .schema()
+                .fields()
+                .map(|f| f.name().to_string())
+                .collect(),
+            None => Vec::new(),
+        })
+    }
+
+    /// Fills stored rows from `batch` (matched on `keys`): each of `fill` is set where the
+    /// stored value is null, and each of `replace` (such as `_extra`) is replaced, in one
+    /// commit with `txn`. Rows of `batch` that match nothing are ignored.
+    pub async fn patch(
+        &self,
+        schema: &str,
+        table: &str,
+        batch: RecordBatch,
+        keys: &[String],
+        fill: &[String],
+        replace: &[String],
+        txn: (&str, i64),
+    ) -> Result<usize> {
+        let err = |e: DeltaTableError| WarehouseError::delta(schema, table, e);
+        let Some(target) = self.open(schema, table).await? else {
+            return Ok(0);
+        };
+        let props = CommitProperties::default()
+            .with_application_transaction(Transaction::new(txn.0, txn.1));
+        if batch.num_rows() == 0 {
+            self.commit_txn_only(schema, table, &target, vec![Transaction::new(txn.0, txn.1)])
+                .await?;
+            return Ok(0);
+        }
+        let source = SessionContext::new()
+            .read_batch(batch)
+            .map_err(|e| WarehouseError::Arrow(e.to_string()))?;
+        let on = keys
+            .iter()
+            .map(|k| format!("target.\"{k}\" = source.\"{k}\""))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let before = target.version();
+        let (t, m) = target
+            .merge(source, on)
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .with_commit_properties(props)
+            .when_matched_update(|mut u| {
+                for c in fill {
+                    u = u.update(
+                        format!("\"{c}\""),
+                        format!("coalesce(target.\"{c}\", source.\"{c}\")"),
+                    );
+                }
+                for c in replace {
+                    u = u.update(format!("\"{c}\""), format!("source.\"{c}\""));
+                }
+                u
+            })
+            .map_err(err)?
+            .await
+            .map_err(err)?;
+        if t.version() == before {
+            // Nothing matched: no commit was written, so the marker goes alone.
+            self.commit_txn_only(schema, table, &t, vec![Transaction::new(txn.0, txn.1)])
+                .await?;
+        }
+        Ok(m.num_target_rows_updated)
     }
 
     /// Replaces `schema.table` with `batches` in one commit (created on first write).
@@ -384,6 +607,7 @@ impl Lake {
             inserted: rows,
             updated: 0,
             version: t.version().map_or(0, |v| v as i64),
+            cursor: None,
         })
     }
 }
@@ -416,6 +640,258 @@ fn is_conflict(e: &DeltaTableError) -> bool {
         ),
         _ => false,
     }
+}
+
+/// The `txn` actions a window's commit writes on `t`, and the cursor they leave when it
+/// moves (see [`CursorMove`]). Every commit that moves anything also writes the
+/// [`landed_app`] marker, so two writers of the same shop × stream (two workers, a
+/// re-queued job) always conflict in Delta and the later one plans again on the new state.
+async fn cursor_txns(
+    t: &DeltaTable,
+    mv: &CursorMove<'_>,
+) -> std::result::Result<(Vec<Transaction>, Option<i64>), DeltaTableError> {
+    let stored = txn_of(t, mv.app).await?;
+    let continues = match stored {
+        Some(c) => mv.from <= c,
+        None => mv.origin.is_none_or(|o| mv.from <= o),
+    };
+    let landed = txn_of(t, &landed_app(mv.app)).await?;
+    let Some(mut c) = (if continues {
+        Some(stored.map_or(mv.to, |s| s.max(mv.to)))
+    } else {
+        None
+    }) else {
+        return Ok(cursor_txns_from(stored, landed, mv, None));
+    };
+    // Extend over windows that landed beyond the gap this window fills.
+    if landed.is_some_and(|l| l > c) {
+        while let Some(end) = txn_of(t, &pending_app(mv.app, c)).await? {
+            if end <= c {
+                break;
+            }
+            c = end;
+        }
+    }
+    Ok(cursor_txns_from(stored, landed, mv, Some(c)))
+}
+
+/// The `txn` actions for `mv` given the stored cursor, the landed marker and the cursor
+/// the window leaves (`None`: it lands beyond a gap).
+fn cursor_txns_from(
+    stored: Option<i64>,
+    landed: Option<i64>,
+    mv: &CursorMove<'_>,
+    cursor: Option<i64>,
+) -> (Vec<Transaction>, Option<i64>) {
+    let mut txns = Vec::new();
+    let moved = match cursor {
+        Some(c) if stored.is_none_or(|s| c > s) => {
+            txns.push(Transaction::new(mv.app, c));
+            Some(c)
+        }
+        // A re-run of a window behind the cursor moves nothing and writes no commit.
+        Some(_) => return (txns, None),
+        None => {
+            txns.push(Transaction::new(pending_app(mv.app, mv.from), mv.to));
+            None
+        }
+    };
+    let mark = landed
+        .unwrap_or(i64::MIN)
+        .max(mv.to)
+        .max(moved.unwrap_or(i64::MIN));
+    txns.push(Transaction::new(landed_app(mv.app), mark));
+    (txns, moved)
+}
+
+/// Deletes the children of `batch`'s parents that the parents' versions in `batch` no
+/// longer list: stored rows of those parents whose key is not in `batch` and that are older
+/// (by the version column, or by fetch time without one). A stale fetch (older parent
+/// version than stored) deletes nothing. Its own commit, before the parent table's (which
+/// carries the cursor): a crash in between re-runs the window. Returns rows deleted and
+/// the table version when it committed.
+async fn prune_children(
+    schema: &str,
+    table: &str,
+    target: DeltaTable,
+    batch: &RecordBatch,
+    spec: &UpsertSpec<'_>,
+) -> Result<(usize, Option<i64>)> {
+    let err = |e: DeltaTableError| WarehouseError::delta(schema, table, e);
+    let arrow = |e: datafusion::error::DataFusionError| WarehouseError::Arrow(e.to_string());
+    if batch.num_rows() == 0 {
+        return Ok((0, None));
+    }
+    let ctx = SessionContext::new();
+    let provider = target.table_provider().await.map_err(arrow)?;
+    ctx.register_table("t", provider).map_err(arrow)?;
+    ctx.register_batch("b", batch.clone()).map_err(arrow)?;
+    let q = |c: &str| format!("\"{c}\"");
+    // The parent of a row: its parent keys within its partition.
+    let parent: Vec<String> = spec
+        .partition_by
+        .iter()
+        .map(|c| c.to_string())
+        .chain(spec.parent_keys.iter().cloned())
+        .collect();
+    let on = |a: &str, b: &str| {
+        parent
+            .iter()
+            .map(|c| format!("{a}.{} = {b}.{}", q(c), q(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let keys = spec
+        .keys
+        .iter()
+        .map(|c| format!("t.{}", q(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let group = parent.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
+    let s_group = parent
+        .iter()
+        .map(|c| format!("s.{}", q(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Only the partitions the batch touches are read (as the merge itself does).
+    let mut touched = Vec::new();
+    for c in spec.partition_by {
+        let Some(values) = batch
+            .column_by_name(c)
+            .and_then(|a| a.as_any().downcast_ref::<arrow::array::StringArray>())
+        else {
+            continue;
+        };
+        let set: std::collections::BTreeSet<&str> = values.iter().flatten().collect();
+        let list = set
+            .iter()
+            .map(|v| format!("'{}'", v.replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        touched.push((q(c), list));
+    }
+    let prune = |prefix: &str| {
+        touched
+            .iter()
+            .map(|(c, list)| format!("{prefix}{c} IN ({list})"))
+            .chain(std::iter::once("TRUE".to_string()))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let sql = match spec.version_column {
+        // A parent's children are its rows of the newest version stored — which also
+        // drops a child a stale fetch of an older version just put back.
+        Some(v) => format!(
+            "WITH p AS (SELECT DISTINCT {group} FROM b), \
+             s AS (SELECT *, {v} AS v_ FROM t WHERE {tprune}), \
+             m AS (SELECT {s_group}, max(s.v_) AS mv FROM s JOIN p ON {sp} GROUP BY {s_group}) \
+             SELECT {keys} FROM s AS t JOIN m ON {tm} WHERE t.v_ < m.mv",
+            v = q(v),
+            tprune = prune(""),
+            sp = on("s", "p"),
+            tm = on("t", "m"),
+        ),
+        // Without a version (unchanged rows keep their fetch time): the rows of those
+        // parents this batch lacks, fetched no later than it.
+        None => {
+            let same_key = spec
+                .keys
+                .iter()
+                .map(|c| format!("b.{} = t.{}", q(c), q(c)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            format!(
+                "WITH p AS (SELECT {group}, max({f}) AS v_ FROM b GROUP BY {group}) \
+                 SELECT {keys} FROM t JOIN p ON {tp} \
+                 WHERE {tprune} AND t.{f} <= p.v_ AND NOT EXISTS (SELECT 1 FROM b WHERE {same_key})",
+                f = q(FETCH_COLUMNS[0]),
+                tp = on("t", "p"),
+                tprune = prune("t."),
+            )
+        }
+    };
+    let stale = ctx
+        .sql(&sql)
+        .await
+        .map_err(arrow)?
+        .collect()
+        .await
+        .map_err(arrow)?;
+    let n: usize = stale.iter().map(RecordBatch::num_rows).sum();
+    if n == 0 {
+        return Ok((0, None));
+    }
+    let source = ctx.read_batches(stale).map_err(arrow)?;
+    let on = spec
+        .keys
+        .iter()
+        .map(|k| format!("target.{} = source.{}", q(k), q(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let (t, m) = target
+        .merge(source, on)
+        .with_source_alias("source")
+        .with_target_alias("target")
+        .when_matched_delete(|d| d)
+        .map_err(err)?
+        .await
+        .map_err(err)?;
+    Ok((m.num_target_rows_deleted, t.version().map(|v| v as i64)))
+}
+
+/// Fails when a snapshot of `shop` would delete more than `max` of the shop's stored rows:
+/// an API answer missing most of a list is far likelier than a seller deleting most of it
+/// between two runs, and the rows would be gone from every mart.
+async fn check_snapshot_deletes(
+    schema: &str,
+    table: &str,
+    target: &DeltaTable,
+    batch: &RecordBatch,
+    keys: &[String],
+    shop: &str,
+    max: f64,
+) -> Result<()> {
+    use datafusion::common::JoinType;
+    use datafusion::prelude::{col, lit};
+    let arrow = |e: datafusion::error::DataFusionError| WarehouseError::Arrow(e.to_string());
+    let ctx = SessionContext::new();
+    let provider = target.table_provider().await.map_err(arrow)?;
+    let stored = ctx
+        .read_table(provider)
+        .map_err(arrow)?
+        .filter(col("_shop_id").eq(lit(shop)))
+        .map_err(arrow)?
+        .alias("t")
+        .map_err(arrow)?;
+    let of = stored.clone().count().await.map_err(arrow)?;
+    if of == 0 {
+        return Ok(());
+    }
+    let k: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let incoming = ctx
+        .read_batch(batch.clone())
+        .map_err(arrow)?
+        .select_columns(&k)
+        .map_err(arrow)?
+        .alias("s")
+        .map_err(arrow)?;
+    let deleting = stored
+        .join(incoming, JoinType::LeftAnti, &k, &k, None)
+        .map_err(arrow)?
+        .count()
+        .await
+        .map_err(arrow)?;
+    if deleting as f64 > max * of as f64 {
+        return Err(WarehouseError::SnapshotDeletes {
+            schema: schema.to_string(),
+            table: table.to_string(),
+            shop: shop.to_string(),
+            deleting,
+            of,
+            max,
+        });
+    }
+    Ok(())
 }
 
 /// The `txn` version for `app_id` in the table's current snapshot.

@@ -37,6 +37,25 @@ pub enum WarehouseError {
     /// Arrow/DataFusion error while preparing data.
     #[error("arrow: {0}")]
     Arrow(String),
+    /// A snapshot would delete more of a shop's rows than `[extract] max_snapshot_delete`
+    /// allows; nothing was written.
+    #[error(
+        "{schema}.{table}: the snapshot of shop {shop} would delete {deleting} of its {of} rows, more than max_snapshot_delete = {max}; nothing was written (an incomplete API answer is likelier than a seller removing that much — if the deletion is real, set [extract] max_snapshot_delete = 1 for one run)"
+    )]
+    SnapshotDeletes {
+        /// Schema.
+        schema: String,
+        /// Table.
+        table: String,
+        /// Shop id.
+        shop: String,
+        /// Rows the snapshot would delete.
+        deleting: usize,
+        /// The shop's stored rows.
+        of: usize,
+        /// The allowed share.
+        max: f64,
+    },
 }
 
 impl WarehouseError {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::helpers::*;
-use arrow::array::{Array, RecordBatch, StringArray};
+use arrow::array::{RecordBatch, StringArray};
 use arrow::util::pretty::pretty_format_batches;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
@@ -28,23 +28,6 @@ async fn fetch(
         .try_collect()
         .await
         .unwrap()
-}
-
-fn strings(batches: &[RecordBatch], col: &str) -> Vec<String> {
-    batches
-        .iter()
-        .flat_map(|b| {
-            let a = arrow::compute::cast(
-                b.column_by_name(col).unwrap(),
-                &arrow::datatypes::DataType::Utf8,
-            )
-            .unwrap();
-            let a = a.as_any().downcast_ref::<StringArray>().unwrap().clone();
-            (0..a.len())
-                .map(move |i| a.value(i).to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 fn dec(s: &str) -> i128 {

@@ -1,6 +1,7 @@
 //! Flight SQL with basic auth configured: calls without credentials are refused, a wrong
 //! password is refused, and the Handshake's bearer token (returned in the `authorization`
-//! response header, as Go/JDBC clients expect) authorizes later calls.
+//! response header, as Go/JDBC clients expect) authorizes later calls. Too many wrong
+//! passwords from one client address lock that address out for a while.
 
 use crate::helpers::*;
 
@@ -56,6 +57,43 @@ async fn basic_auth_then_bearer() {
     let err = forged.execute("select 1".into(), None).await.unwrap_err();
     assert!(
         err.to_string().contains("unknown or expired bearer token"),
+        "{err}"
+    );
+    server.stop().await;
+}
+
+/// Wrong passwords from one address — spread over several names, so no name reaches its
+/// own lock — lock the address: then even the right password is refused, with a message
+/// naming the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_lock_the_client_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.serve.username = Some("analyst".into());
+    config.serve.password = Some(Secret::new("s3cret-pw"));
+    let app = App::new(config, dir.path()).unwrap();
+    let mut opts = app.config.serve_options(&app.data_dir).unwrap();
+    opts.access = opts.access.with_address_limit(3);
+    let server = shoplake::serve::spawn(&app.lake, Some(&app.seeds_dir()), "127.0.0.1:0", opts)
+        .await
+        .unwrap();
+
+    // A right password before any failure is fine, and does not count.
+    let mut c = flight_client(server.addr).await;
+    c.handshake("analyst", "s3cret-pw").await.unwrap();
+    for name in ["analyst", "admin", "root"] {
+        let mut c = flight_client(server.addr).await;
+        let err = c.handshake(name, "guess").await.unwrap_err();
+        assert!(
+            err.to_string().contains("wrong user name or password"),
+            "{err}"
+        );
+    }
+    let mut c = flight_client(server.addr).await;
+    let err = c.handshake("analyst", "s3cret-pw").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("too many failed logins from 127.0.0.1 (limit 3 within 60s)"),
         "{err}"
     );
     server.stop().await;

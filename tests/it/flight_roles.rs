@@ -11,17 +11,6 @@ use shoplake::app::App;
 use shoplake::config::{Config, UserEntry};
 use shoplake::serve::access::hash_password;
 
-fn strings(batches: &[arrow::array::RecordBatch], col: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for b in batches {
-        let a = b.column_by_name(col).expect("column");
-        let a = arrow::compute::cast(a, &arrow::datatypes::DataType::Utf8).unwrap();
-        let a = a.as_any().downcast_ref::<StringArray>().unwrap();
-        out.extend((0..a.len()).map(|i| a.value(i).to_string()));
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analyst_sees_only_marts_and_every_query_is_audited() {
     let dir = tempfile::tempdir().unwrap();

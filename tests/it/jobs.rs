@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use shoplake::app::App;
 use shoplake::config::Config;
 use shoplake::jobs::{self, Job, Producer, Queue, Runtime};
-use shoplake::sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK, RunningSandbox};
+use shoplake::sandbox::{DEFAULT_CLOCK, RunningSandbox};
 use tokio::sync::watch;
 
 async fn app_in(
@@ -20,16 +20,11 @@ async fn app_in(
     project: &std::path::Path,
     f: impl FnOnce(&mut Config),
 ) -> Arc<App> {
-    let mut config = Config::default();
-    config.project.dir = Some(project.to_path_buf());
-    config.jobs.retry_backoff = "10ms".into();
-    f(&mut config);
-    let app = App::new(config, dir)
-        .unwrap()
-        .with_client_config(client_config(sb));
-    shoplake::api::auth::exchange_and_store(&app.client().unwrap(), DEFAULT_AUTH_CODE)
-        .await
-        .unwrap();
+    let app = app_with(sb, dir, Some(project), |c| {
+        c.jobs.retry_backoff = "10ms".into();
+        f(c);
+    })
+    .await;
     Arc::new(app)
 }
 
@@ -344,6 +339,7 @@ async fn a_failing_job_goes_dead_after_its_attempts_and_retry_requeues_it() {
         from: Some(DEFAULT_CLOCK - 86_400),
         to: DEFAULT_CLOCK,
         run: String::new(),
+        origin: None,
     };
     q.push(std::slice::from_ref(&bad), 3).await.unwrap();
     let w = start_worker(&app, &q, "w-dead");
@@ -418,4 +414,47 @@ async fn leases_cap_holders_and_free_up_on_release_or_expiry() {
         (0.05..=0.11).contains(&waits[2]) && (0.15..=0.21).contains(&waits[3]),
         "{waits:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_full_history_backfill_lists_each_window_once() {
+    let sb = start(small(1, 600)).await;
+    let project = tempfile::tempdir().unwrap();
+    copy_project(project.path());
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (from, to) = (DEFAULT_CLOCK - 60 * 86_400, DEFAULT_CLOCK + 1);
+    const SEARCH: &str = "/product/202502/products/search";
+    let searches = || sb.sandbox.stats().get(SEARCH).map_or(0, |s| s.requests);
+
+    // The direct run: products start in 2016 (full_history), each window listed once.
+    let a = app_in(a_dir.path(), &sb, project.path(), |_| {}).await;
+    let sum = a.backfill(from, to, None, Some("products")).await.unwrap();
+    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+
+    // The same backfill as queued window jobs lists each window once (a page or two), not
+    // again from 2016 in every window (n windows would make ~n²/2 calls).
+    let b = app_in(b_dir.path(), &sb, project.path(), |_| {}).await;
+    let q = Queue::open("sqlite", b_dir.path()).await.unwrap();
+    let plan: Vec<Job> = jobs::backfill::plan(&b, from, to, None, Some("products"), "")
+        .unwrap()
+        .into_iter()
+        .filter(|j| matches!(j, Job::ExtractWindow { stream, .. } if stream == "products"))
+        .collect();
+    assert!(plan.len() > 10, "windows since 2016: {}", plan.len());
+    let keys: Vec<String> = plan.iter().map(Job::key).collect();
+    q.push(&plan, 3).await.unwrap();
+    let before = searches();
+    let w = start_worker(&b, &q, "w-products");
+    let (p, dead) = jobs::backfill::wait(&q, &keys).await.unwrap();
+    assert!(dead.is_empty(), "{dead:?}");
+    assert_eq!(p.done, plan.len());
+    w.stop().await;
+    let calls = (searches() - before) as usize;
+    assert!(
+        calls >= plan.len() && calls < 2 * plan.len(),
+        "{calls} product searches for {} windows",
+        plan.len()
+    );
+    assert!(table_rows(&a, "products").await == table_rows(&b, "products").await);
+    sb.stop().await;
 }

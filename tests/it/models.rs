@@ -186,6 +186,17 @@ async fn edits_failures_parallelism_sql_tests_and_docs() {
     let built = by_model(&app.build(None, &exact()).await.unwrap());
     assert_eq!(built["marts.gmv_daily"].kind, BuildKind::Full);
     assert_eq!(built["marts.hourly_sales"].kind, BuildKind::UpToDate);
+    // Editing a model upstream rebuilds the incremental models below it in full: their
+    // stored windows were computed by the old SQL.
+    let stg = project.join("sql/staging/stg_orders.sql");
+    let mut sql = std::fs::read_to_string(&stg).unwrap();
+    sql.push_str("\n-- edited upstream\n");
+    std::fs::write(&stg, &sql).unwrap();
+    let built = by_model(&app.build(None, &exact()).await.unwrap());
+    assert_eq!(built["marts.gmv_daily"].kind, BuildKind::Full);
+    assert_eq!(built["marts.hourly_sales"].kind, BuildKind::Full);
+    let built = by_model(&app.build(None, &exact()).await.unwrap());
+    assert_eq!(built["marts.gmv_daily"].kind, BuildKind::UpToDate);
 
     // A model that fails skips what is downstream of it, and only that.
     let returns = project.join("sql/staging/stg_returns.sql");

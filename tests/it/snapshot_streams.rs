@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use shoplake::warehouse::Lake;
 use shoplake::warehouse::delta::UpsertSpec;
 
-fn batch(rows: &[(&str, &str, &str)], fetch: &str) -> RecordBatch {
+pub fn batch(rows: &[(&str, &str, &str)], fetch: &str) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Utf8, false),
         Field::new("name", DataType::Utf8, true),
@@ -37,7 +37,7 @@ fn batch(rows: &[(&str, &str, &str)], fetch: &str) -> RecordBatch {
     .unwrap()
 }
 
-async fn rows(lake: &Lake) -> Vec<(String, String, String)> {
+pub async fn rows(lake: &Lake) -> Vec<(String, String, String)> {
     let ctx = datafusion::prelude::SessionContext::new();
     let t = lake.open("raw", "things").await.unwrap().unwrap();
     ctx.register_table("t", t.table_provider().await.unwrap())
@@ -77,6 +77,7 @@ async fn a_snapshot_replaces_one_shops_rows() {
         version_column: None,
         partition_by: &["_shop_id", "_month"],
         snapshot_of: Some(shop),
+        ..Default::default()
     };
     let a1 = batch(
         &[("A", "1", "one"), ("A", "2", "two"), ("A", "3", "three")],
@@ -226,4 +227,56 @@ fn walk_parquet(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out.sort();
     out
+}
+
+#[tokio::test]
+async fn a_snapshot_that_would_delete_most_of_a_shop_fails_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::new(&dir.path().display().to_string()).unwrap();
+    let keys: Vec<String> = ["_shop_id", "_month", "id"].map(String::from).to_vec();
+    let spec = |max| UpsertSpec {
+        keys: &keys,
+        partition_by: &["_shop_id", "_month"],
+        snapshot_of: Some("A"),
+        max_delete_share: Some(max),
+        ..Default::default()
+    };
+    let four = batch(
+        &[
+            ("A", "1", "a"),
+            ("A", "2", "b"),
+            ("A", "3", "c"),
+            ("A", "4", "d"),
+        ],
+        "r1",
+    );
+    lake.upsert("raw", "things", four, &spec(0.5), Some(("s/A", 1)))
+        .await
+        .unwrap();
+    // An answer listing one of four: 3 deletions of 4 rows is more than half.
+    let one = batch(&[("A", "1", "a")], "r2");
+    let e = lake
+        .upsert("raw", "things", one.clone(), &spec(0.5), Some(("s/A", 2)))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("would delete 3 of its 4 rows") && e.contains("max_snapshot_delete"),
+        "{e}"
+    );
+    assert_eq!(rows(&lake).await.len(), 4, "nothing was written");
+    assert_eq!(
+        lake.txn_version("raw", "things", "s/A").await.unwrap(),
+        Some(1)
+    );
+    // Half is allowed at 0.5; anything at 1.
+    let two = batch(&[("A", "1", "a"), ("A", "2", "b")], "r3");
+    lake.upsert("raw", "things", two, &spec(0.5), Some(("s/A", 3)))
+        .await
+        .unwrap();
+    assert_eq!(rows(&lake).await.len(), 2);
+    lake.upsert("raw", "things", one, &spec(1.0), Some(("s/A", 4)))
+        .await
+        .unwrap();
+    assert_eq!(rows(&lake).await.len(), 1);
 }

@@ -268,6 +268,18 @@ pub async fn flight_query(
 }
 
 /// Total rows in `batches`.
+/// Column `col` of every batch, cast to text (nulls as empty strings).
+pub fn strings(batches: &[arrow::array::RecordBatch], col: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        let a = b.column_by_name(col).expect("column");
+        let a = arrow::compute::cast(a, &arrow::datatypes::DataType::Utf8).unwrap();
+        let a = arrow::array::cast::as_string_array(&a);
+        out.extend(a.iter().map(|v| v.unwrap_or("").to_string()));
+    }
+    out
+}
+
 pub fn rows(batches: &[arrow::array::RecordBatch]) -> usize {
     batches.iter().map(|b| b.num_rows()).sum()
 }
@@ -420,8 +432,19 @@ pub async fn app_for(
     dir: &std::path::Path,
     project: Option<&std::path::Path>,
 ) -> shoplake::app::App {
+    app_with(sb, dir, project, |_| {}).await
+}
+
+/// [`app_for`] with the config changed by `f` first.
+pub async fn app_with(
+    sb: &RunningSandbox,
+    dir: &std::path::Path,
+    project: Option<&std::path::Path>,
+    f: impl FnOnce(&mut shoplake::config::Config),
+) -> shoplake::app::App {
     let mut config = shoplake::config::Config::default();
     config.project.dir = project.map(std::path::Path::to_path_buf);
+    f(&mut config);
     let app = shoplake::app::App::new(config, dir)
         .unwrap()
         .with_client_config(client_config(sb));

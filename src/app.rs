@@ -175,9 +175,18 @@ impl App {
     pub fn extractor_with(&self, client: ApiClient) -> Result<Extractor> {
         let (p, s) = self.pipelines()?;
         let state = Arc::new(StateStore::open(&self.data_dir.join("state"))?);
+        // Zones of every authorized shop with a known region: filling rows after a schema
+        // change converts local dates of any shop.
+        let zones = self
+            .token_store()?
+            .shops()
+            .iter()
+            .filter_map(|s| Shop::from_info(s).ok().map(|s| (s.id, s.tz)))
+            .collect();
         Ok(
             Extractor::new(client, self.lake.clone(), Arc::new(p), s, state)?
-                .with_options(self.config.extract_options()?),
+                .with_options(self.config.extract_options()?)
+                .with_zones(zones),
         )
     }
 

@@ -275,9 +275,13 @@ pub struct Extractor {
     assets: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// Planner and snapshot guard.
     opts: ExtractOptions,
-    /// (table, shop) whose rows are known to follow the current schema (see
-    /// [`super::upgrade`]).
-    upgraded: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
+    /// Declared schema version per table (see [`super::upgrade`]).
+    versions: BTreeMap<String, String>,
+    /// Time zone of every authorized shop, for filling rows of any shop after a schema
+    /// change.
+    zones: std::collections::HashMap<String, Tz>,
+    /// Tables whose rows are known to follow the declared schema in this process.
+    confirmed: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 struct Fetched {
@@ -337,6 +341,10 @@ impl Extractor {
                 }
             }
         }
+        let versions = schemas
+            .iter()
+            .map(|(k, v)| (k.clone(), super::upgrade::schema_version(v)))
+            .collect();
         Ok(Extractor {
             client,
             lake,
@@ -350,8 +358,16 @@ impl Extractor {
             stop: None,
             assets: Default::default(),
             opts: ExtractOptions::default(),
-            upgraded: Default::default(),
+            versions,
+            zones: Default::default(),
+            confirmed: Default::default(),
         })
+    }
+
+    /// Shop time zones (authorized shops) used when filling columns after a schema change.
+    pub fn with_zones(mut self, zones: std::collections::HashMap<String, Tz>) -> Extractor {
+        self.zones = zones;
+        self
     }
 
     /// Plans and commits with `opts` (`[extract]`).
@@ -775,7 +791,32 @@ impl Extractor {
         } else {
             window.from
         };
+        let main_table = stream.tables[0].clone();
+        // An incomplete snapshot answer is judged on the stream's own table before any of
+        // its child or detail tables deletes a row.
+        if let Some(shop) = snapshot_of
+            && let Some((_, b, _)) = commits.iter().find(|(t, _, _)| *t == main_table)
+        {
+            let keys = self.schemas[&main_table].merge_keys();
+            let spec = UpsertSpec {
+                keys: &keys,
+                snapshot_of: Some(shop.id.as_str()),
+                max_delete_share: Some(stream.max_delete.unwrap_or(self.opts.max_snapshot_delete)),
+                ..Default::default()
+            };
+            self.lake
+                .check_snapshot("raw", &main_table, b, &spec)
+                .await?;
+        }
         for (t, b, app) in commits {
+            // A lease lost while earlier tables committed stops the rest.
+            if run
+                .lease_lost
+                .iter()
+                .any(|l| l.load(std::sync::atomic::Ordering::SeqCst))
+            {
+                return Err(PipelineError::LeaseLost);
+            }
             let mv = CursorMove {
                 app: &app,
                 from,
@@ -786,10 +827,11 @@ impl Extractor {
                 .commit(&t, b, mv, snapshot_of.map(|s| (s, stream)), &ctx)
                 .await?;
             report.changed += n.inserted as u64 + n.updated as u64;
-            report.rows.insert(t, n.rows);
-            if n.cursor.is_some() {
+            // The stream's cursor is the main table's (child tables keep their own).
+            if t == main_table {
                 report.cursor = n.cursor;
             }
+            report.rows.insert(t, n.rows);
         }
         info!(
             rows = report.total_rows(),
@@ -812,9 +854,16 @@ impl Extractor {
         let _guard = self.commit_locks[table].lock().await;
         let keys = schema.merge_keys();
         let parents = schema.parent_keys();
+        let check = !self
+            .confirmed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(table);
         let spec = UpsertSpec {
             keys: &keys,
             parent_keys: &parents,
+            schema_version: self.versions.get(table).map(String::as_str),
+            check_schema_version: check,
             version_column: schema.version_column.as_deref(),
             partition_by: &PARTITION_COLUMNS,
             snapshot_of: snapshot_of.map(|(s, _)| s.id.as_str()),
@@ -829,23 +878,17 @@ impl Extractor {
             .lake
             .upsert_window("raw", table, batch, &spec, cursor)
             .await?;
-        // Rows landed by an earlier schema: fill columns added since from their `_extra`
-        // (checked once per table and shop per process).
-        let done = (table.to_string(), ctx.shop_id.clone());
-        let checked = self
-            .upgraded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&done);
-        if !checked {
-            super::upgrade::fill_from_extra(&self.lake, schema, ctx).await?;
-            let complete = self.lake.columns("raw", table).await?;
-            if schema.columns.iter().all(|c| complete.contains(&c.name)) {
-                self.upgraded
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(done);
-            }
+        // Rows landed under an earlier schema: fill columns added since from `_extra`
+        // (asked once per table per process, and again after a commit added columns).
+        if m.evolved || m.stale_schema {
+            let mut zones = self.zones.clone();
+            zones.insert(ctx.shop_id.clone(), ctx.tz);
+            super::upgrade::fill_from_extra(&self.lake, schema, &zones).await?;
+        } else if check {
+            self.confirmed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(table.to_string());
         }
         Ok(m)
     }

@@ -3,16 +3,20 @@
 //! `_extra`. The next commit adds the column (the merge evolves the Delta schema); this
 //! module then fills the column of those earlier rows from their `_extra` — converted by
 //! the same [`TableBuilder`] as a fresh page, so types, time zones and decimals agree —
-//! and takes the field out of `_extra`, once per table, shop and schema version.
+//! and takes the field out of `_extra`.
 //!
-//! The schema version is a hash of the declared columns, kept as a Delta `txn` on the table
-//! ([`marker_app`]), so the check costs one lookup per commit and the fill runs once per
-//! shop after each schema change, in one commit with its marker (a crash re-runs it; it
-//! only fills nulls).
+//! Every table carries the version of the declared schema its rows follow as a table
+//! property ([`crate::warehouse::delta::SCHEMA_VERSION_KEY`], set when the table is
+//! created). A commit that finds another version reports it
+//! ([`crate::warehouse::WriteMetrics::stale_schema`]); the fill then runs over every
+//! shop's rows and sets the property, so it costs nothing until the schema changes and
+//! runs again after a crash in between (it only fills nulls).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
+use chrono_tz::Tz;
 use datafusion::prelude::{col, lit};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -22,13 +26,8 @@ use super::convert::{RowContext, TableBuilder};
 use super::schema::{EXTRACTED_AT, TableSchema};
 use crate::warehouse::Lake;
 
-/// The `txn` app id holding the schema version `table`'s rows of `shop` were filled for.
-pub fn marker_app(table: &str, shop: &str) -> String {
-    format!("shoplake/schema/{table}/{shop}")
-}
-
-/// A stable version number for the declared columns (name, type, path).
-pub fn schema_version(schema: &TableSchema) -> i64 {
+/// A stable version for the declared columns (name, type, path), as hex.
+pub fn schema_version(schema: &TableSchema) -> String {
     let mut h = Sha256::new();
     for c in &schema.columns {
         h.update(c.name.as_bytes());
@@ -38,30 +37,92 @@ pub fn schema_version(schema: &TableSchema) -> i64 {
         h.update(c.path().as_bytes());
         h.update([1]);
     }
-    let d = h.finalize();
-    i64::from_be_bytes(d[..8].try_into().expect("8 bytes")) & i64::MAX
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
-/// Fills the columns `schema` declares, for the rows of `ctx.shop_id` in `raw.<table>`,
-/// from their `_extra`, unless this schema version was filled already. Returns the rows
+/// Fills the columns `schema` declares, for every row of `raw.<table>` whose shop has a
+/// time zone in `zones`, from their `_extra`; then records the schema version. Rows of a
+/// shop without a zone keep their fields in `_extra` (nothing is lost). Returns the rows
 /// filled.
 pub async fn fill_from_extra(
     lake: &Lake,
     schema: &Arc<TableSchema>,
-    ctx: &RowContext,
+    zones: &HashMap<String, Tz>,
 ) -> Result<usize> {
     let table = schema.name.as_str();
-    let app = marker_app(table, &ctx.shop_id);
-    let version = schema_version(schema);
-    if lake.txn_version("raw", table, &app).await? == Some(version) {
-        return Ok(0);
-    }
     let stored = lake.columns("raw", table).await?;
     // Not before every declared column is in the table: the next commit carrying rows
     // adds them (a quiet window does not), and the fill runs then.
     if stored.is_empty() || schema.columns.iter().any(|c| !stored.contains(&c.name)) {
         return Ok(0);
     }
+    let keys = schema.merge_keys();
+    // Every declared column the table has, except keys; `_extra` without the fields now read.
+    let fill: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|c| c.name.clone())
+        .filter(|c| stored.contains(c) && !keys.contains(c))
+        .collect();
+    let (mut n, mut unreadable) = (0, 0);
+    for (shop, tz) in zones {
+        let ctx = RowContext {
+            shop_id: shop.clone(),
+            tz: *tz,
+            extracted_at_us: 0,
+        };
+        let (batch, failed) = fill_batch(lake, schema, &ctx).await?;
+        unreadable += failed;
+        n += lake
+            .patch("raw", table, batch, &keys, &fill, &["_extra".to_string()])
+            .await?;
+    }
+    // Rows of shops without a known zone (no longer authorized, an unknown region) keep
+    // their fields in `_extra`; the table stays marked stale so a later run fills them.
+    let shops: Vec<datafusion::prelude::Expr> = zones.keys().map(|s| lit(s.as_str())).collect();
+    let uncovered: usize = lake
+        .scan(
+            "raw",
+            table,
+            col("_extra")
+                .is_not_null()
+                .and(col("_shop_id").in_list(shops, true)),
+        )
+        .await?
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    if uncovered == 0 && unreadable == 0 {
+        lake.set_schema_version("raw", table, &schema_version(schema))
+            .await?;
+    } else {
+        tracing::warn!(
+            table,
+            uncovered,
+            unreadable,
+            "rows left with their fields in _extra (shop without a known time zone, or a value the column cannot read); the fill runs again next time"
+        );
+    }
+    if n > 0 {
+        tracing::info!(
+            table,
+            rows = n,
+            "columns added to the schema filled from _extra"
+        );
+    }
+    Ok(n)
+}
+
+/// The patch rows of one shop: its rows whose `_extra` holds a field a column reads now.
+async fn fill_batch(
+    lake: &Lake,
+    schema: &Arc<TableSchema>,
+    ctx: &RowContext,
+) -> Result<(RecordBatch, usize)> {
+    let table = schema.name.as_str();
     let rows = lake
         .scan(
             "raw",
@@ -81,6 +142,7 @@ pub async fn fill_from_extra(
     relaxed.keep_only = false;
     let mut builder = TableBuilder::new(Arc::new(relaxed), &[]);
     let mut patches = Vec::new();
+    let mut failed = 0;
     for b in &rows {
         // Read back as whatever string type the reader chose (Utf8View by default).
         let Some(extra) = b.column_by_name("_extra") else {
@@ -100,6 +162,8 @@ pub async fn fill_from_extra(
             let record = unflatten(&fields);
             if builder.push(&record, None, ctx, "").is_ok() {
                 keep.push(i as u32);
+            } else {
+                failed += 1;
             }
         }
         if keep.is_empty() {
@@ -126,34 +190,12 @@ pub async fn fill_from_extra(
             patches.push(p);
         }
     }
-    let keys = schema.merge_keys();
-    // Every declared column the table has, except keys; `_extra` without the fields now read.
-    let fill: Vec<String> = schema
-        .columns
-        .iter()
-        .map(|c| c.name.clone())
-        .filter(|c| stored.contains(c) && !keys.contains(c))
-        .collect();
     let batch = match patches.first() {
         Some(first) => arrow::compute::concat_batches(&first.schema(), &patches)
             .map_err(|e| super::PipelineError::Invalid(format!("raw.{table}: {e}")))?,
         None => RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty())),
     };
-    let n = lake
-        .patch(
-            "raw",
-            table,
-            batch,
-            &keys,
-            &fill,
-            &["_extra".to_string()],
-            (&app, version),
-        )
-        .await?;
-    if n > 0 {
-        tracing::info!(table, shop = %ctx.shop_id, rows = n, "columns added to the schema filled from _extra");
-    }
-    Ok(n)
+    Ok((batch, failed))
 }
 
 /// The patch rows: keys and system columns from the stored rows, declared columns and the

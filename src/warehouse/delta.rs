@@ -45,6 +45,12 @@ pub struct WriteMetrics {
     pub version: i64,
     /// The cursor after the commit, when it moved.
     pub cursor: Option<i64>,
+    /// This commit added columns to the table (a column declared since its rows landed):
+    /// the rows before it may carry the new fields in `_extra`.
+    pub evolved: bool,
+    /// The table recorded another declared schema version than `schema_version` (asked
+    /// with `check_schema_version`): rows may predate columns declared since.
+    pub stale_schema: bool,
 }
 
 /// How [`Lake::upsert`] identifies and orders rows.
@@ -72,7 +78,17 @@ pub struct UpsertSpec<'a> {
     /// version no longer lists are deleted: the children of a parent are exactly those of
     /// its latest version.
     pub parent_keys: &'a [String],
+    /// The version of the declared schema this batch follows: a table created by this
+    /// write records it ([`Lake::schema_version`]).
+    pub schema_version: Option<&'a str>,
+    /// Compare `schema_version` with the one the table recorded
+    /// ([`WriteMetrics::stale_schema`]); off once a writer knows the table is current.
+    pub check_schema_version: bool,
 }
+
+/// File beside `_delta_log` naming the declared schema version every row of the table
+/// follows (written at creation and after a fill; see `pipeline::upgrade`).
+const SCHEMA_FILE: &str = "_shoplake_schema_version";
 
 /// How a window's commit moves its stream's cursor (a Delta `txn` per app id).
 ///
@@ -102,6 +118,12 @@ pub fn pending_app(app: &str, from: i64) -> String {
 /// App id holding the furthest end landed beyond a gap.
 pub fn landed_app(app: &str) -> String {
     format!("{app}/landed")
+}
+
+/// App id holding where the backfill of windows landed beyond a gap began, while no cursor
+/// is stored.
+pub fn origin_app(app: &str) -> String {
+    format!("{app}/origin")
 }
 
 /// Columns that differ between two fetches of the same record without the record
@@ -283,7 +305,11 @@ impl Lake {
                 Some(t) => cursor_txns(t, &mv).await.map_err(err)?,
                 None => {
                     let starts = mv.origin.is_none_or(|o| mv.from <= o);
-                    cursor_txns_from(None, None, &mv, starts.then_some(mv.to))
+                    let (mut txns, c) = cursor_txns_from(None, None, &mv, starts.then_some(mv.to));
+                    if let (false, Some(o)) = (starts, mv.origin) {
+                        txns.push(Transaction::new(origin_app(mv.app), o));
+                    }
+                    (txns, c)
                 }
             };
             cursor = c;
@@ -292,6 +318,11 @@ impl Lake {
         }
         let Some(target) = existing else {
             let t = self.new_table(schema, table).await?;
+            if let Some(v) = spec.schema_version {
+                // Before the first commit: a crash in between leaves a version file beside
+                // no table, which the next creation overwrites.
+                self.write_schema_file(schema, table, &t, v).await?;
+            }
             let t = t
                 .write(vec![batch])
                 .with_save_mode(SaveMode::Append)
@@ -306,7 +337,15 @@ impl Lake {
                 updated: 0,
                 version: t.version().map_or(0, |v| v as i64),
                 cursor,
+                evolved: false,
+                stale_schema: false,
             });
+        };
+        let stale_schema = match spec.schema_version {
+            Some(v) if spec.check_schema_version => {
+                read_schema_file(schema, table, &target).await?.as_deref() != Some(v)
+            }
+            _ => false,
         };
         if rows == 0 && spec.snapshot_of.is_none() {
             // Nothing to merge (a quiet window): only the cursor moves.
@@ -322,6 +361,8 @@ impl Lake {
                 updated: 0,
                 version,
                 cursor,
+                evolved: false,
+                stale_schema,
             });
         }
         if let (Some(shop), Some(max)) = (spec.snapshot_of, spec.max_delete_share) {
@@ -441,6 +482,8 @@ impl Lake {
             updated: m.num_target_rows_updated + m.num_target_rows_deleted + pruned,
             version,
             cursor,
+            evolved: evolves,
+            stale_schema,
         })
     }
 
@@ -468,6 +511,25 @@ impl Lake {
                 .await
                 .map_err(err)?;
         Ok(done.version() as i64)
+    }
+
+    /// Fails as a snapshot upsert of `batch` would when it deletes too much of a shop
+    /// ([`UpsertSpec::max_delete_share`]); writes nothing. Lets a writer check the table
+    /// that matters before committing others of the same answer.
+    pub async fn check_snapshot(
+        &self,
+        schema: &str,
+        table: &str,
+        batch: &RecordBatch,
+        spec: &UpsertSpec<'_>,
+    ) -> Result<()> {
+        let (Some(shop), Some(max)) = (spec.snapshot_of, spec.max_delete_share) else {
+            return Ok(());
+        };
+        match self.open(schema, table).await? {
+            Some(t) => check_snapshot_deletes(schema, table, &t, batch, spec.keys, shop, max).await,
+            None => Ok(()),
+        }
     }
 
     /// The rows of `schema.table` matching `filter` (none when the table does not exist).
@@ -508,7 +570,7 @@ impl Lake {
 
     /// Fills stored rows from `batch` (matched on `keys`): each of `fill` is set where the
     /// stored value is null, and each of `replace` (such as `_extra`) is replaced, in one
-    /// commit with `txn`. Rows of `batch` that match nothing are ignored.
+    /// commit. Rows of `batch` that match nothing are ignored.
     pub async fn patch(
         &self,
         schema: &str,
@@ -517,17 +579,12 @@ impl Lake {
         keys: &[String],
         fill: &[String],
         replace: &[String],
-        txn: (&str, i64),
     ) -> Result<usize> {
         let err = |e: DeltaTableError| WarehouseError::delta(schema, table, e);
         let Some(target) = self.open(schema, table).await? else {
             return Ok(0);
         };
-        let props = CommitProperties::default()
-            .with_application_transaction(Transaction::new(txn.0, txn.1));
         if batch.num_rows() == 0 {
-            self.commit_txn_only(schema, table, &target, vec![Transaction::new(txn.0, txn.1)])
-                .await?;
             return Ok(0);
         }
         let source = SessionContext::new()
@@ -538,13 +595,15 @@ impl Lake {
             .map(|k| format!("target.\"{k}\" = source.\"{k}\""))
             .collect::<Vec<_>>()
             .join(" AND ");
-        let before = target.version();
-        let (t, m) = target
+        let (_, m) = target
             .merge(source, on)
             .with_source_alias("source")
             .with_target_alias("target")
-            .with_commit_properties(props)
+            // Only rows unchanged since the scan: a newer write by another process wins.
             .when_matched_update(|mut u| {
+                u = u.predicate(
+                    "target.\"_extracted_at\" IS NOT DISTINCT FROM source.\"_extracted_at\"",
+                );
                 for c in fill {
                     u = u.update(
                         format!("\"{c}\""),
@@ -559,12 +618,42 @@ impl Lake {
             .map_err(err)?
             .await
             .map_err(err)?;
-        if t.version() == before {
-            // Nothing matched: no commit was written, so the marker goes alone.
-            self.commit_txn_only(schema, table, &t, vec![Transaction::new(txn.0, txn.1)])
-                .await?;
-        }
         Ok(m.num_target_rows_updated)
+    }
+
+    /// The declared schema version every row of `schema.table` follows, as last recorded
+    /// (`None`: not recorded — a table from an earlier release — or no table).
+    pub async fn schema_version(&self, schema: &str, table: &str) -> Result<Option<String>> {
+        match self.open(schema, table).await? {
+            Some(t) => read_schema_file(schema, table, &t).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Records that every row of `schema.table` follows declared schema `version`.
+    pub async fn set_schema_version(&self, schema: &str, table: &str, version: &str) -> Result<()> {
+        let Some(t) = self.open(schema, table).await? else {
+            return Ok(());
+        };
+        self.write_schema_file(schema, table, &t, version).await
+    }
+
+    async fn write_schema_file(
+        &self,
+        schema: &str,
+        table: &str,
+        t: &DeltaTable,
+        version: &str,
+    ) -> Result<()> {
+        use deltalake::logstore::object_store::ObjectStoreExt;
+        t.object_store()
+            .put(
+                &deltalake::Path::from(SCHEMA_FILE),
+                version.as_bytes().to_vec().into(),
+            )
+            .await
+            .map_err(|e| WarehouseError::Storage(format!("{schema}.{table}/{SCHEMA_FILE}: {e}")))?;
+        Ok(())
     }
 
     /// Replaces `schema.table` with `batches` in one commit (created on first write).
@@ -608,6 +697,8 @@ impl Lake {
             updated: 0,
             version: t.version().map_or(0, |v| v as i64),
             cursor: None,
+            evolved: false,
+            stale_schema: false,
         })
     }
 }
@@ -651,17 +742,33 @@ async fn cursor_txns(
     mv: &CursorMove<'_>,
 ) -> std::result::Result<(Vec<Transaction>, Option<i64>), DeltaTableError> {
     let stored = txn_of(t, mv.app).await?;
+    let landed = txn_of(t, &landed_app(mv.app)).await?;
+    // With no cursor yet, windows landed beyond a gap record where their backfill began:
+    // only a window starting there begins the cursor (not a scheduled run that starts
+    // later and would hide the gap behind it).
+    let recorded_origin = match (stored, landed) {
+        (None, Some(_)) => txn_of(t, &origin_app(mv.app)).await?,
+        _ => None,
+    };
     let continues = match stored {
         Some(c) => mv.from <= c,
-        None => mv.origin.is_none_or(|o| mv.from <= o),
+        None => {
+            mv.origin.is_none_or(|o| mv.from <= o) && recorded_origin.is_none_or(|o| mv.from <= o)
+        }
     };
-    let landed = txn_of(t, &landed_app(mv.app)).await?;
     let Some(mut c) = (if continues {
         Some(stored.map_or(mv.to, |s| s.max(mv.to)))
     } else {
         None
     }) else {
-        return Ok(cursor_txns_from(stored, landed, mv, None));
+        let (mut txns, c) = cursor_txns_from(stored, landed, mv, None);
+        if stored.is_none()
+            && let Some(o) = mv.origin
+            && recorded_origin.is_none_or(|r| o < r)
+        {
+            txns.push(Transaction::new(origin_app(mv.app), o));
+        }
+        return Ok((txns, c));
     };
     // Extend over windows that landed beyond the gap this window fills.
     if landed.is_some_and(|l| l > c) {
@@ -867,7 +974,13 @@ async fn check_snapshot_deletes(
     if of == 0 {
         return Ok(());
     }
-    let k: Vec<&str> = keys.iter().map(String::as_str).collect();
+    // A row is deleted when its key is gone from the shop, not when it moves to another
+    // `_month` (snapshot rows move whole to the month of each snapshot).
+    let k: Vec<&str> = keys
+        .iter()
+        .map(String::as_str)
+        .filter(|k| *k != "_month")
+        .collect();
     let incoming = ctx
         .read_batch(batch.clone())
         .map_err(arrow)?
@@ -881,7 +994,8 @@ async fn check_snapshot_deletes(
         .count()
         .await
         .map_err(arrow)?;
-    if deleting as f64 > max * of as f64 {
+    // One row replacing another (a shop's only warehouse renamed) is not a wipe.
+    if deleting > 1 && deleting as f64 > max * of as f64 {
         return Err(WarehouseError::SnapshotDeletes {
             schema: schema.to_string(),
             table: table.to_string(),
@@ -892,6 +1006,26 @@ async fn check_snapshot_deletes(
         });
     }
     Ok(())
+}
+
+/// The declared schema version `t` recorded, if any.
+async fn read_schema_file(schema: &str, table: &str, t: &DeltaTable) -> Result<Option<String>> {
+    use deltalake::logstore::object_store::ObjectStoreExt;
+    let storage = |e: deltalake::ObjectStoreError| {
+        WarehouseError::Storage(format!("{schema}.{table}/{SCHEMA_FILE}: {e}"))
+    };
+    match t
+        .object_store()
+        .get(&deltalake::Path::from(SCHEMA_FILE))
+        .await
+    {
+        Ok(r) => {
+            let b = r.bytes().await.map_err(storage)?;
+            Ok(Some(String::from_utf8_lossy(&b).trim().to_string()))
+        }
+        Err(deltalake::ObjectStoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(storage(e)),
+    }
 }
 
 /// The `txn` version for `app_id` in the table's current snapshot.

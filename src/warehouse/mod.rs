@@ -37,6 +37,9 @@ pub enum WarehouseError {
     /// Arrow/DataFusion error while preparing data.
     #[error("arrow: {0}")]
     Arrow(String),
+    /// Reading or writing a file of the lake's storage failed.
+    #[error("storage: {0}")]
+    Storage(String),
     /// A snapshot would delete more of a shop's rows than `[extract] max_snapshot_delete`
     /// allows; nothing was written.
     #[error(

@@ -58,6 +58,28 @@ async fn the_cursor_is_the_end_of_the_contiguous_landed_prefix() {
     // Windows [0,10) [10,20) [20,30) [30,40); window 2 fails for a while.
     assert_eq!(land("3", 20, 30).await.cursor, None, "beyond the origin");
     assert_eq!(cursor().await, None);
+    // A scheduled run of the same stream, planned from its own start (no cursor yet),
+    // does not begin the cursor past the backfill's gap either.
+    let scheduled = CursorMove {
+        app: "s/A",
+        from: 15,
+        to: 20,
+        origin: Some(15),
+    };
+    let m = lake
+        .upsert_window(
+            "raw",
+            "things",
+            batch(&[("A", "s", "s")], "s"),
+            &spec,
+            scheduled,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        m.cursor, None,
+        "a later start waits for the backfill's first window"
+    );
     assert_eq!(land("1", 0, 10).await.cursor, Some(10));
     assert_eq!(land("4", 30, 40).await.cursor, None, "beyond the gap");
     assert_eq!(cursor().await, Some(10), "the cursor waits at the gap");
@@ -73,7 +95,7 @@ async fn the_cursor_is_the_end_of_the_contiguous_landed_prefix() {
     // Re-running an old window moves nothing.
     assert_eq!(land("1", 0, 10).await.cursor, None);
     assert_eq!(cursor().await, Some(40));
-    assert_eq!(rows(&lake).await.len(), 4);
+    assert_eq!(rows(&lake).await.len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

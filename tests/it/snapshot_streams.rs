@@ -14,6 +14,11 @@ use shoplake::warehouse::Lake;
 use shoplake::warehouse::delta::UpsertSpec;
 
 pub fn batch(rows: &[(&str, &str, &str)], fetch: &str) -> RecordBatch {
+    batch_in(rows, fetch, "2026-11")
+}
+
+/// [`batch`] in another `_month` partition.
+pub fn batch_in(rows: &[(&str, &str, &str)], fetch: &str, month: &str) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Utf8, false),
         Field::new("name", DataType::Utf8, true),
@@ -30,7 +35,7 @@ pub fn batch(rows: &[(&str, &str, &str)], fetch: &str) -> RecordBatch {
             col(&|r| r.1.to_string()),
             col(&|r| r.2.to_string()),
             col(&|r| r.0.to_string()),
-            col(&|_| "2026-11".to_string()),
+            col(&|_| month.to_string()),
             col(&|_| fetch.to_string()),
         ],
     )
@@ -279,4 +284,14 @@ async fn a_snapshot_that_would_delete_most_of_a_shop_fails_unless_allowed() {
         .await
         .unwrap();
     assert_eq!(rows(&lake).await.len(), 1);
+    // A new month moves a snapshot's rows to the new partition: that deletes no key.
+    let two = batch(&[("A", "1", "a"), ("A", "2", "b")], "r4");
+    lake.upsert("raw", "things", two, &spec(1.0), Some(("s/A", 5)))
+        .await
+        .unwrap();
+    let moved = batch_in(&[("A", "1", "a"), ("A", "2", "b")], "r5", "2026-12");
+    lake.upsert("raw", "things", moved, &spec(0.5), Some(("s/A", 6)))
+        .await
+        .unwrap();
+    assert_eq!(rows(&lake).await.len(), 2);
 }

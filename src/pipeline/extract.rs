@@ -792,21 +792,24 @@ impl Extractor {
             window.from
         };
         let main_table = stream.tables[0].clone();
-        // An incomplete snapshot answer is judged on the stream's own table before any of
-        // its child or detail tables deletes a row.
-        if let Some(shop) = snapshot_of
-            && let Some((_, b, _)) = commits.iter().find(|(t, _, _)| *t == main_table)
-        {
-            let keys = self.schemas[&main_table].merge_keys();
-            let spec = UpsertSpec {
-                keys: &keys,
-                snapshot_of: Some(shop.id.as_str()),
-                max_delete_share: Some(stream.max_delete.unwrap_or(self.opts.max_snapshot_delete)),
-                ..Default::default()
-            };
-            self.lake
-                .check_snapshot("raw", &main_table, b, &spec)
-                .await?;
+        // An incomplete snapshot answer is judged on every table it writes — the stream's
+        // own first — before any of them deletes a row; the commits then skip the check.
+        if let Some(shop) = snapshot_of {
+            let share = stream.max_delete.unwrap_or(self.opts.max_snapshot_delete);
+            let main_first = commits
+                .iter()
+                .filter(|(t, _, _)| *t == main_table)
+                .chain(commits.iter().filter(|(t, _, _)| *t != main_table));
+            for (t, b, _) in main_first {
+                let keys = self.schemas[t].merge_keys();
+                let spec = UpsertSpec {
+                    keys: &keys,
+                    snapshot_of: Some(shop.id.as_str()),
+                    max_delete_share: Some(share),
+                    ..Default::default()
+                };
+                self.lake.check_snapshot("raw", t, b, &spec).await?;
+            }
         }
         for (t, b, app) in commits {
             // A lease lost while earlier tables committed stops the rest.
@@ -823,9 +826,7 @@ impl Extractor {
                 to: window.to,
                 origin,
             };
-            let n = self
-                .commit(&t, b, mv, snapshot_of.map(|s| (s, stream)), &ctx)
-                .await?;
+            let n = self.commit(&t, b, mv, snapshot_of, &ctx).await?;
             report.changed += n.inserted as u64 + n.updated as u64;
             // The stream's cursor is the main table's (child tables keep their own).
             if t == main_table {
@@ -847,7 +848,7 @@ impl Extractor {
         table: &str,
         batch: arrow::array::RecordBatch,
         cursor: CursorMove<'_>,
-        snapshot_of: Option<(&Shop, &StreamSpec)>,
+        snapshot_of: Option<&Shop>,
         ctx: &RowContext,
     ) -> Result<crate::warehouse::WriteMetrics> {
         let schema = &self.schemas[table];
@@ -866,13 +867,10 @@ impl Extractor {
             check_schema_version: check,
             version_column: schema.version_column.as_deref(),
             partition_by: &PARTITION_COLUMNS,
-            snapshot_of: snapshot_of.map(|(s, _)| s.id.as_str()),
+            snapshot_of: snapshot_of.map(|s| s.id.as_str()),
             fetched_at_us: Some(ctx.extracted_at_us),
-            max_delete_share: Some(
-                snapshot_of
-                    .and_then(|(_, st)| st.max_delete)
-                    .unwrap_or(self.opts.max_snapshot_delete),
-            ),
+            // Checked for every table of the window before the first commit.
+            max_delete_share: None,
         };
         let m = self
             .lake

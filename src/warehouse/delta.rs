@@ -301,17 +301,7 @@ impl Lake {
         let mut advance: Vec<Transaction> = Vec::new();
         let mut cursor = None;
         if let Some(mv) = txn {
-            let (txns, c) = match &existing {
-                Some(t) => cursor_txns(t, &mv).await.map_err(err)?,
-                None => {
-                    let starts = mv.origin.is_none_or(|o| mv.from <= o);
-                    let (mut txns, c) = cursor_txns_from(None, None, &mv, starts.then_some(mv.to));
-                    if let (false, Some(o)) = (starts, mv.origin) {
-                        txns.push(Transaction::new(origin_app(mv.app), o));
-                    }
-                    (txns, c)
-                }
-            };
+            let (txns, c) = cursor_txns(existing.as_ref(), &mv).await.map_err(err)?;
             cursor = c;
             advance = txns;
             props = props.with_application_transactions(advance.clone());
@@ -621,15 +611,6 @@ impl Lake {
         Ok(m.num_target_rows_updated)
     }
 
-    /// The declared schema version every row of `schema.table` follows, as last recorded
-    /// (`None`: not recorded — a table from an earlier release — or no table).
-    pub async fn schema_version(&self, schema: &str, table: &str) -> Result<Option<String>> {
-        match self.open(schema, table).await? {
-            Some(t) => read_schema_file(schema, table, &t).await,
-            None => Ok(None),
-        }
-    }
-
     /// Records that every row of `schema.table` follows declared schema `version`.
     pub async fn set_schema_version(&self, schema: &str, table: &str, version: &str) -> Result<()> {
         let Some(t) = self.open(schema, table).await? else {
@@ -738,16 +719,23 @@ fn is_conflict(e: &DeltaTableError) -> bool {
 /// [`landed_app`] marker, so two writers of the same shop × stream (two workers, a
 /// re-queued job) always conflict in Delta and the later one plans again on the new state.
 async fn cursor_txns(
-    t: &DeltaTable,
+    t: Option<&DeltaTable>,
     mv: &CursorMove<'_>,
 ) -> std::result::Result<(Vec<Transaction>, Option<i64>), DeltaTableError> {
-    let stored = txn_of(t, mv.app).await?;
-    let landed = txn_of(t, &landed_app(mv.app)).await?;
+    // A table not created yet holds no txn.
+    let txn = |app: String| async move {
+        match t {
+            Some(t) => txn_of(t, &app).await,
+            None => Ok(None),
+        }
+    };
+    let stored = txn(mv.app.to_string()).await?;
+    let landed = txn(landed_app(mv.app)).await?;
     // With no cursor yet, windows landed beyond a gap record where their backfill began:
     // only a window starting there begins the cursor (not a scheduled run that starts
     // later and would hide the gap behind it).
     let recorded_origin = match (stored, landed) {
-        (None, Some(_)) => txn_of(t, &origin_app(mv.app)).await?,
+        (None, Some(_)) => txn(origin_app(mv.app)).await?,
         _ => None,
     };
     let continues = match stored {
@@ -772,7 +760,7 @@ async fn cursor_txns(
     };
     // Extend over windows that landed beyond the gap this window fills.
     if landed.is_some_and(|l| l > c) {
-        while let Some(end) = txn_of(t, &pending_app(mv.app, c)).await? {
+        while let Some(end) = txn(pending_app(mv.app, c)).await? {
             if end <= c {
                 break;
             }

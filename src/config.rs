@@ -230,8 +230,8 @@ pub struct ProjectSection {
     /// Directory holding pipelines/, schemas/ and sql/ (default: the current directory
     /// when it has pipelines/, else the directory shoplake was built from).
     pub dir: Option<PathBuf>,
-    /// How far before its last watermark an incremental model looks for changed rows
-    /// (default 10m; see `models::incremental`).
+    /// No longer used: incremental models find changed rows by Delta versions (see
+    /// `models::incremental`). Accepted, with a warning, so older configs still load.
     pub incremental_lookback: Option<String>,
     /// Models built at once (default: the number of cores).
     pub threads: Option<usize>,
@@ -241,8 +241,10 @@ impl Config {
     /// Build settings from `[project]`.
     pub fn build_options(&self) -> Result<crate::models::BuildOptions, ConfigError> {
         let mut o = crate::models::BuildOptions::default();
-        if let Some(l) = &self.project.incremental_lookback {
-            o.lookback = duration("project.incremental_lookback", l)?;
+        if self.project.incremental_lookback.is_some() {
+            tracing::warn!(
+                "project.incremental_lookback is no longer used: incremental models find changed rows by Delta versions; remove the key"
+            );
         }
         if let Some(t) = self.project.threads {
             if t == 0 {

@@ -118,6 +118,23 @@ pub enum ApiError {
         /// The text around it, invalid bytes shown as U+FFFD.
         excerpt: String,
     },
+    /// A walk's `total_count` changed between its pages: records moved in or out of the
+    /// query while it was being read, and offset-style page tokens then skip or repeat
+    /// records. Not retried per request; the window is read again from its first page.
+    #[error(
+        "{ctx}: the list changed while it was read (total_count {first} on the first page, {now} on page {page}); \
+         pages may have skipped records"
+    )]
+    Shifted {
+        /// Request context.
+        ctx: RequestContext,
+        /// `total_count` of the walk's first page.
+        first: u64,
+        /// `total_count` of this page.
+        now: u64,
+        /// 0-based page index.
+        page: u32,
+    },
     /// Retries exhausted; the last error is kept.
     #[error("{attempts} attempts failed; last: {last}")]
     RetriesExhausted {

@@ -5,6 +5,12 @@
 //! - `page_number` (older API versions): send 1-based `page_number` and `page_size`; stop on
 //!   a short page or when `total` is reached.
 //!
+//! A walk is only as good as the list holding still while it is read: tokens are offsets
+//! (the sample brands token is base64 of `offset=0`), so a record that leaves the query
+//! mid-walk shifts every later record one place back and the next page skips one. Each
+//! page's `total_count` is compared with the first page's; a change ends the walk with
+//! [`ApiError::Shifted`] and the caller reads the window again.
+//!
 //! Page params go in the query (the API's rule even for POST searches) or, where an
 //! endpoint wants them there, in the JSON body.
 
@@ -75,6 +81,8 @@ struct State {
     index: u32,
     seen: u64,
     seen_tokens: std::collections::HashSet<String>,
+    /// `total_count` of the walk's first page.
+    first_total: Option<u64>,
 }
 
 fn set_param(req: &mut ApiRequest, params_in: ParamsIn, key: &str, value: Value) -> Result<()> {
@@ -151,6 +159,18 @@ async fn fetch(mut st: State) -> Result<Option<(Page, State)>> {
         .get("total_count")
         .or_else(|| resp.data.get("total"))
         .and_then(Value::as_u64);
+    match (st.index, st.first_total, total) {
+        (0, _, t) => st.first_total = t,
+        (page, Some(first), Some(now)) if now != first => {
+            return Err(ApiError::Shifted {
+                ctx: ctx(),
+                first,
+                now,
+                page,
+            });
+        }
+        _ => {}
+    }
     st.seen += records.len() as u64;
     let mut next_token = None;
     st.next = match number {
@@ -201,6 +221,7 @@ pub fn pages(client: ApiClient, spec: PageSpec) -> impl Stream<Item = Result<Pag
         index: 0,
         seen: 0,
         seen_tokens: Default::default(),
+        first_total: None,
     };
     futures::stream::try_unfold(st, fetch)
 }
@@ -218,6 +239,7 @@ pub fn pages_from(
         index: 0,
         seen: 0,
         seen_tokens: Default::default(),
+        first_total: None,
     };
     futures::stream::try_unfold(st, fetch)
 }

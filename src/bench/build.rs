@@ -133,7 +133,6 @@ pub async fn run_build_bench(b: &BuildBench) -> anyhow::Result<BuildBenchResult>
     let opts = |threads: usize, full_refresh: bool| BuildOptions {
         threads,
         full_refresh,
-        lookback: Duration::ZERO,
     };
     let mut runs = Vec::new();
     for (name, threads) in [("full, 1 thread", 1), ("full, all cores", cores)] {

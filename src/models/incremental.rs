@@ -8,23 +8,27 @@
 //! -- incremental_by: shop_id, order_date
 //! ```
 //!
-//! Every table it reads must be *tracked*: carry the window columns and `_extracted_at`
-//! (for raw tables the fetch time; staging models carry the newest `_extracted_at` of the
-//! rows each row was made from, so a product rename re-stamps its order lines). Seeds are
-//! constants and exempt: editing one changes the model's lineage, so it is rebuilt in full.
+//! Every table it reads must be *tracked*: carry the window columns (seeds are constants
+//! and exempt: editing one changes the model's lineage, so it is rebuilt in full).
 //!
 //! A build then:
-//! 1. reads the model's build state from its own Delta table: a `txn` with app id
-//!    `shoplake.model.<hash of the SQL, the upstream models' SQL and the seeds they read>`
-//!    whose version is the *watermark*, the newest `_extracted_at` the inputs held when the
-//!    model was last built. No state for this lineage (first build, an edited model or an
-//!    edited upstream model or seed, `--full-refresh`): a full build;
-//! 2. finds the changed windows: distinct window values of input rows stamped after the
-//!    watermark minus the lookback (a fetch stamped before a build read its inputs but
-//!    committed after is still seen next time);
+//! 1. reads the model's build state from its own Delta table: `txn`s under the app id
+//!    `shoplake.model.<hash of the SQL, the upstream models' SQL and the seeds they read>`,
+//!    one per input, whose version is the Delta version of that input the last build
+//!    read. No state for this lineage (first build, an edited model or an edited upstream
+//!    model or seed, `--full-refresh`, state written by an older release) or an input
+//!    version no longer readable (its log cleaned up): a full build;
+//! 2. finds the changed windows by Delta versions: the distinct windows of rows that
+//!    differ between the input as the last build read it and the input now (rows added,
+//!    changed or deleted; time travel on both sides). Nothing depends on when a row was
+//!    fetched, so a window whose fetch started hours before a build and committed after
+//!    it is still seen: the version it committed in is newer than the one recorded;
 //! 3. runs the model's plan with every input scan filtered to those windows (filters on
 //!    partition and statistics columns prune files), and replaces exactly those windows
-//!    (Delta replaceWhere) together with the new watermark in one commit.
+//!    (Delta replaceWhere) together with the new input versions in one commit.
+//!
+//! Input versions are read before the model plans, so a commit landing while it builds
+//! is compared again next time (at worst a window is rebuilt twice, never skipped).
 //!
 //! A window's rows must depend only on input rows of the same window, which is what
 //! declaring `incremental_by` asserts; `tests/models.rs` checks that every incremental
@@ -33,15 +37,14 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use arrow::datatypes::DataType;
 use datafusion::common::tree_node::Transformed;
 use datafusion::logical_expr::{Filter, LogicalPlan};
-use datafusion::prelude::{SessionContext, col, lit};
+use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 
 use super::dag::{Model, normalize};
 use super::{ModelError, Result};
-use crate::pipeline::schema::EXTRACTED_AT;
+use crate::warehouse::Lake;
 
 /// The `txn` app id holding a model's watermark; a new one whenever its SQL, the SQL of a
 /// model upstream of it or a seed they read changes (see [`Model::lineage`]).
@@ -60,21 +63,24 @@ fn run_err(m: &Model, e: impl std::fmt::Display) -> ModelError {
 }
 
 /// The tables `m` reads that changes are tracked in (all but seeds); errors when one
-/// lacks `_extracted_at` or a window column.
+/// lacks a window column.
 pub async fn tracked_inputs(ctx: &SessionContext, m: &Model) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for r in m.refs.iter().filter(|r| !r.starts_with("seeds.")) {
         let t = ctx.table(r.as_str()).await.map_err(|e| run_err(m, e))?;
         let schema = t.schema();
-        let missing: Vec<&str> = std::iter::once(EXTRACTED_AT)
-            .chain(m.config.incremental_by.iter().map(String::as_str))
+        let missing: Vec<&str> = m
+            .config
+            .incremental_by
+            .iter()
+            .map(String::as_str)
             .filter(|c| schema.field_with_unqualified_name(c).is_err())
             .collect();
         if !missing.is_empty() {
             return Err(ModelError::Config {
                 file: m.file(),
                 message: format!(
-                    "incremental model {} reads {r}, which has no column {}: its changes cannot be windowed; read it through a model that carries the window columns and {EXTRACTED_AT}, or build {} as a table",
+                    "incremental model {} reads {r}, which has no column {}: its changes cannot be windowed; read it through a model that carries the window columns, or build {} as a table",
                     m.qualified(),
                     missing.join(", "),
                     m.qualified()
@@ -92,84 +98,111 @@ pub async fn tracked_inputs(ctx: &SessionContext, m: &Model) -> Result<Vec<Strin
     Ok(out)
 }
 
-/// The `_extracted_at` literal for `table`'s column type (µs, with its time zone).
-async fn stamp(
-    ctx: &SessionContext,
-    table: &str,
-    micros: i64,
-) -> datafusion::error::Result<ScalarValue> {
-    let t = ctx.table(table).await?;
-    let f = t
-        .schema()
-        .field_with_unqualified_name(EXTRACTED_AT)?
-        .clone();
-    Ok(match f.data_type() {
-        DataType::Timestamp(_, tz) => {
-            ScalarValue::TimestampMicrosecond(Some(micros), tz.clone()).cast_to(f.data_type())?
-        }
-        other => ScalarValue::Int64(Some(micros)).cast_to(other)?,
-    })
+/// The `txn` app id holding the version of `input` the last build of `m` read.
+pub fn input_app(m: &Model, input: &str) -> String {
+    format!("{}/in/{input}", app_id(m))
 }
 
-/// The newest `_extracted_at` over `inputs`, µs (`None` when all are empty).
-pub async fn watermark(ctx: &SessionContext, m: &Model, inputs: &[String]) -> Result<Option<i64>> {
-    let mut best: Option<i64> = None;
-    for t in inputs {
-        let sql = format!("select cast(max({EXTRACTED_AT}) as bigint) from {t}");
-        let batches = ctx
-            .sql(&sql)
-            .await
-            .map_err(|e| run_err(m, e))?
-            .collect()
-            .await
-            .map_err(|e| run_err(m, e))?;
-        for b in &batches {
-            if b.num_rows() > 0 {
-                if let ScalarValue::Int64(Some(v)) =
-                    ScalarValue::try_from_array(b.column(0), 0).map_err(|e| run_err(m, e))?
-                {
-                    best = Some(best.map_or(v, |x| x.max(v)));
-                }
-            }
-        }
+/// The current Delta version of each input (`schema.table`), read before the model plans.
+pub async fn input_versions(lake: &Lake, inputs: &[String]) -> Result<Vec<(String, i64)>> {
+    let mut out = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let (schema, table) = split(input);
+        let v = lake.version(schema, table).await?.unwrap_or(-1);
+        out.push((input.clone(), v));
     }
-    Ok(best)
+    Ok(out)
 }
 
-/// Distinct windows of input rows stamped after `since` (µs), sorted.
+fn split(input: &str) -> (&str, &str) {
+    input.split_once('.').unwrap_or(("raw", input))
+}
+
+/// Windows whose input rows differ between the versions the last build of `m` read and
+/// `reads` (the versions now). `None`: some earlier version is unknown or unreadable, or
+/// the two versions cannot be compared (a changed column type): build in full.
 pub async fn changed_windows(
-    ctx: &SessionContext,
+    lake: &Lake,
     m: &Model,
-    inputs: &[String],
-    since: i64,
-) -> Result<Vec<Window>> {
+    reads: &[(String, i64)],
+) -> Result<Option<Vec<Window>>> {
     let cols = &m.config.incremental_by;
     let mut set: HashSet<Window> = HashSet::new();
-    for t in inputs {
-        let since = stamp(ctx, t, since).await.map_err(|e| run_err(m, e))?;
-        let batches = ctx
-            .table(t.as_str())
-            .await
-            .and_then(|df| df.filter(col(EXTRACTED_AT).gt(lit(since))))
-            .and_then(|df| df.select_columns(&cols.iter().map(String::as_str).collect::<Vec<_>>()))
-            .and_then(|df| df.distinct())
-            .map_err(|e| run_err(m, e))?
-            .collect()
-            .await
-            .map_err(|e| run_err(m, e))?;
-        for b in &batches {
-            for row in 0..b.num_rows() {
-                let w = (0..cols.len())
-                    .map(|c| ScalarValue::try_from_array(b.column(c), row))
-                    .collect::<std::result::Result<Window, _>>()
-                    .map_err(|e| run_err(m, e))?;
-                set.insert(w.into_iter().map(plain).collect());
+    for (input, now) in reads {
+        let Some(old) = lake
+            .txn_version(&m.schema, &m.name, &input_app(m, input))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if old == *now {
+            continue;
+        }
+        let (schema, table) = split(input);
+        let (Some(before), Some(after)) = (
+            lake.open_version(schema, table, old).await?,
+            lake.open_version(schema, table, *now).await?,
+        ) else {
+            tracing::info!(model = %m.qualified(), input = %input, old, now, "input version no longer readable: full build");
+            return Ok(None);
+        };
+        match diff_windows(before, after, cols).await {
+            Ok(batches) => windows_of(&batches, cols.len(), &mut set).map_err(|e| run_err(m, e))?,
+            Err(e) => {
+                tracing::info!(model = %m.qualified(), input = %input, error = %e, "input versions not comparable: full build");
+                return Ok(None);
             }
         }
     }
     let mut out: Vec<Window> = set.into_iter().collect();
     out.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    Ok(out)
+    Ok(Some(out))
+}
+
+/// The distinct `cols` of rows in one version and not the other (both directions).
+async fn diff_windows(
+    before: deltalake::DeltaTable,
+    after: deltalake::DeltaTable,
+    cols: &[String],
+) -> datafusion::error::Result<Vec<arrow::array::RecordBatch>> {
+    use datafusion::error::DataFusionError::External;
+    let ctx = SessionContext::new();
+    let before = before
+        .table_provider()
+        .await
+        .map_err(|e| External(Box::new(e)))?;
+    let after = after
+        .table_provider()
+        .await
+        .map_err(|e| External(Box::new(e)))?;
+    ctx.register_table("before", before)?;
+    ctx.register_table("after", after)?;
+    let cols = cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "select distinct {cols} from ( \
+           (select * from after except select * from before) \
+           union all \
+           (select * from before except select * from after) \
+         ) changed"
+    );
+    ctx.sql(&sql).await?.collect().await
+}
+
+/// Adds the windows (first `n` columns of each row) of `batches` to `set`.
+fn windows_of(
+    batches: &[arrow::array::RecordBatch],
+    n: usize,
+    set: &mut HashSet<Window>,
+) -> datafusion::error::Result<()> {
+    for b in batches {
+        for row in 0..b.num_rows() {
+            let w = (0..n)
+                .map(|c| ScalarValue::try_from_array(b.column(c), row))
+                .collect::<datafusion::error::Result<Window>>()?;
+            set.insert(w.into_iter().map(plain).collect());
+        }
+    }
+    Ok(())
 }
 
 /// One string type for every string window value (view, large and dictionary strings

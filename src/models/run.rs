@@ -60,8 +60,6 @@ pub struct BuildOptions {
     pub full_refresh: bool,
     /// Models built at once (independent models only).
     pub threads: usize,
-    /// How far before its watermark an incremental build looks for changed rows.
-    pub lookback: std::time::Duration,
 }
 
 impl Default for BuildOptions {
@@ -69,15 +67,9 @@ impl Default for BuildOptions {
         BuildOptions {
             full_refresh: false,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            lookback: DEFAULT_LOOKBACK,
         }
     }
 }
-
-/// Default lookback of incremental builds: a fetch stamps `_extracted_at` before its
-/// commit, so rows committed while a build was reading can carry a stamp older than the
-/// build's watermark; ten minutes covers a commit's retries many times over.
-pub const DEFAULT_LOOKBACK: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Read-only SQL: models may not run DDL, DML or `SET`.
 pub fn read_only() -> SQLOptions {
@@ -192,65 +184,67 @@ async fn build_one(
         model: m.qualified(),
         message: format!("{e} ({})", m.file()),
     };
-    let df = plan(ctx, m).await?;
-    let mut state = None;
+    // Build state: the version of every input this build reads, read before the model
+    // plans (a commit landing meanwhile is compared again next time).
+    let mut state: Vec<(String, i64)> = Vec::new();
+    let mut incremental_of = None;
     if m.config.materialized == Materialized::Incremental {
         let inputs = incremental::tracked_inputs(ctx, m).await?;
-        let app = incremental::app_id(m);
-        // Read before the build reads its inputs: rows landing meanwhile count next time.
-        let new_mark = incremental::watermark(ctx, m, &inputs).await?.unwrap_or(0);
-        let old_mark = if opts.full_refresh {
-            None
-        } else {
-            lake.txn_version(&m.schema, &m.name, &app).await?
-        };
-        if let Some(old) = old_mark {
-            let since = old.saturating_sub(opts.lookback.as_micros() as i64);
-            let windows = incremental::changed_windows(ctx, m, &inputs, since).await?;
-            let report = |rows, version, kind, windows| BuildReport {
-                model: m.qualified(),
-                rows,
-                version,
-                millis: start.elapsed().as_millis(),
-                kind,
-                windows,
-                span: (started, std::time::SystemTime::now()),
-            };
-            if windows.is_empty() {
-                info!(model = %m.qualified(), "model up to date");
-                return Ok(report(0, -1, BuildKind::UpToDate, 0));
+        let reads = incremental::input_versions(lake, &inputs).await?;
+        state = reads
+            .iter()
+            .map(|(input, v)| (incremental::input_app(m, input), *v))
+            .collect();
+        if !opts.full_refresh {
+            if let Some(w) = incremental::changed_windows(lake, m, &reads).await? {
+                incremental_of = Some((w, inputs));
             }
-            let predicate = incremental::predicate_sql(&m.config.incremental_by, &windows)
-                .map_err(|e| run_err(&e))?;
-            let plan = incremental::restrict(ctx, df.into_unoptimized_plan(), &inputs, &predicate)
-                .map_err(|e| run_err(&e))?;
-            let df = datafusion::prelude::DataFrame::new(ctx.state(), plan);
-            let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
-            let batches = df.collect().await.map_err(|e| run_err(&e))?;
-            let spec = ReplaceSpec {
-                partition_by: &m.config.partition_by,
-                replace_where: Some(&predicate),
-                txn: Some((&app, new_mark.max(old))),
-            };
-            let w = lake
-                .replace(&m.schema, &m.name, schema, batches, &spec)
-                .await?;
-            info!(model = %m.qualified(), windows = windows.len(), rows = w.rows, ms = start.elapsed().as_millis() as u64, "model built incrementally");
-            return Ok(report(
-                w.rows,
-                w.version,
-                BuildKind::Incremental,
-                windows.len(),
-            ));
         }
-        state = Some((app, new_mark));
+    }
+    let df = plan(ctx, m).await?;
+    if let Some((windows, inputs)) = incremental_of {
+        let report = |rows, version, kind, windows| BuildReport {
+            model: m.qualified(),
+            rows,
+            version,
+            millis: start.elapsed().as_millis(),
+            kind,
+            windows,
+            span: (started, std::time::SystemTime::now()),
+        };
+        if windows.is_empty() {
+            info!(model = %m.qualified(), "model up to date");
+            return Ok(report(0, -1, BuildKind::UpToDate, 0));
+        }
+        let predicate = incremental::predicate_sql(&m.config.incremental_by, &windows)
+            .map_err(|e| run_err(&e))?;
+        let plan = incremental::restrict(ctx, df.into_unoptimized_plan(), &inputs, &predicate)
+            .map_err(|e| run_err(&e))?;
+        let df = datafusion::prelude::DataFrame::new(ctx.state(), plan);
+        let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(|e| run_err(&e))?;
+        let spec = ReplaceSpec {
+            partition_by: &m.config.partition_by,
+            replace_where: Some(&predicate),
+            txns: &state,
+        };
+        let w = lake
+            .replace(&m.schema, &m.name, schema, batches, &spec)
+            .await?;
+        info!(model = %m.qualified(), windows = windows.len(), rows = w.rows, ms = start.elapsed().as_millis() as u64, "model built incrementally");
+        return Ok(report(
+            w.rows,
+            w.version,
+            BuildKind::Incremental,
+            windows.len(),
+        ));
     }
     let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(|e| run_err(&e))?;
     let spec = ReplaceSpec {
         partition_by: &m.config.partition_by,
         replace_where: None,
-        txn: state.as_ref().map(|(a, v)| (a.as_str(), *v)),
+        txns: &state,
     };
     let w = lake
         .replace(&m.schema, &m.name, schema, batches, &spec)

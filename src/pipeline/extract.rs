@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
-use tracing::{debug, info, instrument};
+use tracing::{debug, info, instrument, warn};
 
 use super::convert::{RowContext, StreamConverter};
 use super::schema::{PARTITION_COLUMNS, TableSchema};
@@ -28,7 +28,7 @@ use super::{PipelineError, Result};
 use crate::api::auth::ShopInfo;
 use crate::api::client::Credential;
 use crate::api::paginate::{self, PageSpec, PageStyle};
-use crate::api::{ApiClient, ApiRequest};
+use crate::api::{ApiClient, ApiError, ApiRequest};
 use crate::warehouse::delta::CursorMove;
 use crate::warehouse::{Lake, UpsertSpec};
 
@@ -234,6 +234,10 @@ pub struct WindowRun<'a> {
     /// Raised when a lease of the job running the window is lost.
     pub lease_lost: &'a [Arc<std::sync::atomic::AtomicBool>],
 }
+
+/// How many times a window is read when its list keeps changing mid-walk
+/// ([`ApiError::Shifted`]).
+const WINDOW_REREADS: u32 = 4;
 
 /// Delta `txn` app id holding a stream's cursor for a shop.
 pub fn app_id(stream: &str, shop_id: &str) -> String {
@@ -531,7 +535,18 @@ impl Extractor {
         window: Window,
         run: WindowRun<'_>,
     ) -> Result<WindowReport> {
-        let res = self.run_window_inner(shop, stream, window, run).await;
+        // A list that changed while it was read is read again from its first page
+        // (nothing was written yet); a list that keeps changing fails the window.
+        let mut res = self.run_window_inner(shop, stream, window, run).await;
+        for attempt in 1..WINDOW_REREADS {
+            match &res {
+                Err(PipelineError::Api(e @ ApiError::Shifted { .. })) => {
+                    warn!(error = %e, attempt, "list changed during the walk; reading the window again");
+                    res = self.run_window_inner(shop, stream, window, run).await;
+                }
+                _ => break,
+            }
+        }
         if let Err(
             e @ (PipelineError::WindowTooLarge { .. }
             | PipelineError::Cancelled

@@ -67,13 +67,15 @@ pub struct Product {
     pub brand: &'static str,
     /// Category name.
     pub category: &'static str,
-    /// Listing status.
+    /// Listing status as generated ([`Dataset::product_state`] gives it at a clock).
     pub status: &'static str,
     /// Created (unix seconds).
     pub create_time: i64,
-    /// Last updated (unix seconds).
+    /// Last updated (unix seconds), as generated ([`Dataset::product_state`] gives it at a
+    /// clock).
     pub update_time: i64,
-    /// Its SKUs (indices into [`Dataset::skus`]).
+    /// Its SKUs as generated (indices into [`Dataset::skus`]; [`Dataset::skus_at`] gives
+    /// them at a clock).
     pub skus: Range<u32>,
     /// Popularity weight used when generating orders.
     pub weight: f64,
@@ -343,6 +345,9 @@ pub struct Dataset {
     pub asset_index: HashMap<String, usize>,
     /// LIVE sessions and videos, and which orders they drove.
     pub content: super::content::Content,
+    /// Catalog changes switched on by [`super::realism::Realism`] (none by default; see
+    /// [`super::realism::apply`]).
+    pub lifecycle: super::realism::Lifecycle,
 }
 
 const HOUR_WEIGHTS: [f64; 24] = [
@@ -610,6 +615,7 @@ impl Dataset {
         );
         Dataset {
             content,
+            lifecycle: super::realism::Lifecycle::default(),
             config,
             shops,
             products,
@@ -647,6 +653,32 @@ impl Dataset {
             reason,
             items,
         })
+    }
+
+    /// Product `i`'s status and `update_time` as of `clock`: as generated, unless a
+    /// switched-on change ([`super::realism::Lifecycle`]) happened by then (a SKU change
+    /// moves `update_time` to its time; a deletion makes it `DELETED` at its time).
+    pub fn product_state(&self, i: u32, clock: i64) -> (&'static str, i64) {
+        let p = &self.products[i as usize];
+        let mut state = (p.status, p.update_time);
+        if let Some(c) = self.lifecycle.churn.get(&i).filter(|c| c.at <= clock) {
+            state.1 = c.at;
+        }
+        if let Some(&t) = self.lifecycle.deleted.get(&i).filter(|t| **t <= clock) {
+            state = ("DELETED", t);
+        }
+        state
+    }
+
+    /// Product `i`'s SKUs (indices into [`Dataset::skus`]) as of `clock`: its generated
+    /// ones, or after its SKU change those without the lost one plus the gained one.
+    pub fn skus_at(&self, i: u32, clock: i64) -> Vec<u32> {
+        let mut v: Vec<u32> = self.products[i as usize].skus.clone().collect();
+        if let Some(c) = self.lifecycle.churn.get(&i).filter(|c| c.at <= clock) {
+            v.retain(|&k| k != c.lost);
+            v.push(c.gained);
+        }
+        v
     }
 
     /// Line items of an order.
@@ -792,7 +824,7 @@ pub struct ShopView {
     pub by_create: Vec<(i64, u32)>,
     /// Visible orders sorted by update time at the clock: (update_time, order index).
     pub by_update: Vec<(i64, u32)>,
-    /// Products sorted by update time: (update_time, product index).
+    /// Products sorted by update time at the clock: (update_time, product index).
     pub products_by_update: Vec<(i64, u32)>,
     /// Orders with a return requested by the clock, by the return's update time:
     /// (return update_time, order index).
@@ -833,9 +865,8 @@ impl View {
         }
         for (i, p) in ds.products.iter().enumerate() {
             if p.create_time <= clock {
-                shops[p.shop]
-                    .products_by_update
-                    .push((p.update_time, i as u32));
+                let updated = ds.product_state(i as u32, clock).1;
+                shops[p.shop].products_by_update.push((updated, i as u32));
             }
         }
         for sv in &mut shops {

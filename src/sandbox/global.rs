@@ -28,7 +28,7 @@ pub fn global_products(ds: &Dataset, clock: i64) -> Vec<u32> {
             ds.shops[p.shop].seller_type == "CROSS_BORDER" && p.create_time <= clock
         })
         .collect();
-    v.sort_by_key(|&i| (ds.products[i as usize].update_time, i));
+    v.sort_by_key(|&i| (ds.product_state(i, clock).1, i));
     v
 }
 
@@ -45,7 +45,8 @@ fn find_global(ds: &Dataset, ctx: &Ctx, param: &str) -> Result<u32, ApiFault> {
         .ok_or_else(|| ApiFault::param(format_args!("global product {id:?} not found")))
 }
 
-fn global_json(ds: &Dataset, i: u32, detail: bool) -> Value {
+/// Global product `i` as of `clock` (update time and SKUs follow the local product's).
+fn global_json(ds: &Dataset, i: u32, clock: i64, detail: bool) -> Value {
     let p = &ds.products[i as usize];
     let shop = &ds.shops[p.shop];
     let mut v = json!({
@@ -53,7 +54,7 @@ fn global_json(ds: &Dataset, i: u32, detail: bool) -> Value {
         "title": p.title,
         "status": "PUBLISHED",
         "create_time": p.create_time,
-        "update_time": p.update_time,
+        "update_time": ds.product_state(i, clock).1,
         "products": [{ "id": p.id, "region": shop.region.code, "shop_id": shop.id }],
     });
     if detail {
@@ -61,8 +62,9 @@ fn global_json(ds: &Dataset, i: u32, detail: bool) -> Value {
         v["brand"] = json!(p.brand);
         v["description"] = json!(format!("<p>{}</p>", p.title));
         v["skus"] = json!(
-            ds.skus[p.skus.start as usize..p.skus.end as usize]
-                .iter()
+            ds.skus_at(i, clock)
+                .into_iter()
+                .map(|k| &ds.skus[k as usize])
                 .map(|s| json!({ "id": format!("18{}", &s.id[2..]), "seller_sku": s.seller_sku, "variant": s.variant }))
                 .collect::<Vec<_>>()
         );
@@ -84,19 +86,22 @@ pub fn search_global_products(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFau
     let rows: Vec<u32> = global_products(ds, ctx.view.clock)
         .into_iter()
         .filter(|&i| {
-            let t = ds.products[i as usize].update_time;
+            let t = ds.product_state(i, ctx.view.clock).1;
             f.update_time_ge.is_none_or(|g| t >= g) && f.update_time_le.is_none_or(|l| t <= l)
         })
         .collect();
     let (page, next, total) = list_page(ctx, b"global_products", 100, &rows)?;
-    let list: Vec<Value> = page.iter().map(|&i| global_json(ds, i, false)).collect();
+    let list: Vec<Value> = page
+        .iter()
+        .map(|&i| global_json(ds, i, ctx.view.clock, false))
+        .collect();
     Ok(page_json("global_products", next, total, &list))
 }
 
 /// `GET /product/202309/global_products/{global_product_id}`.
 pub fn global_product(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let i = find_global(&sb.data, ctx, "global_product_id")?;
-    json_bytes(global_json(&sb.data, i, true))
+    json_bytes(global_json(&sb.data, i, ctx.view.clock, true))
 }
 
 /// `GET /product/202507/products/{product_id}/replicated_products` (`product_id` is a
@@ -110,7 +115,7 @@ pub fn replicated_products(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault>
         "product_id": p.id,
         "shop_id": shop.id,
         "region": shop.region.code,
-        "status": p.status,
+        "status": ds.product_state(i, ctx.view.clock).0,
     }]}))
 }
 

@@ -265,17 +265,17 @@ pub fn inventory_search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         ));
     }
     let shop = ctx.shop.unwrap_or(0);
+    let clock = ctx.view.clock;
     let held = committed(ds, &ctx.view, shop);
     let warehouse = &ds.shops[shop].warehouse_id;
     let list: Vec<Value> = shop_products(ds, ctx)
-        .filter(|(_, p)| {
-            pids.contains(&p.id)
-                || ds.skus[p.skus.start as usize..p.skus.end as usize]
-                    .iter()
-                    .any(|s| sids.contains(&s.id))
+        .map(|(i, p)| (p, ds.skus_at(i, clock)))
+        .filter(|(p, own)| {
+            pids.contains(&p.id) || own.iter().any(|&k| sids.contains(&ds.skus[k as usize].id))
         })
-        .map(|(_, p)| {
-            let skus: Vec<Value> = (p.skus.start..p.skus.end)
+        .map(|(p, own)| {
+            let skus: Vec<Value> = own
+                .into_iter()
                 .filter(|&k| sids.is_empty() || sids.contains(&ds.skus[k as usize].id))
                 .map(|k| {
                     let s = &ds.skus[k as usize];
@@ -594,6 +594,12 @@ pub fn truth(ds: &Dataset, view: &super::data::View, si: usize) -> Vec<(&'static
         .iter()
         .filter(|p| p.shop == si && p.create_time <= clock)
         .collect();
+    // SKUs as of the clock (a SKU change swaps one; see `realism`).
+    let inventory_skus: u64 = (0..ds.products.len() as u32)
+        .filter(|&i| ds.products[i as usize].shop == si)
+        .filter(|&i| ds.products[i as usize].create_time <= clock)
+        .map(|i| ds.skus_at(i, clock).len() as u64)
+        .sum();
     let n = own.len() as u64;
     let cats = categories().len() as u64;
     let sized: BTreeSet<&str> = own
@@ -605,12 +611,7 @@ pub fn truth(ds: &Dataset, view: &super::data::View, si: usize) -> Vec<(&'static
     let global = super::global::global_products(ds, clock).len() as u64;
     vec![
         ("product_inventory", n),
-        (
-            "product_inventory_skus",
-            own.iter()
-                .map(|p| u64::from(p.skus.end - p.skus.start))
-                .sum(),
-        ),
+        ("product_inventory_skus", inventory_skus),
         ("product_diagnoses", n),
         ("product_seo_words", n),
         ("product_suggestions", n),

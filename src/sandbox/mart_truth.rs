@@ -204,11 +204,12 @@ pub fn truth(ds: &Dataset, view: &View, si: usize) -> MartTruth {
     let (video_views, video_orders, video_gmv) = super::media::video_totals(ds, view, si);
     let (cs_conversations, cs_answered, cs_first_response_seconds) =
         super::service::totals(ds, view, si);
-    let skus = ds
-        .products
-        .iter()
-        .filter(|p| p.shop == si && p.create_time <= view.clock)
-        .flat_map(|p| p.skus.clone().map(move |k| (p, k)))
+    // SKUs as of the clock (a SKU change swaps one; see `realism`).
+    let skus = (0..ds.products.len() as u32)
+        .filter(|&i| ds.products[i as usize].shop == si)
+        .filter(|&i| ds.products[i as usize].create_time <= view.clock)
+        .flat_map(|i| ds.skus_at(i, view.clock).into_iter().map(move |k| (i, k)))
+        .map(|(i, k)| (&ds.products[i as usize], k))
         .map(|(p, k)| SkuTruth {
             sku_id: ds.skus[k as usize].id.clone(),
             product_id: p.id.clone(),

@@ -90,7 +90,8 @@ pub struct SandboxConfig {
     pub fault_delay: Duration,
     /// Schema drift in Order Search answers (see [`drift`]).
     pub drift: Option<drift::Drift>,
-    /// Real-world behaviour: index lag, list-less answers (see [`realism`]).
+    /// Real-world behaviour: index lag, list-less answers, catalog changes, a late field
+    /// (see [`realism`]).
     pub realism: realism::Realism,
 }
 
@@ -982,7 +983,8 @@ fn path_params(template: &str, path: &str) -> HashMap<String, String> {
 impl Sandbox {
     /// Generates the data and prepares the sandbox.
     pub fn new(config: SandboxConfig) -> Sandbox {
-        let data = Dataset::generate(config.data.clone());
+        let mut data = Dataset::generate(config.data.clone());
+        realism::apply(&mut data, &config.realism);
         let view = Arc::new(View::build(&data, config.data.clock));
         let search_view = match config.realism.index_lag {
             Some(lag) => Arc::new(View::build(&data, config.data.clock - lag.as_secs() as i64)),

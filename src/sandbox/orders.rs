@@ -119,6 +119,7 @@ pub fn search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         ds: &sb.data,
         clock: ctx.view.clock,
         rows: &rows,
+        late: late_field_on(sb, ctx.view.clock),
     };
     #[derive(Serialize)]
     struct Out<'a> {
@@ -144,15 +145,16 @@ struct Rendered<'a> {
     ds: &'a Dataset,
     clock: i64,
     rows: &'a [(i64, u32)],
+    /// Whether orders carry [`super::realism::LATE_FIELD`].
+    late: bool,
 }
 
 impl Serialize for Rendered<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(
-            self.rows
-                .iter()
-                .map(|&(_, i)| render(self.ds, &self.ds.orders[i as usize], self.clock)),
-        )
+        s.collect_seq(self.rows.iter().map(|&(_, i)| {
+            let o = &self.ds.orders[i as usize];
+            with_late_field(render(self.ds, o, self.clock), o, self.late)
+        }))
     }
 }
 
@@ -161,10 +163,15 @@ pub fn detail(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let ids = ctx.ids("ids", 50)?;
     let shop = ctx.shop.unwrap_or(0);
     let clock = ctx.view.clock;
+    let late = late_field_on(sb, clock);
     let mut orders = Vec::with_capacity(ids.len());
     for id in ids {
         let o = find_order(&sb.data, shop, clock, id).ok_or_else(|| not_the_sellers(id))?;
-        orders.push(with_detail(render(&sb.data, o, clock), o));
+        orders.push(with_late_field(
+            with_detail(render(&sb.data, o, clock), o),
+            o,
+            late,
+        ));
     }
     #[derive(Serialize)]
     struct Out<'a> {
@@ -440,6 +447,10 @@ pub struct OrderJson<'a> {
     payment_card_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     payment_auth_code: Option<Prefixed>,
+    /// [`super::realism::LATE_FIELD`]: sent only from [`super::realism::Realism::late_field`]
+    /// on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery_option_tier: Option<&'static str>,
 }
 
 /// Id of the `k`-th line item of `o` (order search, detail and returns agree on it).
@@ -618,7 +629,21 @@ pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
         payment_method_code: None,
         payment_card_type: None,
         payment_auth_code: None,
+        delivery_option_tier: None,
     }
+}
+
+/// Whether orders answered at `clock` carry [`super::realism::LATE_FIELD`].
+fn late_field_on(sb: &Sandbox, clock: i64) -> bool {
+    sb.config.realism.late_field.is_some_and(|t| clock >= t)
+}
+
+/// `j` with [`super::realism::LATE_FIELD`] when `on`.
+fn with_late_field<'a>(mut j: OrderJson<'a>, o: &Order, on: bool) -> OrderJson<'a> {
+    if on {
+        j.delivery_option_tier = Some(super::realism::delivery_option_tier(&o.id.to_string()));
+    }
+    j
 }
 
 /// The detail-only fields of Get Order Detail.
@@ -642,4 +667,32 @@ fn with_detail<'a>(mut j: OrderJson<'a>, o: &Order) -> OrderJson<'a> {
         suffix: "",
     });
     j
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::data::DataConfig;
+    use super::super::realism::{LATE_FIELD, delivery_option_tier};
+    use super::*;
+
+    #[test]
+    fn late_field_only_when_on() {
+        let ds = Dataset::generate(DataConfig {
+            seed: 3,
+            shops: 1,
+            orders: 50,
+            days: 10,
+            clock: 1_790_000_000,
+        });
+        let o = &ds.orders[0];
+        let clock = ds.config.clock;
+        let json = |on: bool| {
+            serde_json::to_value(with_late_field(render(&ds, o, clock), o, on)).expect("json")
+        };
+        assert!(json(false).get(LATE_FIELD).is_none());
+        assert_eq!(
+            json(true)[LATE_FIELD],
+            delivery_option_tier(&o.id.to_string())
+        );
+    }
 }

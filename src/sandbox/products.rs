@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::data::{Dataset, Product};
+use super::data::Dataset;
 use super::gate::ApiFault;
 use super::orders::parse_body;
 use super::paging::{fingerprint, number_page, page_size, token_page};
@@ -24,12 +24,15 @@ struct SearchFilter {
 }
 
 impl SearchFilter {
-    fn keep(&self, p: &Product) -> bool {
+    /// Whether product `i` matches, with its status and update time as of `clock`.
+    fn keep(&self, ds: &Dataset, i: u32, clock: i64) -> bool {
+        let p = &ds.products[i as usize];
+        let (status, updated) = ds.product_state(i, clock);
         self.status
             .as_deref()
-            .is_none_or(|s| s == "ALL" || s == p.status)
-            && self.update_time_ge.is_none_or(|t| p.update_time >= t)
-            && self.update_time_le.is_none_or(|t| p.update_time <= t)
+            .is_none_or(|s| s == "ALL" || s == status)
+            && self.update_time_ge.is_none_or(|t| updated >= t)
+            && self.update_time_le.is_none_or(|t| updated <= t)
             && self.create_time_ge.is_none_or(|t| p.create_time >= t)
             && self.create_time_le.is_none_or(|t| p.create_time <= t)
     }
@@ -108,11 +111,16 @@ struct ProductJson<'a> {
     category_chains: Option<Vec<Category<'a>>>,
 }
 
-fn render<'a>(ds: &'a Dataset, p: &'a Product, detail: bool) -> ProductJson<'a> {
+/// Product `i` as of `clock` (status, update time and SKUs follow its lifecycle).
+fn render(ds: &Dataset, i: u32, clock: i64, detail: bool) -> ProductJson<'_> {
+    let p = &ds.products[i as usize];
+    let (status, update_time) = ds.product_state(i, clock);
     let shop = &ds.shops[p.shop];
     let r = shop.region;
-    let skus = ds.skus[p.skus.start as usize..p.skus.end as usize]
-        .iter()
+    let skus = ds
+        .skus_at(i, clock)
+        .into_iter()
+        .map(|k| &ds.skus[k as usize])
         .map(|s| SkuJson {
             id: &s.id,
             seller_sku: &s.seller_sku,
@@ -141,9 +149,9 @@ fn render<'a>(ds: &'a Dataset, p: &'a Product, detail: bool) -> ProductJson<'a> 
     ProductJson {
         id: &p.id,
         title: &p.title,
-        status: p.status,
+        status,
         create_time: p.create_time,
-        update_time: p.update_time,
+        update_time,
         sales_regions: [r.code],
         is_not_for_sale: false,
         has_draft: false,
@@ -181,9 +189,10 @@ pub fn search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let index = &ctx.view.shops[shop].products_by_update;
     let fp = fingerprint(&[&shop.to_le_bytes(), &ctx.body]);
     let ds = &sb.data;
+    let clock = ctx.view.clock;
     let (rows, next_page_token, total) =
         token_page(ctx.q("page_token"), fp, index, false, size, |(_, i)| {
-            f.keep(&ds.products[i as usize])
+            f.keep(ds, i, clock)
         })?;
     #[derive(Serialize)]
     struct Out<'a> {
@@ -196,7 +205,7 @@ pub fn search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         next_page_token,
         products: rows
             .iter()
-            .map(|&(_, i)| render(ds, &ds.products[i as usize], false))
+            .map(|&(_, i)| render(ds, i, clock, false))
             .collect(),
     };
     Ok(serde_json::to_vec(&out).expect("serializable"))
@@ -210,12 +219,14 @@ pub fn detail(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         .map(String::as_str)
         .unwrap_or("");
     let shop = ctx.shop.unwrap_or(0);
-    let p = sb
+    let i = *sb
         .data
         .product_index
         .get(id)
-        .map(|&i| &sb.data.products[i as usize])
-        .filter(|p| p.shop == shop && p.create_time <= ctx.view.clock)
+        .filter(|&&i| {
+            let p = &sb.data.products[i as usize];
+            p.shop == shop && p.create_time <= ctx.view.clock
+        })
         // The real API answers an unknown product with a product business error (12052xxx).
         .ok_or_else(|| {
             ApiFault::new(
@@ -224,7 +235,7 @@ pub fn detail(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
                 format!("The product {id} does not exist."),
             )
         })?;
-    Ok(serde_json::to_vec(&render(&sb.data, p, true)).expect("serializable"))
+    Ok(serde_json::to_vec(&render(&sb.data, i, ctx.view.clock, true)).expect("serializable"))
 }
 
 /// Legacy `POST /api/products/search`: `page_number` (1-based) and `page_size` in the body,
@@ -234,11 +245,12 @@ pub fn legacy_search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let size = page_size(f.page_size.map(|n| n.to_string()).as_deref(), 100)?;
     let shop = ctx.shop.unwrap_or(0);
     let ds = &sb.data;
+    let clock = ctx.view.clock;
     let matching: Vec<u32> = ctx.view.shops[shop]
         .products_by_update
         .iter()
         .map(|&(_, i)| i)
-        .filter(|&i| f.keep(&ds.products[i as usize]))
+        .filter(|&i| f.keep(ds, i, clock))
         .collect();
     let page = number_page(matching.len(), f.page_number, size)?;
     #[derive(Serialize)]
@@ -250,8 +262,60 @@ pub fn legacy_search(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         total: matching.len(),
         products: matching[page]
             .iter()
-            .map(|&i| render(ds, &ds.products[i as usize], false))
+            .map(|&i| render(ds, i, clock, false))
             .collect(),
     };
     Ok(serde_json::to_vec(&out).expect("serializable"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::data::DataConfig;
+    use super::super::realism::{self, Realism};
+    use super::*;
+
+    fn sku_ids(v: &serde_json::Value) -> Vec<String> {
+        v["skus"]
+            .as_array()
+            .expect("skus")
+            .iter()
+            .map(|s| s["id"].as_str().expect("id").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn product_json_follows_its_sku_change_and_deletion() {
+        let mut ds = Dataset::generate(DataConfig {
+            seed: 5,
+            shops: 2,
+            orders: 1000,
+            days: 30,
+            clock: 1_790_000_000,
+        });
+        let on = Realism {
+            sku_churn: true,
+            deletes: true,
+            ..Realism::default()
+        };
+        realism::apply(&mut ds, &on);
+        let json = |i: u32, clock: i64, detail: bool| {
+            serde_json::to_value(render(&ds, i, clock, detail)).expect("json")
+        };
+        let (&i, c) = ds.lifecycle.churn.iter().next().expect("a churned product");
+        let (before, after) = (json(i, c.at - 1, true), json(i, c.at, true));
+        assert_ne!(sku_ids(&before), sku_ids(&after));
+        assert!(sku_ids(&after).contains(&ds.skus[c.gained as usize].id));
+        assert!(!sku_ids(&after).contains(&ds.skus[c.lost as usize].id));
+        assert_eq!(after["update_time"], c.at);
+        assert_ne!(before["update_time"], c.at);
+        let (&d, &t) = ds
+            .lifecycle
+            .deleted
+            .iter()
+            .next()
+            .expect("a deleted product");
+        assert_eq!(json(d, t, false)["status"], "DELETED");
+        assert_eq!(json(d, t, false)["update_time"], t);
+        assert_ne!(json(d, t - 1, false)["status"], "DELETED");
+    }
 }

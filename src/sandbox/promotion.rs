@@ -3,6 +3,8 @@
 //! A shop runs a discount activity every 10–20 days (3–7 days long, 2–5 of its products,
 //! 10–30% off) and issues a coupon every 15–25 days. Status follows the clock: NOT_START
 //! before the start, ONGOING, then EXPIRED; `update_time` is the last status change.
+//! With [`super::realism::Realism::deletes`] some activities are deleted: from then on
+//! search leaves them out and detail answers not found.
 //!
 //! - `POST /promotion/202309/activities/search` (page_size/page_token in the JSON body;
 //!   filters `status`, `activity_type`, `activity_title`) → `activities`
@@ -44,6 +46,16 @@ pub struct Activity {
     pub products: Vec<u32>,
     /// Percent off.
     pub discount_pct: i64,
+    /// When it is deleted ([`super::realism::Realism::deletes`]), if it is.
+    pub deleted: Option<i64>,
+}
+
+impl Activity {
+    /// Whether the API shows it at `clock`: created by then and not deleted. A deleted
+    /// activity is gone from search and detail alike (a guess; see `realism`).
+    pub fn visible(&self, clock: i64) -> bool {
+        self.create <= clock && self.deleted.is_none_or(|t| t > clock)
+    }
 }
 
 /// A coupon.
@@ -102,6 +114,7 @@ pub fn activities(ds: &Dataset, shop: usize) -> Vec<Activity> {
         products.sort_unstable();
         products.dedup();
         let kind = ACTIVITY_TYPES[r.range(0, ACTIVITY_TYPES.len() as i64) as usize];
+        let create = begin - 3 * 86_400;
         out.push(Activity {
             id: format!("75{:017}", r.range(0, 99_999_999_999_999_999)),
             title: format!(
@@ -110,11 +123,12 @@ pub fn activities(ds: &Dataset, shop: usize) -> Vec<Activity> {
                 out.len() + 1
             ),
             kind,
-            create: begin - 3 * 86_400,
+            create,
             begin,
             end: begin + days * 86_400,
             products,
             discount_pct: r.range(10, 31),
+            deleted: super::realism::activity_deleted_at(ds, shop, out.len(), create),
         });
         t += r.range(10, 21) * 86_400;
     }
@@ -204,7 +218,7 @@ pub fn search_activities(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
         .filter(|&i| {
             let a = &all[i as usize];
             let st = status(a.create, a.begin, a.end, clock).0;
-            a.create <= clock
+            a.visible(clock)
                 && f.status.as_deref().is_none_or(|s| s == st)
                 && f.activity_type.as_deref().is_none_or(|t| t == a.kind)
                 && f.activity_title
@@ -231,7 +245,7 @@ pub fn get_activity(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     let id = ctx.params.get("activity_id").map_or("", String::as_str);
     let a = activities(&sb.data, shop)
         .into_iter()
-        .find(|a| a.id == id && a.create <= ctx.view.clock)
+        .find(|a| a.id == id && a.visible(ctx.view.clock))
         .ok_or_else(|| ApiFault::param(format_args!("activity_id {id:?} not found")))?;
     json_bytes(activity_json(&sb.data, &a, ctx.view.clock, true))
 }
@@ -313,7 +327,7 @@ pub fn get_coupon(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
 pub fn truth(ds: &Dataset, shop: usize, clock: i64) -> [(&'static str, u64); 4] {
     let acts: Vec<Activity> = activities(ds, shop)
         .into_iter()
-        .filter(|a| a.create <= clock)
+        .filter(|a| a.visible(clock))
         .collect();
     let coups = coupons(ds, shop)
         .into_iter()
@@ -328,6 +342,15 @@ pub fn truth(ds: &Dataset, shop: usize, clock: i64) -> [(&'static str, u64); 4] 
         ("coupons", coups),
         ("coupon_details", coups),
     ]
+}
+
+/// Ids of shop `shop`'s activities deleted by `clock` ([`super::realism::Realism::deletes`]).
+pub fn deleted_activities(ds: &Dataset, shop: usize, clock: i64) -> Vec<String> {
+    activities(ds, shop)
+        .into_iter()
+        .filter(|a| a.deleted.is_some_and(|t| t <= clock))
+        .map(|a| a.id)
+        .collect()
 }
 
 /// What one activity's products sold while it ran (not-cancelled orders placed in
@@ -346,7 +369,7 @@ pub struct PromotionTruth {
     pub discount: String,
 }
 
-/// Every activity of shop `shop` created by the clock.
+/// Every activity of shop `shop` the API shows at the clock (created, not deleted).
 pub fn performance_truth(
     ds: &Dataset,
     view: &super::data::View,
@@ -355,7 +378,7 @@ pub fn performance_truth(
     let digits = ds.shops[shop].region.minor_digits;
     activities(ds, shop)
         .into_iter()
-        .filter(|a| a.create <= view.clock)
+        .filter(|a| a.visible(view.clock))
         .map(|a| {
             let (mut orders, mut units, mut gmv, mut discount) = (0, 0, 0, 0);
             let idx = &view.shops[shop].by_create;

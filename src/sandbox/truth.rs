@@ -59,6 +59,17 @@ struct ShopTruth {
     line_items: u64,
     products: u64,
     skus: u64,
+    /// Products `DELETED` by the clock (`Realism::deletes`); omitted when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    deleted_products: Vec<String>,
+    /// Products whose SKU change happened by the clock → their SKU ids now
+    /// (`Realism::sku_churn`); omitted when none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    churned_products: BTreeMap<String, Vec<String>>,
+    /// Discount activities deleted by the clock (`Realism::deletes`): absent from the API
+    /// and from every count and mart here; omitted when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    deleted_activities: Vec<String>,
     status_counts: BTreeMap<&'static str, u64>,
     /// Return/refund requests made by the clock, and their line items.
     returns: u64,
@@ -125,11 +136,8 @@ pub(super) async fn truth(
                 a.total += sub + o.original_shipping_fee - o.shipping_fee_platform_discount + o.tax;
             }
         }
-        let products: Vec<_> = ds
-            .products
-            .iter()
-            .filter(|p| p.shop == si && p.create_time <= view.clock)
-            .collect();
+        // Products are a catalog (`full_history`): a backfill lands every product.
+        let catalog = catalog_truth(ds, view.clock, si);
         let analytics = super::analytics::truth(ds, &view, si);
         let finance = super::finance::truth(ds, &view, si);
         let sv = &view.shops[si];
@@ -142,19 +150,14 @@ pub(super) async fn truth(
             return_items += u64::from(r.items);
             return_records += r.steps().iter().filter(|(t, _)| *t <= view.clock).count() as u64;
         }
-        // Products are a catalog (`full_history`): a backfill lands every product.
-        let landed = &products;
         let mut tables: BTreeMap<&'static str, u64> = snapshot_counts(ds, si);
         tables.extend([
             ("orders", sv.by_create.len() as u64),
             ("order_line_items", line_items_of(ds, sv)),
             ("order_details", sv.by_create.len() as u64),
-            ("products", landed.len() as u64),
-            ("product_details", landed.len() as u64),
-            (
-                "product_skus",
-                landed.iter().map(|p| p.skus.len() as u64).sum(),
-            ),
+            ("products", catalog.products),
+            ("product_details", catalog.products),
+            ("product_skus", catalog.skus),
             ("cancellations", status_counts[status::CANCELLED]),
             ("returns", sv.returns_by_update.len() as u64),
             ("return_line_items", return_items),
@@ -196,8 +199,11 @@ pub(super) async fn truth(
             time_zone: r.tz.name(),
             orders: view.shops[si].by_create.len() as u64,
             line_items,
-            products: products.len() as u64,
-            skus: products.iter().map(|p| p.skus.len() as u64).sum(),
+            products: catalog.products,
+            skus: catalog.skus,
+            deleted_products: catalog.deleted,
+            churned_products: catalog.churned,
+            deleted_activities: super::promotion::deleted_activities(ds, si, view.clock),
             status_counts,
             returns: view.shops[si].returns_by_update.len() as u64,
             packages: view.shops[si].packages_by_update.len() as u64,
@@ -233,6 +239,44 @@ pub(super) async fn truth(
         clock: view.clock,
         shops,
     })
+}
+
+/// Shop `si`'s products listed by the clock, as its catalog stands then.
+struct CatalogTruth {
+    /// Products (deleted ones too: search still lists them, as `DELETED`).
+    products: u64,
+    /// Their SKUs as of the clock.
+    skus: u64,
+    /// Ids of those `DELETED` by the clock.
+    deleted: Vec<String>,
+    /// Id → SKU ids, of those whose SKU change happened by the clock.
+    churned: BTreeMap<String, Vec<String>>,
+}
+
+fn catalog_truth(ds: &super::data::Dataset, clock: i64, si: usize) -> CatalogTruth {
+    let mut c = CatalogTruth {
+        products: 0,
+        skus: 0,
+        deleted: Vec::new(),
+        churned: BTreeMap::new(),
+    };
+    for i in 0..ds.products.len() as u32 {
+        let p = &ds.products[i as usize];
+        if p.shop != si || p.create_time > clock {
+            continue;
+        }
+        let skus = ds.skus_at(i, clock);
+        c.products += 1;
+        c.skus += skus.len() as u64;
+        if ds.product_state(i, clock).0 == "DELETED" {
+            c.deleted.push(p.id.clone());
+        }
+        if ds.lifecycle.churn.get(&i).is_some_and(|ch| ch.at <= clock) {
+            let ids = skus.iter().map(|&k| ds.skus[k as usize].id.clone());
+            c.churned.insert(p.id.clone(), ids.collect());
+        }
+    }
+    c
 }
 
 /// What the snapshot endpoints list for shop `si`: fixed by the seed's shops.
@@ -330,4 +374,42 @@ fn line_items_of(ds: &super::data::Dataset, sv: &super::data::ShopView) -> u64 {
 
 fn history_start(ds: &super::data::Dataset) -> i64 {
     ds.config.clock - i64::from(ds.config.days) * 86_400
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::data::{DataConfig, Dataset};
+    use super::super::realism::{self, Realism};
+    use super::*;
+
+    #[test]
+    fn catalog_truth_follows_the_catalog_switches() {
+        let config = DataConfig {
+            seed: 8,
+            shops: 2,
+            orders: 500,
+            days: 30,
+            clock: 1_790_000_000,
+        };
+        let plain = Dataset::generate(config.clone());
+        let mut ds = Dataset::generate(config);
+        let on = Realism {
+            sku_churn: true,
+            deletes: true,
+            ..Realism::default()
+        };
+        realism::apply(&mut ds, &on);
+        let later = ds.config.clock + 30 * 86_400;
+        let (a, b) = (
+            catalog_truth(&plain, later, 0),
+            catalog_truth(&ds, later, 0),
+        );
+        assert!(a.deleted.is_empty() && a.churned.is_empty());
+        assert_eq!((a.products, a.skus), (b.products, b.skus));
+        let own = |i: u32| ds.products[i as usize].shop == 0;
+        let deleted = ds.lifecycle.deleted.keys().filter(|&&i| own(i)).count();
+        let churned = ds.lifecycle.churn.keys().filter(|&&i| own(i)).count();
+        assert_eq!((b.deleted.len(), b.churned.len()), (deleted, churned));
+        assert!(deleted > 0 && churned > 0);
+    }
 }

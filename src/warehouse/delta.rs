@@ -191,6 +191,36 @@ impl Lake {
         }
     }
 
+    /// `schema.table` as of `version` (time travel); `None` when the table does not exist
+    /// or that version can no longer be read (its log was cleaned up).
+    pub async fn open_version(
+        &self,
+        schema: &str,
+        table: &str,
+        version: i64,
+    ) -> Result<Option<DeltaTable>> {
+        if self.open(schema, table).await?.is_none() || version < 0 {
+            return Ok(None);
+        }
+        let url = self.table_url(schema, table);
+        match deltalake::open_table_with_version(url, version as u64).await {
+            Ok(t) => Ok(Some(t)),
+            Err(e) => {
+                tracing::debug!(table = %format!("{schema}.{table}"), version, error = %e, "version not readable");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The current version of `schema.table`; `None` when it does not exist.
+    pub async fn version(&self, schema: &str, table: &str) -> Result<Option<i64>> {
+        Ok(self
+            .open(schema, table)
+            .await?
+            .and_then(|t| t.version())
+            .map(|v| v as i64))
+    }
+
     /// A handle for writing `schema.table`, creating its directory on local disk.
     async fn new_table(&self, schema: &str, table: &str) -> Result<DeltaTable> {
         let url = self.table_url(schema, table);
@@ -657,10 +687,12 @@ impl Lake {
         } else {
             batches
         };
-        let mut props = CommitProperties::default();
-        if let Some((app, version)) = spec.txn {
-            props = props.with_application_transaction(Transaction::new(app, version));
-        }
+        let props = CommitProperties::default().with_application_transactions(
+            spec.txns
+                .iter()
+                .map(|(app, version)| Transaction::new(app, *version))
+                .collect(),
+        );
         let mut write = t
             .write(batches)
             .with_save_mode(SaveMode::Overwrite)
@@ -691,8 +723,8 @@ pub struct ReplaceSpec<'a> {
     pub partition_by: &'a [String],
     /// Replace only rows matching this SQL predicate; `None`: the whole table.
     pub replace_where: Option<&'a str>,
-    /// `txn` (app id, version) committed with the data.
-    pub txn: Option<(&'a str, i64)>,
+    /// `txn`s (app id, version) committed with the data.
+    pub txns: &'a [(String, i64)],
 }
 
 /// Commit attempts of one upsert before a conflict is an error.

@@ -13,13 +13,8 @@ use shoplake::sandbox;
 const CLOCK: i64 = sandbox::DEFAULT_CLOCK;
 const DAY: i64 = 86_400;
 
-/// No lookback: these builds follow each other within seconds, and the point is to see
-/// exactly which windows changed.
 fn exact() -> BuildOptions {
-    BuildOptions {
-        lookback: std::time::Duration::ZERO,
-        ..Default::default()
-    }
+    BuildOptions::default()
 }
 
 fn by_model(r: &[BuildReport]) -> BTreeMap<String, BuildReport> {
@@ -99,6 +94,21 @@ async fn incremental_builds_rebuild_changed_windows_and_equal_a_full_rebuild() {
         }
     }
 
+    // A window that fetched long before the last build and committed after it: its rows
+    // carry an `_extracted_at` an hour older than anything the build read, but they land
+    // in a newer Delta version, so the next incremental build still rebuilds their
+    // windows (with fetch-time tracking and its 10-minute lookback it did not).
+    late_commit_of_an_old_fetch(&app).await;
+    let built = by_model(&app.build(None, &exact()).await.unwrap());
+    for m in ["marts.order_status_daily", "marts.gmv_daily"] {
+        assert_eq!(
+            built[m].kind,
+            BuildKind::Incremental,
+            "{m} after a late commit"
+        );
+        assert!(built[m].windows >= 1, "{m}: the late commit's window");
+    }
+
     // The incremental result equals a full rebuild, row for row, for every model.
     let incremental_rows = all_models(&app).await;
     let full = app
@@ -123,6 +133,67 @@ async fn incremental_builds_rebuild_changed_windows_and_equal_a_full_rebuild() {
             "{m}: incremental ≠ full rebuild"
         );
     }
+}
+
+/// Cancels one paid order in `raw.orders` the way a slow window would: a newer version of
+/// the row, stamped as fetched an hour before the newest row the lake holds.
+async fn late_commit_of_an_old_fetch(app: &App) {
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use arrow::compute::cast;
+    use arrow::datatypes::DataType;
+    let rows = app
+        .query("select * from raw.orders where status = 'COMPLETED' order by id limit 1")
+        .await
+        .unwrap();
+    let b = rows
+        .iter()
+        .find(|b| b.num_rows() == 1)
+        .expect("a completed order");
+    let schema = b.schema();
+    let mut cols: Vec<ArrayRef> = b.columns().to_vec();
+    let shifted = |name: &str, by: i64| -> ArrayRef {
+        let i = schema.index_of(name).unwrap();
+        let t = schema.field(i).data_type().clone();
+        let v = cast(&cols[i], &DataType::Int64).unwrap();
+        let v = v.as_any().downcast_ref::<Int64Array>().unwrap();
+        let v = Int64Array::from_iter_values(v.values().iter().map(|x| x + by));
+        cast(&v, &t).unwrap()
+    };
+    let newest = query_i64(
+        app,
+        "select cast(max(_extracted_at) as bigint) from raw.orders",
+    )
+    .await;
+    let (status, update, fetched) = (
+        schema.index_of("status").unwrap(),
+        shifted("update_time", 1),
+        shifted("_extracted_at", 0),
+    );
+    let fetched_i = schema.index_of("_extracted_at").unwrap();
+    let old = cast(&fetched, &DataType::Int64).unwrap();
+    let old = old.as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+    let hour_before_newest = shifted("_extracted_at", newest - old - 3_600_000_000);
+    cols[status] = cast(
+        &StringArray::from(vec!["CANCELLED"]),
+        schema.field(status).data_type(),
+    )
+    .unwrap();
+    cols[schema.index_of("update_time").unwrap()] = update;
+    cols[fetched_i] = hour_before_newest;
+    let batch = arrow::array::RecordBatch::try_new(schema.clone(), cols).unwrap();
+    let keys: Vec<String> = ["_shop_id", "_month", "id"].map(String::from).to_vec();
+    let spec = shoplake::warehouse::UpsertSpec {
+        keys: &keys,
+        version_column: Some("update_time"),
+        partition_by: &["_shop_id", "_month"],
+        ..Default::default()
+    };
+    let w = app
+        .lake
+        .upsert("raw", "orders", batch, &spec, None)
+        .await
+        .unwrap();
+    assert_eq!(w.updated, 1, "the late window replaced the order");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,7 +85,8 @@ struct State {
     first_total: Option<u64>,
 }
 
-fn set_param(req: &mut ApiRequest, params_in: ParamsIn, key: &str, value: Value) -> Result<()> {
+/// Sets `key` to `value` in the query or the JSON body of `req`.
+pub fn set_param(req: &mut ApiRequest, params_in: ParamsIn, key: &str, value: Value) -> Result<()> {
     match params_in {
         ParamsIn::Query => {
             let v = match value {

@@ -239,6 +239,9 @@ pub struct WindowRun<'a> {
 /// ([`ApiError::Shifted`]).
 const WINDOW_REREADS: u32 = 4;
 
+/// How many times one walk goes on from its last record after the list shifted.
+const SEEK_RESTARTS: u32 = 1000;
+
 /// Delta `txn` app id holding a stream's cursor for a shop.
 pub fn app_id(stream: &str, shop_id: &str) -> String {
     format!("shoplake/{stream}/{shop_id}")
@@ -689,20 +692,59 @@ impl Extractor {
                     pages += 1;
                 }
                 _ => {
-                    let spec = page_spec(stream, req);
-                    let mut s = std::pin::pin!(paginate::pages(self.client.clone(), spec));
-                    while let Some(page) = s.try_next().await? {
-                        if let (0, Some(total), Some(max)) =
-                            (page.index, page.total, w.and_then(|w| w.max_records))
-                        {
-                            // Split windows longer than one second; a single busier second lands whole.
-                            if total > max && window.to - window.from > 1 {
-                                return Err(PipelineError::WindowTooLarge { total, max });
+                    // A walk the list shifted under (`ApiError::Shifted`) goes on from the
+                    // last record's sort value when the list is sorted ascending by its
+                    // window field: records at that value are read twice (idempotent),
+                    // none is skipped. Otherwise the window is read again whole.
+                    let seek = seek_field(stream);
+                    let mut req = req;
+                    let mut restarts = 0u32;
+                    loop {
+                        let spec = page_spec(stream, req.clone());
+                        let mut s = std::pin::pin!(paginate::pages(self.client.clone(), spec));
+                        let mut last: Option<Value> = None;
+                        let walked: Result<()> = async {
+                            while let Some(page) = s.try_next().await? {
+                                if let (0, 0, Some(total), Some(max)) = (
+                                    restarts,
+                                    page.index,
+                                    page.total,
+                                    w.and_then(|w| w.max_records),
+                                ) {
+                                    // Split windows longer than one second; a single busier second lands whole.
+                                    if total > max && window.to - window.from > 1 {
+                                        return Err(PipelineError::WindowTooLarge { total, max });
+                                    }
+                                }
+                                self.check_stop()?;
+                                on_records(&page.records, page.index, &page.request_id)?;
+                                pages += 1;
+                                if let Some((field, _)) = seek {
+                                    if let Some(v) = page.records.last().and_then(|r| r.get(field))
+                                    {
+                                        last = Some(v.clone());
+                                    }
+                                }
                             }
+                            Ok(())
                         }
-                        self.check_stop()?;
-                        on_records(&page.records, page.index, &page.request_id)?;
-                        pages += 1;
+                        .await;
+                        match (walked, seek, last) {
+                            (
+                                Err(PipelineError::Api(e @ ApiError::Shifted { .. })),
+                                Some((_, start)),
+                                Some(v),
+                            ) if restarts < SEEK_RESTARTS => {
+                                debug!(error = %e, from = %v, "list shifted; walking on from the last record");
+                                let params_in = match w.map(|w| w.params_in) {
+                                    Some(ParamsIn::Body) => paginate::ParamsIn::Body,
+                                    _ => paginate::ParamsIn::Query,
+                                };
+                                paginate::set_param(&mut req, params_in, start, v)?;
+                                restarts += 1;
+                            }
+                            (r, _, _) => break r?,
+                        }
                     }
                 }
             }
@@ -1233,6 +1275,17 @@ fn inject_id(records: &mut [Value], field: &str, id: &str) {
 }
 
 /// How `stream` pages, for the one paginator.
+/// The record field a shifted walk of `stream` can go on from, and the window parameter
+/// that takes it: the list is sorted ascending (`sort_order = "ASC"`) by `sort_field`, and
+/// the window's start parameter is `<sort_field>_ge`.
+fn seek_field(stream: &StreamSpec) -> Option<(&str, &str)> {
+    let w = stream.window.as_ref()?;
+    let field = stream.query.get("sort_field")?;
+    (stream.query.get("sort_order").map(String::as_str) == Some("ASC")
+        && w.start_param == format!("{field}_ge"))
+    .then_some((field.as_str(), w.start_param.as_str()))
+}
+
 fn page_spec(stream: &StreamSpec, request: ApiRequest) -> PageSpec {
     PageSpec {
         request,

@@ -1223,6 +1223,21 @@ impl Sandbox {
                 }
             }
         }
+        // Time passes while a client walks a search (see `realism`): a follow-up page
+        // moves the data clock on, and pages are offsets into the list as it is now.
+        let shifting = self
+            .config
+            .realism
+            .shifting_pages
+            .filter(|_| realism::is_search(template));
+        if let Some(step) = shifting {
+            if query
+                .iter()
+                .any(|(k, v)| k == "page_token" && !v.is_empty())
+            {
+                self.set_clock(self.view().clock + step.as_secs() as i64);
+            }
+        }
         let result = shop.and_then(|shop| {
             let ctx = Ctx {
                 shop,
@@ -1231,7 +1246,10 @@ impl Sandbox {
                 body,
                 view: self.view_for(template),
             };
-            handler(&self, &ctx)
+            realism::OFFSET_PAGES.with(|f| f.set(shifting.is_some()));
+            let r = handler(&self, &ctx);
+            realism::OFFSET_PAGES.with(|f| f.set(false));
+            r
         });
         // An answer that succeeds without its list (see `realism`).
         let result = match result {

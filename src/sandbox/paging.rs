@@ -194,6 +194,16 @@ pub fn token_page<T: Copy>(
         Some(t) => Some(PageToken::decode(t, fingerprint)?),
         None => None,
     };
+    if super::realism::OFFSET_PAGES.with(|f| f.get()) {
+        return Ok(offset_page(
+            fingerprint,
+            range,
+            descending,
+            token.map_or(0, |t| t.pos),
+            size.min(super::realism::SHIFTING_PAGE_ROWS),
+            keep,
+        ));
+    }
     let w = walk(
         range,
         descending,
@@ -214,6 +224,38 @@ pub fn token_page<T: Copy>(
         })
         .unwrap_or_default();
     Ok((w.rows, next, w.total))
+}
+
+/// A page under `Realism::shifting_pages`: `offset` counts matching rows of the list as
+/// it is now (rows that left it since the last page shift the rest back), and the total
+/// is counted again.
+fn offset_page<T: Copy>(
+    fingerprint: u64,
+    range: &[T],
+    descending: bool,
+    offset: u32,
+    size: usize,
+    keep: impl Fn(T) -> bool,
+) -> (Vec<T>, String, u32) {
+    let matching: Vec<T> = if descending {
+        range.iter().rev().copied().filter(|&t| keep(t)).collect()
+    } else {
+        range.iter().copied().filter(|&t| keep(t)).collect()
+    };
+    let total = matching.len() as u32;
+    let start = (offset as usize).min(matching.len());
+    let end = (start + size).min(matching.len());
+    let next = if end < matching.len() {
+        PageToken {
+            fingerprint,
+            pos: end as u32,
+            total,
+        }
+        .encode()
+    } else {
+        String::new()
+    };
+    (matching[start..end].to_vec(), next, total)
 }
 
 /// The slice of `len` matching rows that 1-based `page_number` of `size` covers.

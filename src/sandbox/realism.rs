@@ -33,6 +33,14 @@
 //!   [`delivery_option_tier`] of the order id). The name is the sandbox's own (not in the
 //!   documented order shape): APIs add fields without a version bump, and a client must
 //!   keep what it does not know rather than fail or drop it silently.
+//! - **Shifting pages** ([`Realism::shifting_pages`]): token pages of search endpoints
+//!   are offsets into the list *as it is now* (the documented brands token is base64 of
+//!   `offset=0`), `total_count` is counted again on every page, pages hold at most
+//!   [`SHIFTING_PAGE_ROWS`] rows whatever `page_size` asks, and every follow-up page moves
+//!   the data clock on by the switch's duration: time passes while a client walks, records
+//!   change, and a record that leaves the query shifts every later one a place back, so an
+//!   offset walk skips one. That real tokens are offsets is documented; that pages come
+//!   back short and how fast the data moves during a walk are guesses.
 //!
 //! Change times `T` (products and activities alike): with `c0` the data's start clock
 //! (`DataConfig::clock`), `T = max(create_time, c0 − 7 days) + U[2 days, 20 days]` (drawn
@@ -66,6 +74,18 @@ pub struct Realism {
     pub deletes: bool,
     /// Unix time from which orders carry [`LATE_FIELD`].
     pub late_field: Option<i64>,
+    /// Search pages are offsets into the live list, and each follow-up page moves the
+    /// data clock on by this much.
+    pub shifting_pages: Option<Duration>,
+}
+
+/// Most rows a search page holds under [`Realism::shifting_pages`].
+pub const SHIFTING_PAGE_ROWS: usize = 10;
+
+thread_local! {
+    /// Set while a handler answers under [`Realism::shifting_pages`]: token pages are
+    /// offsets into the live list (see `paging::token_page`).
+    pub(crate) static OFFSET_PAGES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The top-level order field [`Realism::late_field`] adds.

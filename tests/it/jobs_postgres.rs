@@ -4,58 +4,12 @@
 //! ends identical to one direct run: every job done, none run twice except the interrupted
 //! ones, no duplicate rows.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::helpers::*;
-use shoplake::jobs::{JobRow, Queue};
+use shoplake::jobs::Queue;
 use shoplake::sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
 
-fn run_ok(mut c: Command) -> String {
-    let out = c.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    text
-}
-
-fn worker(dir: &std::path::Path, name: &str) -> Child {
-    shoplake_in(dir, &["worker", "--name", name, "--http-addr", ""])
-        .env("SHOPLAKE_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn jobs(q: &Queue) -> Vec<JobRow> {
-    q.jobs("extract/").await.unwrap()
-}
-
-/// Waits until `f` holds for the queue's jobs.
-async fn until(q: &Queue, what: &str, secs: u64, f: impl Fn(&[JobRow]) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let js = jobs(q).await;
-        if f(&js) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {:?}",
-            q.counts().await.unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn running_by<'a>(js: &'a [JobRow], worker: &str) -> impl Iterator<Item = &'a JobRow> {
-    js.iter()
-        .filter(move |j| j.status == "Running" && j.worker.as_deref() == Some(worker))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_on_one_postgres_queue_run_every_window_once_and_survive_kills() {
@@ -125,11 +79,11 @@ retry_backoff = "200ms"
         q.reserve_rate("rate/probe", 10.0, 1.0).await.unwrap(),
         Duration::ZERO
     );
-    let total = jobs(&q).await.len();
+    let total = extract_jobs(&q).await.len();
     assert!(total > 20, "{total} window jobs");
 
     // Worker A: SIGTERM while it runs a job; it stops cleanly and its job is not lost.
-    let mut a = worker(dir.path(), "wa");
+    let mut a = worker_process(dir.path(), "wa");
     until(&q, "wa running a job", 60, |js| {
         running_by(js, "wa").count() > 0
     })
@@ -150,15 +104,15 @@ retry_backoff = "200ms"
     assert_eq!(q.counts().await.unwrap()["dead"], 0);
 
     // Workers B and C share the rest; B is killed mid-job, D takes its place.
-    let mut b = worker(dir.path(), "wb");
-    let mut c = worker(dir.path(), "wc");
+    let mut b = worker_process(dir.path(), "wb");
+    let mut c = worker_process(dir.path(), "wc");
     until(&q, "wb running a job after some progress", 120, |js| {
         js.iter().filter(|j| j.status == "Done").count() >= 4 && running_by(js, "wb").count() > 0
     })
     .await;
     b.kill().unwrap();
     b.wait().unwrap();
-    let mut d = worker(dir.path(), "wd");
+    let mut d = worker_process(dir.path(), "wd");
     until(&q, "every window done", 300, |js| {
         js.iter().all(|j| j.is_finished())
     })
@@ -168,7 +122,7 @@ retry_backoff = "200ms"
         w.wait().unwrap();
     }
 
-    let js = jobs(&q).await;
+    let js = extract_jobs(&q).await;
     assert_eq!(js.len(), total);
     for j in &js {
         assert_eq!(j.status, "Done", "{j:?} {:?}", j.last_error());

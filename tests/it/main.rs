@@ -41,6 +41,7 @@ mod secrets;
 mod sign_vectors;
 mod snapshot_endpoints;
 mod snapshot_streams;
+mod month;
 mod soak;
 mod state_races;
 mod tiktok_shipping;

@@ -561,3 +561,68 @@ pub async fn assert_none_break(app: &shoplake::app::App, checks: &[(&str, &str)]
         assert_eq!(n, 0, "{what}: {n} rows break it\n{sql}");
     }
 }
+
+/// Runs `c`, asserting success; stdout and stderr together.
+pub fn run_ok(mut c: std::process::Command) -> String {
+    let out = c.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+/// A `shoplake worker` process named `name` over the config and data in `dir`.
+pub fn worker_process(dir: &std::path::Path, name: &str) -> std::process::Child {
+    shoplake_in(dir, &["worker", "--name", name, "--http-addr", ""])
+        .env("SHOPLAKE_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The extract jobs of `q`.
+pub async fn extract_jobs(q: &shoplake::jobs::Queue) -> Vec<shoplake::jobs::JobRow> {
+    q.jobs("extract/").await.unwrap()
+}
+
+/// Waits (up to `secs`) until `f` holds for the queue's extract jobs.
+pub async fn until(
+    q: &shoplake::jobs::Queue,
+    what: &str,
+    secs: u64,
+    f: impl Fn(&[shoplake::jobs::JobRow]) -> bool,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let js = extract_jobs(q).await;
+        if f(&js) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {:?}",
+            q.counts().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Jobs `worker` is running.
+pub fn running_by<'a>(
+    js: &'a [shoplake::jobs::JobRow],
+    worker: &str,
+) -> impl Iterator<Item = &'a shoplake::jobs::JobRow> {
+    js.iter()
+        .filter(move |j| j.status == "Running" && j.worker.as_deref() == Some(worker))
+}
+
+/// Stops a worker process with SIGTERM and waits for it; it must exit 0.
+pub fn stop_process(mut w: std::process::Child) {
+    unsafe { libc::kill(w.id() as i32, libc::SIGTERM) };
+    let status = w.wait().unwrap();
+    assert!(status.success(), "graceful stop exits 0: {status:?}");
+}

@@ -97,7 +97,7 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
             sku_churn: true,
             deletes: true,
             late_field: Some(late_field),
-            shifting_pages: Some(Duration::from_secs(30)),
+            shifting_pages: Some(Duration::from_secs(1200)),
             unknown_region_shop: None,
         },
         ..small(2, 1_500)
@@ -134,7 +134,9 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
             .unwrap()
     };
     // The scheduler's first tick: from here each tick enqueues what fired since the last.
-    p.tick(&q, Utc.timestamp_opt(day0, 0).unwrap(), 8).await.unwrap();
+    p.tick(&q, Utc.timestamp_opt(day0, 0).unwrap(), 8)
+        .await
+        .unwrap();
     let mut clock = day0;
     for day in 1..=30 {
         // The data moves on a day (and further while pages are walked).
@@ -148,7 +150,12 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
         let before = Utc.timestamp_opt(clock_before, 0).unwrap();
         let r = p.tick(&q, now, 8).await.unwrap();
         let keys: Vec<String> = p.due(before, now).iter().map(Job::key).collect();
-        assert!(r.extracts > 0 && r.extracts as usize == keys.len(), "day {day}: {} queued, {} due", r.extracts, keys.len());
+        assert!(
+            r.extracts > 0 && r.extracts as usize == keys.len(),
+            "day {day}: {} queued, {} due",
+            r.extracts,
+            keys.len()
+        );
         if day == 8 || day == 20 {
             // SIGKILL mid-job: its jobs' leases lapse and the other worker (or its
             // replacement) runs them again.
@@ -193,7 +200,10 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
         if day % 5 == 0 {
             let built = build(app.clone()).await;
             if day == 25 {
-                let b = built.iter().find(|b| b.model == "marts.hourly_sales").unwrap();
+                let b = built
+                    .iter()
+                    .find(|b| b.model == "marts.hourly_sales")
+                    .unwrap();
                 assert_eq!(b.kind, BuildKind::Full, "an upstream edit rebuilds in full");
             }
         }
@@ -208,7 +218,13 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
         .iter()
         .filter(|r| STREAMS.contains(&r.stream.as_str()))
     {
-        assert!(r.gap_until.is_none(), "{} {}: gap {:?}", r.shop, r.stream, r.gap_until);
+        assert!(
+            r.gap_until.is_none(),
+            "{} {}: gap {:?}",
+            r.shop,
+            r.stream,
+            r.gap_until
+        );
     }
 
     // Raw equals the truth at the last window's end (rows per shop).
@@ -217,15 +233,23 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
     sb.sandbox.set_clock(end);
     let truth = truth(&sb).await;
     sb.sandbox.set_clock(last);
-    for t in ["products", "product_skus", "promotion_activities", "promotion_products", "warehouses"] {
+    for t in [
+        "products",
+        "product_skus",
+        "promotion_activities",
+        "promotion_products",
+        "warehouses",
+    ] {
         let want: BTreeMap<String, i64> = truth_per_shop(&truth, &format!("tables.{t}"))
             .into_iter()
             .filter(|(_, n)| *n > 0)
             .collect();
         let got = key_counts(
-            &app.query(&format!("select _shop_id, count(*) from raw.{t} group by 1"))
-                .await
-                .unwrap(),
+            &app.query(&format!(
+                "select _shop_id, count(*) from raw.{t} group by 1"
+            ))
+            .await
+            .unwrap(),
         );
         assert_eq!(got, want, "raw.{t}: rows per shop vs the sandbox");
     }
@@ -235,7 +259,11 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
             .query("select id, status, coalesce(delivery_option_tier, '') as tier from raw.orders")
             .await
             .unwrap();
-        let (ids, st, tier) = (strings(&b, "id"), strings(&b, "status"), strings(&b, "tier"));
+        let (ids, st, tier) = (
+            strings(&b, "id"),
+            strings(&b, "status"),
+            strings(&b, "tier"),
+        );
         ids.into_iter().zip(st.into_iter().zip(tier)).collect()
     };
     let mut wrong = Vec::new();
@@ -295,7 +323,10 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
         .into_iter()
         .collect();
         assert_eq!(landed, deleted, "{sid}: deleted products");
-        let churned = shop["churned_products"].as_object().cloned().unwrap_or_default();
+        let churned = shop["churned_products"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         for (pid, skus) in &churned {
             let want: BTreeSet<String> = skus
                 .as_array()
@@ -331,7 +362,12 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
     // Incremental marts equal a full rebuild, row for row.
     let built = build(app.clone()).await;
     for b in built.iter().filter(|b| b.model.starts_with("marts.")) {
-        assert_ne!(b.kind, BuildKind::Full, "{}: the last build is incremental", b.model);
+        assert_ne!(
+            b.kind,
+            BuildKind::Full,
+            "{}: the last build is incremental",
+            b.model
+        );
     }
     let mut incremental = BTreeMap::new();
     for m in MODELS.split(',') {

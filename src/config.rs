@@ -11,9 +11,11 @@ use url::Url;
 
 use crate::api::ClientConfig;
 use crate::api::retry::RetryPolicy;
-use crate::sandbox::{DEFAULT_APP_KEY, DEFAULT_APP_SECRET};
 use crate::secret::Secret;
 use crate::serve::{Access, AuditLog, Credential, Limits, ServeOptions, TlsFiles, User};
+use shoplake_tiktok::{
+    SANDBOX_APP_KEY as DEFAULT_APP_KEY, SANDBOX_APP_SECRET as DEFAULT_APP_SECRET,
+};
 
 /// A configuration problem, naming the key.
 #[derive(Debug, thiserror::Error)]

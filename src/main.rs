@@ -1,25 +1,30 @@
 //! The `shoplake` command line: parse, load config, call into the library.
 
+mod cli;
+
 use std::io::Write;
 use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
 use std::sync::Arc;
+#[cfg(feature = "sandbox")]
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing::info;
 
+#[cfg(feature = "sandbox")]
+use cli::demo::DemoSpec;
 use shoplake::api::ApiClient;
 use shoplake::api::auth::{TokenStore, authorize_url, exchange_and_store};
 use shoplake::app::{App, parse_time};
 use shoplake::config::Config;
-use shoplake::demo::DemoSpec;
 use shoplake::models::{BuildKind, BuildReport, DagNode, TestResult};
 use shoplake::pipeline::extract::RunSummary;
-use shoplake::sandbox::{self, DataConfig, SandboxConfig};
+#[cfg(feature = "sandbox")]
+use shoplake_sandbox::{self as sandbox, DataConfig, SandboxConfig};
 
 /// TikTok Shop seller API → Delta Lake warehouse → Flight SQL.
 #[derive(Parser)]
@@ -58,6 +63,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run the simulated TikTok Shop API (deterministic from --seed).
+    #[cfg(feature = "sandbox")]
     Sandbox(SandboxArgs),
     /// Authorize shops: consent URL, code exchange, token refresh.
     Auth {
@@ -65,6 +71,7 @@ enum Command {
         command: AuthCommand,
     },
     /// Run the whole path on one machine: sandbox → backfill → build → test → Flight SQL.
+    #[cfg(feature = "sandbox")]
     Demo(DemoArgs),
     /// Land every window of a date range (re-running it lands identical tables).
     Backfill {
@@ -190,6 +197,7 @@ enum Command {
     /// password_hash` (the password never appears on the command line).
     HashPassword,
     /// Measure performance and write a results file.
+    #[cfg(feature = "sandbox")]
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
@@ -217,6 +225,7 @@ enum Format {
     Json,
 }
 
+#[cfg(feature = "sandbox")]
 #[derive(Args)]
 struct DemoArgs {
     /// Shops.
@@ -239,6 +248,7 @@ struct DemoArgs {
     addr: String,
 }
 
+#[cfg(feature = "sandbox")]
 #[derive(Args)]
 struct SandboxArgs {
     /// Listen address.
@@ -308,7 +318,8 @@ enum AuthCommand {
     Refresh,
 }
 
-#[derive(Subcommand)]
+#[cfg(feature = "sandbox")]
+#[derive(Subcommand, Clone)]
 enum BenchCommand {
     /// The demo path (sandbox → backfill → build → test) in a temp dir: timings, rows/s,
     /// peak RSS.
@@ -631,6 +642,7 @@ async fn serve_until_ctrl_c(app: &App, addr: &str) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "sandbox")]
 async fn run_demo(cli: &Cli, a: &DemoArgs) -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     let spec = DemoSpec {
@@ -640,7 +652,7 @@ async fn run_demo(cli: &Cli, a: &DemoArgs) -> Result<()> {
         seed: a.seed,
     };
     let t = std::time::Instant::now();
-    let (app, sb, r) = shoplake::demo::run(config, &cli.data_dir, &spec).await?;
+    let (app, sb, r) = cli::demo::run(config, &cli.data_dir, &spec).await?;
     println!(
         "sandbox: {} shops, {} orders, {} days (seed {}) generated in {:.1}s",
         a.shops, a.orders, a.days, a.seed, r.generate_secs
@@ -706,6 +718,7 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+#[cfg(feature = "sandbox")]
 async fn run_sandbox(a: SandboxArgs) -> Result<()> {
     anyhow::ensure!(
         (0.0..=1.0).contains(&a.faults),
@@ -728,7 +741,7 @@ async fn run_sandbox(a: SandboxArgs) -> Result<()> {
         rps: a.rps,
         faults: a.faults,
         fault_delay: a.fault_delay,
-        drift: a.drift.then(shoplake::sandbox::drift::Drift::default),
+        drift: a.drift.then(sandbox::drift::Drift::default),
         ..SandboxConfig::default()
     };
     let t = std::time::Instant::now();
@@ -784,7 +797,9 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(a) => run_sandbox(a).await,
+        #[cfg(feature = "sandbox")]
         Command::Demo(ref a) => run_demo(&cli, a).await,
         Command::Backfill {
             ref from,
@@ -1192,14 +1207,20 @@ async fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         },
-        Command::Bench {
-            command:
-                BenchCommand::E2e {
-                    orders,
-                    shops,
-                    days,
-                    out,
-                },
+        #[cfg(feature = "sandbox")]
+        Command::Bench { ref command } => run_bench(&cli, command.clone()).await,
+    }
+}
+
+/// `shoplake bench …`: one benchmark, its results file and a summary.
+#[cfg(feature = "sandbox")]
+async fn run_bench(cli: &Cli, command: BenchCommand) -> Result<()> {
+    match command {
+        BenchCommand::E2e {
+            orders,
+            shops,
+            days,
+            out,
         } => {
             let spec = DemoSpec {
                 shops,
@@ -1207,43 +1228,37 @@ async fn run(cli: Cli) -> Result<()> {
                 days,
                 seed: 42,
             };
-            let r = shoplake::bench::run_e2e_bench(&spec, &out).await?;
+            let r = cli::bench::run_e2e_bench(&spec, &out).await?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             println!("results written to {}", out.display());
             Ok(())
         }
-        Command::Bench {
-            command:
-                BenchCommand::Flight {
-                    runs,
-                    ref large_sql,
-                    ref out,
-                },
+        BenchCommand::Flight {
+            runs,
+            ref large_sql,
+            ref out,
         } => {
-            let b = shoplake::bench::FlightBench {
+            let b = cli::bench::FlightBench {
                 runs,
                 large_sql: large_sql.clone(),
                 out: out.clone(),
             };
-            let r = shoplake::bench::run_flight_bench(&app(&cli)?, &b).await?;
+            let r = cli::bench::run_flight_bench(&app(&cli)?, &b).await?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             println!("results written to {}", b.out.display());
             Ok(())
         }
-        Command::Bench {
-            command:
-                BenchCommand::Jobs {
-                    shops,
-                    orders,
-                    days,
-                    api_rps,
-                    client_rps,
-                    ref workers,
-                    slots,
-                    ref out,
-                },
+        BenchCommand::Jobs {
+            shops,
+            orders,
+            days,
+            api_rps,
+            client_rps,
+            ref workers,
+            slots,
+            ref out,
         } => {
-            let b = shoplake::bench::JobsBench {
+            let b = cli::bench::JobsBench {
                 shops,
                 orders,
                 days,
@@ -1253,49 +1268,43 @@ async fn run(cli: Cli) -> Result<()> {
                 slots,
                 out: out.clone(),
             };
-            let r = shoplake::bench::run_jobs_bench(&b).await?;
+            let r = cli::bench::run_jobs_bench(&b).await?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             println!("results written to {}", b.out.display());
             Ok(())
         }
-        Command::Bench {
-            command:
-                BenchCommand::Build {
-                    shops,
-                    orders,
-                    days,
-                    ref out,
-                },
+        BenchCommand::Build {
+            shops,
+            orders,
+            days,
+            ref out,
         } => {
-            let b = shoplake::bench::BuildBench {
+            let b = cli::bench::BuildBench {
                 shops,
                 orders,
                 days,
                 out: out.clone(),
             };
-            let r = shoplake::bench::run_build_bench(&b).await?;
+            let r = cli::bench::run_build_bench(&b).await?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             println!("results written to {}", b.out.display());
             Ok(())
         }
-        Command::Bench {
-            command:
-                BenchCommand::Api {
-                    orders,
-                    shops,
-                    concurrency,
-                    page_size,
-                    out,
-                },
+        BenchCommand::Api {
+            orders,
+            shops,
+            concurrency,
+            page_size,
+            out,
         } => {
-            let b = shoplake::bench::ApiBench {
+            let b = cli::bench::ApiBench {
                 orders,
                 shops,
                 concurrency,
                 page_size,
                 out,
             };
-            let r = shoplake::bench::run_api_bench(&b).await?;
+            let r = cli::bench::run_api_bench(&b).await?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             println!("results written to {}", b.out.display());
             Ok(())

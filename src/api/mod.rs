@@ -15,7 +15,7 @@ pub mod paginate;
 pub mod rate_limit;
 pub mod retry;
 pub mod sealed;
-pub mod sign;
+pub use shoplake_tiktok::sign;
 
 pub use client::{ApiClient, ApiRequest, ApiResponse, ClientConfig, Credential};
 pub use error::{ApiError, Result};

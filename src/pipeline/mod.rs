@@ -43,7 +43,7 @@ pub enum PipelineError {
     },
     /// An authorized shop's region is not in the region table.
     #[error(
-        "shop {shop} is in region {region}, which shoplake's region table (src/region.rs) does not know: its local dates and partitions cannot be computed. Add the region (currency, time zone), or leave the shop out with [api] shops"
+        "shop {shop} is in region {region}, which shoplake's region table (crates/shoplake-tiktok/src/region.rs) does not know: its local dates and partitions cannot be computed. Add the region (currency, time zone), or leave the shop out with [api] shops"
     )]
     UnknownRegion {
         /// Shop name and id.

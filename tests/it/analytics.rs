@@ -199,7 +199,7 @@ async fn detail_reports_and_overviews_agree_with_the_lists() {
     );
     let sb = start(small(2, 2_000)).await;
     let app = app_for(&sb, &dir.path().join("data"), Some(&project)).await;
-    let clock = shoplake::sandbox::DEFAULT_CLOCK;
+    let clock = shoplake_sandbox::DEFAULT_CLOCK;
     let sum = app
         .backfill(clock - 8 * 86_400, clock + 1, None, Some("analytics"))
         .await

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use crate::helpers::*;
-use shoplake::sandbox::DEFAULT_AUTH_CODE;
+use shoplake_sandbox::DEFAULT_AUTH_CODE;
 
 const KNOWN_SECRET: &str = "known-app-secret-7f3a9c";
 
@@ -196,7 +196,7 @@ async fn app_secret_rotation_keeps_granted_tokens_until_refreshed() {
         )
     };
     let day = |d: i64| {
-        chrono::DateTime::from_timestamp(shoplake::sandbox::DEFAULT_CLOCK - d * 86_400, 0)
+        chrono::DateTime::from_timestamp(shoplake_sandbox::DEFAULT_CLOCK - d * 86_400, 0)
             .unwrap()
             .to_rfc3339()
     };

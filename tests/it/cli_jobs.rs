@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::helpers::*;
-use shoplake::sandbox::DEFAULT_AUTH_CODE;
+use shoplake_sandbox::DEFAULT_AUTH_CODE;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_and_scheduler_start_serve_metrics_and_stop_on_sigterm() {

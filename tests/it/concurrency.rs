@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::helpers::*;
 use shoplake::app::App;
 use shoplake::config::Config;
-use shoplake::sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
+use shoplake_sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
 
 fn app_at(
     dir: &std::path::Path,
     project: &std::path::Path,
-    sb: &shoplake::sandbox::RunningSandbox,
+    sb: &shoplake_sandbox::RunningSandbox,
 ) -> App {
     let mut config = Config::default();
     config.project.dir = Some(project.to_path_buf());

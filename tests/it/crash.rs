@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::helpers::*;
-use shoplake::sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
+use shoplake_sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
 
 /// Runs `args`, SIGKILLs it after `after` if still running; true if it was killed.
 async fn run_and_kill(dir: &std::path::Path, args: &[&str], after: Duration) -> bool {

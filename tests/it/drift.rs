@@ -4,8 +4,8 @@
 //! shop, stream, window, table and column in the error.
 
 use crate::helpers::*;
-use shoplake::sandbox::DEFAULT_CLOCK;
-use shoplake::sandbox::drift::Drift;
+use shoplake_sandbox::DEFAULT_CLOCK;
+use shoplake_sandbox::drift::Drift;
 
 const FROM: i64 = DEFAULT_CLOCK - 31 * 86_400;
 
@@ -165,7 +165,7 @@ async fn backfill_with(
     project: &std::path::Path,
 ) -> (
     shoplake::app::App,
-    shoplake::sandbox::RunningSandbox,
+    shoplake_sandbox::RunningSandbox,
     shoplake::pipeline::extract::RunSummary,
     tempfile::TempDir,
 ) {
@@ -180,7 +180,7 @@ async fn backfill_with(
         .with_client_config(client_config(&sb));
     shoplake::api::auth::exchange_and_store(
         &app.client().unwrap(),
-        shoplake::sandbox::DEFAULT_AUTH_CODE,
+        shoplake_sandbox::DEFAULT_AUTH_CODE,
     )
     .await
     .unwrap();

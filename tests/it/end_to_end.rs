@@ -11,7 +11,7 @@ use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
 use futures::TryStreamExt;
 use shoplake::app::App;
 use shoplake::pipeline::convert::parse_decimal;
-use shoplake::sandbox;
+use shoplake_sandbox as sandbox;
 
 const CLOCK: i64 = sandbox::DEFAULT_CLOCK;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::helpers::*;
 use shoplake::app::App;
 use shoplake::config::Config;
-use shoplake::sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK, RunningSandbox};
+use shoplake_sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK, RunningSandbox};
 
 async fn backfilled(dir: &std::path::Path, sb: &RunningSandbox) -> App {
     let mut cc = client_config(sb);

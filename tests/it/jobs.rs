@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use shoplake::app::App;
 use shoplake::config::Config;
 use shoplake::jobs::{self, Job, Producer, Queue, Runtime};
-use shoplake::sandbox::{DEFAULT_CLOCK, RunningSandbox};
+use shoplake_sandbox::{DEFAULT_CLOCK, RunningSandbox};
 use tokio::sync::watch;
 
 async fn app_in(

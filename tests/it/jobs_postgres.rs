@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::*;
 use shoplake::jobs::Queue;
-use shoplake::sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
+use shoplake_sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_on_one_postgres_queue_run_every_window_once_and_survive_kills() {

@@ -14,7 +14,7 @@ use arrow::array::{Array, RecordBatch};
 use chrono::{Datelike, NaiveDate, Timelike};
 use serde_json::Value;
 use shoplake::app::App;
-use shoplake::sandbox;
+use shoplake_sandbox as sandbox;
 
 const CLOCK: i64 = sandbox::DEFAULT_CLOCK;
 const DAYS: u32 = 60;

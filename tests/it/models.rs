@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::helpers::*;
 use shoplake::app::App;
 use shoplake::models::{BuildKind, BuildOptions, BuildReport};
-use shoplake::sandbox;
+use shoplake_sandbox as sandbox;
 
 const CLOCK: i64 = sandbox::DEFAULT_CLOCK;
 const DAY: i64 = 86_400;

@@ -25,8 +25,8 @@ use shoplake::app::App;
 use shoplake::config::Config;
 use shoplake::jobs::{self, Job, Producer, Queue};
 use shoplake::models::{BuildKind, BuildOptions};
-use shoplake::sandbox::realism::{self, Realism};
-use shoplake::sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK as CLOCK, RunningSandbox, SandboxConfig};
+use shoplake_sandbox::realism::{self, Realism};
+use shoplake_sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK as CLOCK, RunningSandbox, SandboxConfig};
 
 const DAY: i64 = 86_400;
 const STREAMS: [&str; 4] = ["orders", "products", "promotion_activities", "warehouses"];
@@ -69,6 +69,13 @@ retry_backoff = "100ms"
 fn app(dir: &std::path::Path) -> Arc<App> {
     let config = Config::load(Some(&dir.join("shoplake.toml"))).unwrap();
     Arc::new(App::new(config, dir).unwrap())
+}
+
+/// The `id`s `sql` returns.
+async fn ids(app: &App, sql: &str) -> BTreeSet<String> {
+    strings(&app.query(sql).await.unwrap(), "id")
+        .into_iter()
+        .collect()
 }
 
 fn producer(app: &App) -> Producer {
@@ -233,26 +240,19 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
     sb.sandbox.set_clock(end);
     let truth = truth(&sb).await;
     sb.sandbox.set_clock(last);
-    for t in [
-        "products",
-        "product_skus",
-        "promotion_activities",
-        "promotion_products",
-        "warehouses",
-    ] {
-        let want: BTreeMap<String, i64> = truth_per_shop(&truth, &format!("tables.{t}"))
-            .into_iter()
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        let got = key_counts(
-            &app.query(&format!(
-                "select _shop_id, count(*) from raw.{t} group by 1"
-            ))
-            .await
-            .unwrap(),
-        );
-        assert_eq!(got, want, "raw.{t}: rows per shop vs the sandbox");
-    }
+    assert_tables_match_truth(
+        &app,
+        &truth,
+        &[
+            "products",
+            "product_skus",
+            "promotion_activities",
+            "promotion_products",
+            "warehouses",
+        ],
+        &[],
+    )
+    .await;
     // Orders: every order placed by the end and not changed since is landed as it was.
     let got: BTreeMap<String, (String, String)> = {
         let b = app
@@ -312,16 +312,11 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
             .as_array()
             .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
             .unwrap_or_default();
-        let landed: BTreeSet<String> = strings(
-            &app.query(&format!(
-                "select id from raw.products where _shop_id = '{sid}' and status = 'DELETED'"
-            ))
-            .await
-            .unwrap(),
-            "id",
+        let landed = ids(
+            &app,
+            &format!("select id from raw.products where _shop_id = '{sid}' and status = 'DELETED'"),
         )
-        .into_iter()
-        .collect();
+        .await;
         assert_eq!(landed, deleted, "{sid}: deleted products");
         let churned = shop["churned_products"]
             .as_object()
@@ -334,16 +329,7 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
                 .iter()
                 .map(|v| v.as_str().unwrap().to_string())
                 .collect();
-            let got: BTreeSet<String> = strings(
-                &app.query(&format!(
-                    "select id from raw.product_skus where _shop_id = '{sid}' and product_id = '{pid}'"
-                ))
-                .await
-                .unwrap(),
-                "id",
-            )
-            .into_iter()
-            .collect();
+            let got = ids(&app, &format!("select id from raw.product_skus where _shop_id = '{sid}' and product_id = '{pid}'")).await;
             assert_eq!(got, want, "{sid}: SKUs of product {pid}");
         }
         let gone: Vec<String> = shop["deleted_activities"]

@@ -20,7 +20,7 @@ async fn promotions_and_conversations_land_whole_and_agree() {
     );
     let sb = start(small(2, 3_000)).await;
     let app = app_for(&sb, &dir.path().join("data"), Some(&project)).await;
-    let clock = shoplake::sandbox::DEFAULT_CLOCK;
+    let clock = shoplake_sandbox::DEFAULT_CLOCK;
     for p in ["promotion", "customer_service", "orders"] {
         let sum = app
             .backfill(clock - 31 * 86_400, clock + 1, None, Some(p))

@@ -6,7 +6,7 @@ use crate::helpers::*;
 use shoplake::api::auth::exchange_and_store;
 use shoplake::app::App;
 use shoplake::config::Config;
-use shoplake::sandbox;
+use shoplake_sandbox as sandbox;
 
 const SCRIPT: &str = r#"
 import json, sys

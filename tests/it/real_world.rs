@@ -19,10 +19,10 @@ use crate::snapshot_streams::{batch, rows};
 use shoplake::app::App;
 use shoplake::pipeline::Start;
 use shoplake::pipeline::extract::Sequence;
-use shoplake::sandbox::realism::Realism;
-use shoplake::sandbox::{DEFAULT_CLOCK as CLOCK, SandboxConfig};
 use shoplake::warehouse::Lake;
 use shoplake::warehouse::delta::{CursorMove, UpsertSpec};
+use shoplake_sandbox::realism::Realism;
+use shoplake_sandbox::{DEFAULT_CLOCK as CLOCK, SandboxConfig};
 
 const DAY: i64 = 86_400;
 
@@ -448,7 +448,7 @@ async fn a_window_whose_lease_was_lost_stops_before_its_commit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_column_added_to_the_schema_is_filled_for_rows_landed_before_it() {
     let mut cfg = small(1, 800);
-    cfg.drift = Some(shoplake::sandbox::drift::Drift::default());
+    cfg.drift = Some(shoplake_sandbox::drift::Drift::default());
     let sb = start(cfg).await;
     let (data, project) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     copy_project(project.path());
@@ -589,7 +589,7 @@ async fn a_shop_in_a_region_the_table_does_not_know_fails_instead_of_using_utc()
         .unwrap()
         .shops()
         .into_iter()
-        .find(|s| s.region != shoplake::sandbox::realism::NEW_MARKET)
+        .find(|s| s.region != shoplake_sandbox::realism::NEW_MARKET)
         .unwrap()
         .cipher;
     let dir2 = tempfile::tempdir().unwrap();

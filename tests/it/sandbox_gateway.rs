@@ -6,7 +6,7 @@ use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 use shoplake::api::sign;
-use shoplake::sandbox::{self, RunningSandbox};
+use shoplake_sandbox::{self as sandbox, RunningSandbox};
 
 struct Raw<'a> {
     method: &'a str,

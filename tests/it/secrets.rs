@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::helpers::*;
-use shoplake::sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
+use shoplake_sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
 
 const APP_SECRET: &str = "known-app-secret-3e8f1a77";
 const FLIGHT_PW: &str = "known-flight-pw-55d2";

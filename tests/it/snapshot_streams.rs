@@ -208,7 +208,7 @@ async fn warehouses_snapshot_lands_every_shops_warehouses() {
     );
 
     // A second run of the snapshot changes nothing.
-    let now = shoplake::sandbox::DEFAULT_CLOCK;
+    let now = shoplake_sandbox::DEFAULT_CLOCK;
     let again = app
         .backfill(now - 86_400, now, None, Some("logistics"))
         .await

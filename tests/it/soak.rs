@@ -12,7 +12,7 @@ use chrono::{TimeZone, Utc};
 use shoplake::app::App;
 use shoplake::config::Config;
 use shoplake::jobs::{self, Job, Producer, Queue, Runtime};
-use shoplake::sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
+use shoplake_sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
 use tokio::sync::watch;
 
 fn rss_mib() -> f64 {

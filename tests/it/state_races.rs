@@ -13,7 +13,7 @@ use serde_json::json;
 use shoplake::api::auth::{TokenStore, exchange_and_store};
 use shoplake::api::{ApiClient, ApiRequest};
 use shoplake::pipeline::state::{RunRecord, StateStore, key};
-use shoplake::sandbox::DEFAULT_AUTH_CODE;
+use shoplake_sandbox::DEFAULT_AUTH_CODE;
 
 const STREAMS: [&str; 3] = ["orders", "products", "finance"];
 
@@ -208,13 +208,13 @@ fn corrupt_state_still_names_the_way_out() {
 }
 
 /// A second token store and client over `tokens_dir`: another process's view.
-fn second_process(sb: &shoplake::sandbox::RunningSandbox, tokens_dir: &Path) -> ApiClient {
+fn second_process(sb: &shoplake_sandbox::RunningSandbox, tokens_dir: &Path) -> ApiClient {
     let store = Arc::new(TokenStore::open(tokens_dir).unwrap());
     ApiClient::new(client_config(sb), Some(store)).unwrap()
 }
 
 /// Grants the token host issued by refresh.
-fn refreshes(sb: &shoplake::sandbox::RunningSandbox) -> u64 {
+fn refreshes(sb: &shoplake_sandbox::RunningSandbox) -> u64 {
     sb.sandbox
         .stats()
         .get("/api/v2/token/refresh")

@@ -12,8 +12,8 @@ use shoplake::api::sign::webhook_signature;
 use shoplake::app::App;
 use shoplake::config::Config;
 use shoplake::jobs::{self, Queue, Runtime};
-use shoplake::sandbox::{DEFAULT_AUTH_CODE, RunningSandbox};
 use shoplake::serve::http::RunningHttp;
+use shoplake_sandbox::{DEFAULT_AUTH_CODE, RunningSandbox};
 use tokio::sync::watch;
 
 /// A worker's webhook endpoint over a sandbox shop, with a queue nothing takes jobs from

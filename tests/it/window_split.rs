@@ -5,7 +5,7 @@ use crate::helpers::*;
 use shoplake::api::auth::exchange_and_store;
 use shoplake::app::App;
 use shoplake::config::Config;
-use shoplake::sandbox;
+use shoplake_sandbox as sandbox;
 
 async fn landed(app: &App) -> String {
     let b = app

@@ -4,6 +4,11 @@
 
 pub mod pg;
 
+/// The demo the binary runs (`src/cli/demo.rs`), compiled into the tests too: the library
+/// holds no simulator, so the demo lives with the binary.
+#[path = "../../../src/cli/demo.rs"]
+pub mod demo;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +18,7 @@ use shoplake::api::auth::{ShopInfo, TokenStore, exchange_and_store};
 use shoplake::api::paginate::{ParamsIn, pages};
 use shoplake::api::retry::RetryPolicy;
 use shoplake::api::{ApiClient, ApiRequest, ClientConfig, PageSpec, PageStyle};
-use shoplake::sandbox::{self, DataConfig, RunningSandbox, SandboxConfig};
+use shoplake_sandbox::{self as sandbox, DataConfig, RunningSandbox, SandboxConfig};
 
 pub const KEY: &str = sandbox::DEFAULT_APP_KEY;
 pub const SECRET: &str = sandbox::DEFAULT_APP_SECRET;
@@ -216,13 +221,13 @@ pub async fn demo(
     orders: usize,
     seed: u64,
 ) -> (shoplake::app::App, RunningSandbox) {
-    let spec = shoplake::demo::DemoSpec {
+    let spec = demo::DemoSpec {
         shops: 2,
         orders,
         days: 30,
         seed,
     };
-    let (app, sb, report) = shoplake::demo::run(shoplake::config::Config::default(), dir, &spec)
+    let (app, sb, report) = demo::run(shoplake::config::Config::default(), dir, &spec)
         .await
         .expect("demo warehouse builds");
     assert_eq!(report.tests_failed, 0, "demo data tests pass");

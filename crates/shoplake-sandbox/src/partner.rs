@@ -32,7 +32,7 @@ use super::paging::{list_page, page_json};
 use super::rng::Rng;
 use super::seller::json_bytes;
 use super::{Ctx, Sandbox};
-use crate::region::Minor;
+use shoplake_tiktok::region::Minor;
 
 const DAY: i64 = 86_400;
 /// Days between campaign starts, campaign length, days announced ahead.

@@ -5,6 +5,7 @@
 //! `GET /__sandbox/truth` (ground truth per shop-local day), `GET|POST /__sandbox/clock`
 //! (the data clock), `GET /__sandbox/stats` (requests and handler CPU per endpoint),
 //! `GET /healthz`, and the consent page `GET /oauth/authorize`.
+#![warn(missing_docs)]
 
 mod affiliate;
 pub mod analytics;
@@ -58,9 +59,9 @@ use data::{Dataset, View};
 use gate::{ApiFault, Fault, FaultInjector, GateConfig, Incoming, RateLimits, Scope, TokenMint};
 
 /// Default app key the sandbox accepts (documented in the README).
-pub const DEFAULT_APP_KEY: &str = "sandbox_app_key";
+pub const DEFAULT_APP_KEY: &str = shoplake_tiktok::SANDBOX_APP_KEY;
 /// Default app secret the sandbox accepts (documented in the README).
-pub const DEFAULT_APP_SECRET: &str = "sandbox_app_secret";
+pub const DEFAULT_APP_SECRET: &str = shoplake_tiktok::SANDBOX_APP_SECRET;
 /// The fixed demo authorization code.
 pub const DEFAULT_AUTH_CODE: &str = "SANDBOX_AUTH_CODE";
 /// Default data clock: 2026-11-01T00:00:00Z. Fixed, so a seed always gives the same data.

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::api::ClientConfig;
-use crate::api::auth::exchange_and_store;
-use crate::app::App;
-use crate::config::Config;
-use crate::models::{BuildKind, BuildOptions, BuildReport};
-use crate::sandbox::{self, DEFAULT_AUTH_CODE, SandboxConfig};
+use shoplake::api::ClientConfig;
+use shoplake::api::auth::exchange_and_store;
+use shoplake::app::App;
+use shoplake::config::Config;
+use shoplake::models::{BuildKind, BuildOptions, BuildReport};
+use shoplake_sandbox::{self as sandbox, DEFAULT_AUTH_CODE, SandboxConfig};
 
 /// Bench parameters.
 #[derive(Debug, Clone)]

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Sandbox;
 use super::data::{local_date, status};
-use crate::region::format_minor;
+use shoplake_tiktok::region::format_minor;
 
 #[derive(Deserialize)]
 pub(super) struct TruthQuery {

@@ -23,7 +23,7 @@ use super::paging::{fingerprint, page_json, page_size, token_page};
 use super::rng::Rng;
 use super::seller::json_bytes;
 use super::{Ctx, Sandbox};
-use crate::region::Minor;
+use shoplake_tiktok::region::Minor;
 
 const ACTIVITY_TYPES: &[&str] = &["FIXED_PRICE", "DIRECT_DISCOUNT", "FLASHSALE"];
 
@@ -407,8 +407,8 @@ pub fn performance_truth(
                 id: a.id,
                 orders,
                 units,
-                gmv: crate::region::format_minor(gmv, digits),
-                discount: crate::region::format_minor(discount, digits),
+                gmv: shoplake_tiktok::region::format_minor(gmv, digits),
+                discount: shoplake_tiktok::region::format_minor(discount, digits),
             }
         })
         .collect()

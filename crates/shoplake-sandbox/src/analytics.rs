@@ -24,7 +24,7 @@ use super::gate::ApiFault;
 use super::paging::{fingerprint, page_json, page_size, token_page};
 use super::rng::Rng;
 use super::{Ctx, Sandbox};
-use crate::region::Minor;
+use shoplake_tiktok::region::Minor;
 
 /// One shop-local day's sales.
 #[derive(Default, Clone, Copy)]

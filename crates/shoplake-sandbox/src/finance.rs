@@ -24,7 +24,7 @@ use super::gate::ApiFault;
 use super::paging::{fingerprint, page_json, page_size, time_range, token_page};
 use super::rng::Rng;
 use super::{Ctx, Sandbox};
-use crate::region::Minor;
+use shoplake_tiktok::region::Minor;
 
 /// Statement payout delay after the statement time.
 pub const PAYOUT_DELAY: i64 = 6 * 3600;
@@ -590,6 +590,9 @@ pub fn truth(ds: &Dataset, view: &super::data::View, shop: usize) -> FinanceTrut
             .iter()
             .filter(|&&(_, i)| is_unsettled(ds, &ds.orders[i as usize], clock))
             .count() as u64,
-        settlement_amount: crate::region::format_minor(sum, ds.shops[shop].region.minor_digits),
+        settlement_amount: shoplake_tiktok::region::format_minor(
+            sum,
+            ds.shops[shop].region.minor_digits,
+        ),
     }
 }

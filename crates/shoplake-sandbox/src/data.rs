@@ -15,7 +15,7 @@ use chrono::{Datelike, NaiveDate, TimeZone, Timelike, Weekday};
 
 use super::catalog::{ALIASES, LOOKALIKE_STYLES, TEMPLATES, TITLE_STYLES};
 use super::rng::{Rng, cumulative};
-use crate::region::{REGIONS, Region};
+use shoplake_tiktok::region::{REGIONS, Region};
 
 /// Sentinel for "this event never happens".
 pub const NEVER: i64 = i64::MAX;

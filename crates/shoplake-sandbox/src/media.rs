@@ -500,7 +500,7 @@ pub fn live_truth(ds: &Dataset, view: &super::data::View, shop: usize) -> Vec<Li
                 minutes: l.minutes(),
                 peak_viewers: (0..l.minutes()).map(|m| l.viewers(m)).max().unwrap_or(0),
                 orders: sales.orders,
-                gmv: crate::region::format_minor(sales.gmv, s.region.minor_digits),
+                gmv: shoplake_tiktok::region::format_minor(sales.gmv, s.region.minor_digits),
             }
         })
         .collect()

@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::ClientConfig;
-use crate::api::auth::exchange_and_store;
-use crate::app::{App, AppError, Result};
-use crate::config::Config;
-use crate::sandbox::{self, DataConfig, RunningSandbox, SandboxConfig};
+use shoplake::api::ClientConfig;
+use shoplake::api::auth::exchange_and_store;
+use shoplake::app::{App, AppError, Result};
+use shoplake::config::Config;
+use shoplake_sandbox::{self as sandbox, DataConfig, RunningSandbox, SandboxConfig};
 
 /// Demo size.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

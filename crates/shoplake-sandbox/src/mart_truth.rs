@@ -9,7 +9,7 @@ use chrono::{Datelike, NaiveDate, Timelike};
 use serde::Serialize;
 
 use super::data::{Dataset, View, local_date, status};
-use crate::region::format_minor;
+use shoplake_tiktok::region::format_minor;
 
 const COMPLETE: &str = "RETURN_OR_REFUND_REQUEST_COMPLETE";
 

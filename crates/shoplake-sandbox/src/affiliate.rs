@@ -27,7 +27,7 @@ use super::paging::{fingerprint, page_json, page_size, token_page};
 use super::rng::Rng;
 use super::seller::json_bytes;
 use super::{Ctx, Sandbox};
-use crate::region::Minor;
+use shoplake_tiktok::region::Minor;
 
 /// Creators in the pool.
 const POOL: u64 = 40;

@@ -7,7 +7,7 @@ use super::data::{Dataset, Initiator, LineItem, Order, PAYMENT_METHODS, PROVIDER
 use super::gate::ApiFault;
 use super::paging::{fingerprint, number_page, page_size, time_range, token_page};
 use super::{Ctx, Sandbox};
-use crate::region::Minor;
+use shoplake_tiktok::region::Minor;
 
 /// Body filters of `POST /order/202309/orders/search`.
 #[derive(Debug, Default, Deserialize)]

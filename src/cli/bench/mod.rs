@@ -9,10 +9,10 @@ use futures::TryStreamExt;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::api::auth::{TokenStore, exchange_and_store};
-use crate::api::paginate::{ParamsIn, pages};
-use crate::api::{ApiClient, ApiRequest, ClientConfig, PageSpec, PageStyle};
-use crate::sandbox::{self, DEFAULT_AUTH_CODE, SandboxConfig};
+use shoplake::api::auth::{TokenStore, exchange_and_store};
+use shoplake::api::paginate::{ParamsIn, pages};
+use shoplake::api::{ApiClient, ApiRequest, ClientConfig, PageSpec, PageStyle};
+use shoplake_sandbox::{self as sandbox, DEFAULT_AUTH_CODE, SandboxConfig};
 
 pub mod build;
 pub mod flight;
@@ -246,13 +246,13 @@ pub fn peak_rss_mib() -> f64 {
 /// `shoplake bench e2e`: the demo path (sandbox → backfill → build → test) in a fresh
 /// temp data dir, with phase timings, rows/s and peak RSS, written to `out`.
 pub async fn run_e2e_bench(
-    spec: &crate::demo::DemoSpec,
+    spec: &crate::cli::demo::DemoSpec,
     out: &std::path::Path,
 ) -> anyhow::Result<serde_json::Value> {
     let dir = tempfile::tempdir()?;
     let t = Instant::now();
     let (_app, sb, r) =
-        crate::demo::run(crate::config::Config::default(), dir.path(), spec).await?;
+        crate::cli::demo::run(shoplake::config::Config::default(), dir.path(), spec).await?;
     let total = t.elapsed().as_secs_f64();
     sb.stop().await;
     let result = json!({

@@ -10,9 +10,9 @@ use arrow_flight::sql::client::FlightSqlServiceClient;
 use futures::TryStreamExt;
 use serde::Serialize;
 
-use crate::app::App;
-use crate::serve::access::{Credential, User};
-use crate::serve::{Access, AuditLog, Limits, ServeOptions, all_schemas};
+use shoplake::app::App;
+use shoplake::serve::access::{Credential, User};
+use shoplake::serve::{Access, AuditLog, Limits, ServeOptions, all_schemas};
 
 /// Bench parameters.
 #[derive(Debug, Clone)]
@@ -84,7 +84,10 @@ async fn run_once(c: &mut Client, sql: &str) -> anyhow::Result<(usize, usize)> {
     let batches: Vec<_> = c.do_get(ticket).await?.try_collect().await?;
     Ok((
         batches.iter().map(|b| b.num_rows()).sum(),
-        batches.iter().map(crate::serve::audit::batch_bytes).sum(),
+        batches
+            .iter()
+            .map(shoplake::serve::audit::batch_bytes)
+            .sum(),
     ))
 }
 
@@ -99,7 +102,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Runs the bench against `app`'s lake (build the demo first: `shoplake demo --no-serve`).
 pub async fn run_flight_bench(app: &App, b: &FlightBench) -> anyhow::Result<FlightBenchResult> {
     let dir = app.project.join("deploy/grafana/dashboards");
-    let queries = crate::serve::dashboards::grafana_queries(
+    let queries = shoplake::serve::dashboards::grafana_queries(
         &dir,
         "1970-01-01T00:00:00Z",
         "2100-01-01T00:00:00Z",
@@ -116,7 +119,7 @@ pub async fn run_flight_bench(app: &App, b: &FlightBench) -> anyhow::Result<Flig
         name: "bench".into(),
         role: "analyst".into(),
         schemas: ["marts", "seeds"].map(String::from).into_iter().collect(),
-        credential: Credential::Plain(crate::secret::Secret::new(password.clone())),
+        credential: Credential::Plain(shoplake::secret::Secret::new(password.clone())),
     };
     let opts = ServeOptions {
         access: Access::new(vec![user], all_schemas()),
@@ -125,7 +128,7 @@ pub async fn run_flight_bench(app: &App, b: &FlightBench) -> anyhow::Result<Flig
         tls: None,
     };
     let server =
-        crate::serve::spawn(&app.lake, Some(&app.seeds_dir()), "127.0.0.1:0", opts).await?;
+        shoplake::serve::spawn(&app.lake, Some(&app.seeds_dir()), "127.0.0.1:0", opts).await?;
     let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))?
         .connect()
         .await?;
@@ -162,7 +165,7 @@ pub async fn run_flight_bench(app: &App, b: &FlightBench) -> anyhow::Result<Flig
 
     // The large result needs raw access: anonymous server for this part.
     server.stop().await;
-    let server = crate::serve::spawn(
+    let server = shoplake::serve::spawn(
         &app.lake,
         Some(&app.seeds_dir()),
         "127.0.0.1:0",

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::rng::Rng;
-use crate::api::sign;
+use shoplake_tiktok::sign;
 
 /// An API error as the sandbox answers it: HTTP status + envelope code + message.
 #[derive(Debug, Clone)]

@@ -12,12 +12,12 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::api::ClientConfig;
-use crate::api::auth::exchange_and_store;
-use crate::app::App;
-use crate::config::Config;
-use crate::jobs::{self, Job, Queue, Runtime};
-use crate::sandbox::{self, DEFAULT_AUTH_CODE, SandboxConfig};
+use shoplake::api::ClientConfig;
+use shoplake::api::auth::exchange_and_store;
+use shoplake::app::App;
+use shoplake::config::Config;
+use shoplake::jobs::{self, Job, Queue, Runtime};
+use shoplake_sandbox::{self as sandbox, DEFAULT_AUTH_CODE, SandboxConfig};
 
 /// Bench parameters.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use super::data::{Dataset, LineItem, Order};
 use super::gate::ApiFault;
 use super::orders::{line_item_id, path_order};
 use super::{Ctx, Sandbox};
-use crate::region::Minor;
+use shoplake_tiktok::region::Minor;
 
 #[derive(Serialize)]
 struct LinePrice<'a> {

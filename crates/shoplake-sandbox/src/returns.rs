@@ -15,7 +15,7 @@ use super::gate::ApiFault;
 use super::orders::{Prefixed, line_item_id, parse_body};
 use super::paging::{fingerprint, page_json, page_size, time_range, token_page};
 use super::{Ctx, Sandbox};
-use crate::region::Minor;
+use shoplake_tiktok::region::Minor;
 
 /// Body filters of cancellation search.
 #[derive(Debug, Default, Deserialize)]

@@ -8,7 +8,7 @@ use super::gate::ApiFault;
 use super::orders::parse_body;
 use super::paging::{fingerprint, number_page, page_size, token_page};
 use super::{Ctx, Sandbox};
-use crate::region::format_minor;
+use shoplake_tiktok::region::format_minor;
 
 #[derive(Debug, Default, Deserialize)]
 struct SearchFilter {

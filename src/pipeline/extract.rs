@@ -697,14 +697,34 @@ impl Extractor {
                     // window field: records at that value are read twice (idempotent),
                     // none is skipped. Otherwise the window is read again whole.
                     let seek = seek_field(stream);
+                    // A record that moves inside the window (the index catching up with
+                    // an update) leaves the total as it was but still shifts the
+                    // offsets: a walk of such a list also counts the distinct keys it
+                    // read, and one that read fewer than the total reads the call again.
+                    let key_paths = if seek.is_some() {
+                        key_paths(&self.schemas[&stream.tables[0]])
+                    } else {
+                        Vec::new()
+                    };
+                    let first_req = req.clone();
                     let mut req = req;
                     let mut restarts = 0u32;
+                    let mut rereads = 0u32;
+                    let mut from: Option<Value> = None;
                     loop {
                         let spec = page_spec(stream, req.clone());
                         let mut s = std::pin::pin!(paginate::pages(self.client.clone(), spec));
                         let mut last: Option<Value> = None;
+                        let mut keys: std::collections::HashSet<String> = Default::default();
+                        let mut total: Option<u64> = None;
                         let walked: Result<()> = async {
                             while let Some(page) = s.try_next().await? {
+                                if !key_paths.is_empty() {
+                                    total = page.total.or(total);
+                                    keys.extend(
+                                        page.records.iter().map(|r| record_key(r, &key_paths)),
+                                    );
+                                }
                                 if let (0, 0, Some(total), Some(max)) = (
                                     restarts,
                                     page.index,
@@ -729,12 +749,38 @@ impl Extractor {
                             Ok(())
                         }
                         .await;
+                        if walked.is_ok() && total.is_some_and(|t| (keys.len() as u64) < t) {
+                            let (read, total) = (keys.len() as u64, total.unwrap_or_default());
+                            if rereads >= WINDOW_REREADS {
+                                return Err(PipelineError::Api(ApiError::Shifted {
+                                    ctx: crate::api::error::RequestContext {
+                                        path: stream.path.clone(),
+                                        shop: Some(shop.id.clone()),
+                                    },
+                                    first: total,
+                                    now: read,
+                                    page: pages,
+                                }));
+                            }
+                            warn!(
+                                read,
+                                total,
+                                "the walk read fewer records than the list holds; reading the call again"
+                            );
+                            req = first_req.clone();
+                            from = None;
+                            rereads += 1;
+                            continue;
+                        }
                         match (walked, seek, last) {
+                            // Goes on only when it moved: a page of records all at the
+                            // value it started from would restart in place.
                             (
                                 Err(PipelineError::Api(e @ ApiError::Shifted { .. })),
                                 Some((_, start)),
                                 Some(v),
-                            ) if restarts < SEEK_RESTARTS => {
+                            ) if restarts < SEEK_RESTARTS && from.as_ref() != Some(&v) => {
+                                from = Some(v.clone());
                                 debug!(error = %e, from = %v, "list shifted; walking on from the last record");
                                 let params_in = match w.map(|w| w.params_in) {
                                     Some(ParamsIn::Body) => paginate::ParamsIn::Body,
@@ -1275,6 +1321,29 @@ fn inject_id(records: &mut [Value], field: &str, id: &str) {
 }
 
 /// How `stream` pages, for the one paginator.
+/// Where the primary key of `schema`'s records is (JSON paths).
+fn key_paths(schema: &TableSchema) -> Vec<&str> {
+    schema
+        .primary_key
+        .iter()
+        .filter_map(|k| schema.columns.iter().find(|c| &c.name == k))
+        .map(|c| c.path())
+        .collect()
+}
+
+/// The identity of `record`: the values at `paths`, joined.
+fn record_key(record: &Value, paths: &[&str]) -> String {
+    paths
+        .iter()
+        .map(|p| {
+            p.split('.')
+                .try_fold(record, |v, k| v.get(k))
+                .map_or_else(String::new, |v| v.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join("\u{1f}")
+}
+
 /// The record field a shifted walk of `stream` can go on from, and the window parameter
 /// that takes it: the list is sorted ascending (`sort_order = "ASC"`) by `sort_field`, and
 /// the window's start parameter is `<sort_field>_ge`.

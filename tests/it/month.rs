@@ -206,12 +206,32 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
         }
         if day % 5 == 0 {
             let built = build(app.clone()).await;
+            let marts = || built.iter().filter(|b| b.model.starts_with("marts."));
             if day == 25 {
-                let b = built
-                    .iter()
-                    .find(|b| b.model == "marts.hourly_sales")
-                    .unwrap();
-                assert_eq!(b.kind, BuildKind::Full, "an upstream edit rebuilds in full");
+                for b in marts() {
+                    assert_eq!(
+                        b.kind,
+                        BuildKind::Full,
+                        "{}: an upstream edit rebuilds in full",
+                        b.model
+                    );
+                }
+            }
+            if day == 30 {
+                // Five days of changes since the full build: rebuilt by window, so the
+                // comparison with a full rebuild below compares two different paths.
+                for b in marts() {
+                    assert_ne!(
+                        b.kind,
+                        BuildKind::Full,
+                        "{}: day 30 is incremental",
+                        b.model
+                    );
+                }
+                assert!(
+                    marts().any(|b| b.kind == BuildKind::Incremental && b.windows > 0),
+                    "day 30 rebuilt no window: {built:?}"
+                );
             }
         }
     }
@@ -221,6 +241,14 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
 
     // No gap: every stream's cursor is where its last day ended.
     let status = app.status().await.unwrap();
+    assert_eq!(
+        status
+            .iter()
+            .filter(|r| STREAMS.contains(&r.stream.as_str()))
+            .count(),
+        STREAMS.len() * 2,
+        "a status row per shop × stream"
+    );
     for r in status
         .iter()
         .filter(|r| STREAMS.contains(&r.stream.as_str()))
@@ -244,6 +272,8 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
         &app,
         &truth,
         &[
+            "orders",
+            "order_line_items",
             "products",
             "product_skus",
             "promotion_activities",
@@ -267,13 +297,14 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
         ids.into_iter().zip(st.into_iter().zip(tier)).collect()
     };
     let mut wrong = Vec::new();
-    let mut tiers = 0;
+    let (mut compared, mut tiers) = (0, 0);
     for o in sb.sandbox.data.orders.iter().filter(|o| o.ev.create < end) {
         let (st, upd) = o.state_at(end);
         if o.state_at(last).1 != upd {
             continue;
         }
         let id = o.id.to_string();
+        compared += 1;
         match got.get(&id) {
             None => wrong.push(format!("{id}: missing")),
             Some((s, _)) if s != st => wrong.push(format!("{id}: {s} ≠ {st}")),
@@ -289,6 +320,11 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
         }
     }
     assert!(wrong.is_empty(), "{} orders wrong: {wrong:?}", wrong.len());
+    assert!(
+        compared * 2 > got.len(),
+        "only {compared} of {} orders held still long enough to compare",
+        got.len()
+    );
     assert!(tiers > 50, "only {tiers} orders carry the late field");
     // Deleted products are DELETED; churned products list exactly their SKUs now.
     let shops = truth["shops"].as_array().unwrap();

@@ -1,4 +1,4 @@
-//! Soak: the scheduler driven through a simulated day (96 ticks of 15 minutes, the
+//! Soak: the scheduler driven through half a simulated day (48 ticks of 15 minutes, the
 //! sandbox's clock moving with it, 10% of requests faulty). After every tick each
 //! scheduled stream's cursor sits at the tick; at the end the lake holds exactly the
 //! sandbox's orders; resident memory stays flat (start and end are printed).
@@ -22,6 +22,10 @@ fn rss_mib() -> f64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
+
+/// 15-minute ticks: half a day (the month test covers the scheduler over weeks; this one
+/// watches every tick's cursor and the memory).
+const TICKS: i64 = 48;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_simulated_day_of_schedules_keeps_cursors_moving_and_memory_flat() {
@@ -73,7 +77,7 @@ async fn a_simulated_day_of_schedules_keeps_cursors_moving_and_memory_flat() {
     let start_rss = rss_mib();
     let mut extracts = 0;
     let mut peaks = [0f64; 2]; // RSS peak over each half of the day
-    for i in 1..=96 {
+    for i in 1..=TICKS {
         let t = day0 + i * 900;
         sb.sandbox.set_clock(t);
         let now = Utc.timestamp_opt(t, 0).unwrap();
@@ -89,7 +93,7 @@ async fn a_simulated_day_of_schedules_keeps_cursors_moving_and_memory_flat() {
         if i % 8 == 0 {
             let rss = rss_mib();
             eprintln!("tick {i}: RSS {rss:.0} MiB");
-            let half = if i <= 48 { 0 } else { 1 };
+            let half = if i <= TICKS / 2 { 0 } else { 1 };
             peaks[half] = peaks[half].max(rss);
         }
         for s in &shops {
@@ -103,10 +107,10 @@ async fn a_simulated_day_of_schedules_keeps_cursors_moving_and_memory_flat() {
     }
     let end_rss = rss_mib();
     eprintln!(
-        "96 ticks, {extracts} extract jobs; RSS {start_rss:.0} MiB at the first tick, {end_rss:.0} MiB after the last"
+        "{TICKS} ticks, {extracts} extract jobs; RSS {start_rss:.0} MiB at the first tick, {end_rss:.0} MiB after the last"
     );
     assert!(
-        extracts >= 96 * 2,
+        extracts >= TICKS as u64 * 2,
         "every tick queued the 15-minute streams"
     );
     // Flat: the second half of the day peaks no more than a little above the first (a

@@ -146,6 +146,8 @@ pub struct Sandbox {
     /// The generated world.
     pub data: Dataset,
     view: RwLock<Arc<View>>,
+    /// Held while the clock moves (views rebuilt and swapped as one step).
+    clock_write: Mutex<()>,
     /// The search index's view: the data as of `clock − index_lag`.
     search_view: RwLock<Arc<View>>,
     realism: realism::RealismState,
@@ -1000,6 +1002,7 @@ impl Sandbox {
             faults: FaultInjector::new(config.faults, config.data.seed),
             revoked: Mutex::new(Default::default()),
             counter: AtomicU64::new(0),
+            clock_write: Mutex::new(()),
             stats: Mutex::new(HashMap::new()),
             view: RwLock::new(view),
             data,
@@ -1042,6 +1045,18 @@ impl Sandbox {
     /// Moves the data clock (orders progress through their lifecycle); the search index
     /// follows `index_lag` behind.
     pub fn set_clock(&self, clock: i64) {
+        let _one_at_a_time = self.clock_write.lock().unwrap_or_else(|e| e.into_inner());
+        self.build_views(clock);
+    }
+
+    /// Moves the data clock on by `step` seconds from where it is (atomically with other
+    /// clock moves: concurrent walks never lose a step or move it back).
+    pub fn advance_clock(&self, step: i64) {
+        let _one_at_a_time = self.clock_write.lock().unwrap_or_else(|e| e.into_inner());
+        self.build_views(self.view().clock + step);
+    }
+
+    fn build_views(&self, clock: i64) {
         let v = Arc::new(View::build(&self.data, clock));
         let s = match self.config.realism.index_lag {
             Some(lag) => Arc::new(View::build(&self.data, clock - lag.as_secs() as i64)),
@@ -1236,7 +1251,7 @@ impl Sandbox {
                 .iter()
                 .any(|(k, v)| k == "page_token" && !v.is_empty())
             {
-                self.set_clock(self.view().clock + step.as_secs() as i64);
+                self.advance_clock(step.as_secs() as i64);
             }
         }
         let result = shop.and_then(|shop| {

@@ -700,16 +700,14 @@ impl Extractor {
                     // A record that moves inside the window (the index catching up with
                     // an update) leaves the total as it was but still shifts the
                     // offsets: a walk of such a list also counts the distinct keys it
-                    // read, and one that read fewer than the total reads the call again.
+                    // read, and one that read fewer than the total fails as shifted.
                     let key_paths = if seek.is_some() {
                         key_paths(&self.schemas[&stream.tables[0]])
                     } else {
                         Vec::new()
                     };
-                    let first_req = req.clone();
                     let mut req = req;
                     let mut restarts = 0u32;
-                    let mut rereads = 0u32;
                     let mut from: Option<Value> = None;
                     loop {
                         let spec = page_spec(stream, req.clone());
@@ -750,27 +748,17 @@ impl Extractor {
                         }
                         .await;
                         if walked.is_ok() && total.is_some_and(|t| (keys.len() as u64) < t) {
-                            let (read, total) = (keys.len() as u64, total.unwrap_or_default());
-                            if rereads >= WINDOW_REREADS {
-                                return Err(PipelineError::Api(ApiError::Shifted {
-                                    ctx: crate::api::error::RequestContext {
-                                        path: stream.path.clone(),
-                                        shop: Some(shop.id.clone()),
-                                    },
-                                    first: total,
-                                    now: read,
-                                    page: pages,
-                                }));
-                            }
-                            warn!(
-                                read,
-                                total,
-                                "the walk read fewer records than the list holds; reading the call again"
-                            );
-                            req = first_req.clone();
-                            from = None;
-                            rereads += 1;
-                            continue;
+                            // Offsets shifted under the walk: the window is read again
+                            // whole by `run_window`, as for a total that changed.
+                            return Err(PipelineError::Api(ApiError::Shifted {
+                                ctx: crate::api::error::RequestContext {
+                                    path: stream.path.clone(),
+                                    shop: Some(shop.id.clone()),
+                                },
+                                first: total.unwrap_or_default(),
+                                now: keys.len() as u64,
+                                page: pages,
+                            }));
                         }
                         match (walked, seek, last) {
                             // Goes on only when it moved: a page of records all at the

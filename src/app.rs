@@ -40,7 +40,7 @@ pub enum AppError {
     Model(#[from] models::ModelError),
     /// A query.
     #[error("query: {0}")]
-    Query(String),
+    Query(#[from] datafusion::error::DataFusionError),
     /// Anything else, with context.
     #[error("{0}")]
     Other(String),
@@ -342,7 +342,7 @@ impl App {
                     0
                 };
                 // Detail streams run inside their parent's windows.
-                let r = runs.get(&key(&s.id, st.parent.as_deref().unwrap_or(&st.name)));
+                let r = runs.get(&key(&s.id, st.parent().unwrap_or(&st.name)));
                 out.push(StatusRow {
                     shop: s.id.clone(),
                     shop_name: s.name.clone(),
@@ -363,7 +363,7 @@ impl App {
     pub async fn session(&self) -> Result<SessionContext> {
         catalog::session(&self.lake, Some(&self.seeds_dir()))
             .await
-            .map_err(|e| AppError::Query(e.to_string()))
+            .map_err(AppError::Query)
     }
 
     /// The SQL model project.
@@ -388,9 +388,51 @@ impl App {
 
     /// Build settings from the config (`[project]`).
     pub fn build_options(&self) -> Result<BuildOptions> {
-        self.config
-            .build_options()
-            .map_err(|e| AppError::Other(e.to_string()))
+        Ok(self.config.build_options()?)
+    }
+
+    /// `shoplake maintain`: compacts, checkpoints and vacuums `tables` (every table of the
+    /// lake when empty; `schema.table` names), one after another.
+    pub async fn maintain(
+        &self,
+        tables: &[String],
+        opts: &crate::warehouse::maintain::MaintainOptions,
+    ) -> Result<Vec<crate::warehouse::maintain::MaintainReport>> {
+        use crate::warehouse::{Layer, TableRef};
+        let mut refs = Vec::new();
+        if tables.is_empty() {
+            for layer in Layer::ALL {
+                for name in self.lake.list_tables(layer.as_str()).await? {
+                    refs.push(TableRef::new(layer, name));
+                }
+            }
+        } else {
+            for t in tables {
+                let (schema, name) = t.split_once('.').unwrap_or(("raw", t.as_str()));
+                let layer = Layer::parse(schema).ok_or_else(|| {
+                    AppError::Other(format!(
+                        "--table {t}: the schema must be raw, staging or marts"
+                    ))
+                })?;
+                refs.push(TableRef::new(layer, name));
+            }
+        }
+        let mut out = Vec::new();
+        for t in &refs {
+            match self.lake.maintain(t, opts).await? {
+                Some(r) => {
+                    tracing::info!(table = %t, files_before = r.before.files, files_after = r.after.files, vacuumed = r.vacuumed, "table maintained");
+                    out.push(r);
+                }
+                None if !tables.is_empty() => {
+                    return Err(AppError::Other(format!(
+                        "--table {t}: no such table in the lake"
+                    )));
+                }
+                None => {}
+            }
+        }
+        Ok(out)
     }
 
     /// `shoplake docs`: the Markdown catalog of every raw table and model.
@@ -398,7 +440,36 @@ impl App {
         let ctx = self.session().await?;
         let project = self.project(&ctx).await?;
         let (pipelines, schemas) = self.pipelines()?;
-        Ok(models::docs::catalog(&ctx, &project, &pipelines, &schemas).await)
+        let raw: Vec<models::docs::RawTable> = schemas
+            .iter()
+            .map(|(name, s)| models::docs::RawTable {
+                name: name.clone(),
+                doc: s.doc.clone(),
+                key: s.merge_keys(),
+                streams: pipelines
+                    .streams
+                    .iter()
+                    .filter(|st| st.tables.iter().any(|t| t == name))
+                    .map(|st| {
+                        format!(
+                            "`{}` ({} pipeline, {}): `{} {}` — {}",
+                            st.name,
+                            st.category,
+                            st.kind.name(),
+                            st.method,
+                            st.path,
+                            st.doc
+                        )
+                    })
+                    .collect(),
+                columns: s
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.doc.clone()))
+                    .collect(),
+            })
+            .collect();
+        Ok(models::docs::catalog(&ctx, &project, &raw).await)
     }
 
     /// `shoplake build --dry-run`: the DAG of the selected models, each planned against the
@@ -432,10 +503,8 @@ impl App {
         let df = ctx
             .sql_with_options(sql, models::run::read_only())
             .await
-            .map_err(|e| AppError::Query(e.to_string()))?;
-        df.collect()
-            .await
-            .map_err(|e| AppError::Query(e.to_string()))
+            .map_err(AppError::Query)?;
+        df.collect().await.map_err(AppError::Query)
     }
 
     /// `shoplake serve`: Flight SQL on `addr`.
@@ -451,10 +520,10 @@ async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
     let b = ctx
         .sql(sql)
         .await
-        .map_err(|e| AppError::Query(e.to_string()))?
+        .map_err(AppError::Query)?
         .collect()
         .await
-        .map_err(|e| AppError::Query(e.to_string()))?;
+        .map_err(AppError::Query)?;
     Ok(b.first()
         .and_then(|b| {
             b.column(0)

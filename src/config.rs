@@ -57,10 +57,12 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct ExtractSection {
     /// No window ends closer than this to now: search indexes lag their writes.
-    pub settle: String,
+    #[serde(with = "crate::duration")]
+    pub settle: Duration,
     /// How far before its cursor a run of a unix-time incremental stream re-reads, when
     /// the stream sets no `lookback` of its own.
-    pub lookback: String,
+    #[serde(with = "crate::duration")]
+    pub lookback: Duration,
     /// A snapshot that would delete more than this share (0–1) of a shop's rows fails
     /// instead; `1` allows any deletion.
     pub max_snapshot_delete: String,
@@ -69,8 +71,8 @@ pub struct ExtractSection {
 impl Default for ExtractSection {
     fn default() -> Self {
         ExtractSection {
-            settle: "2m".into(),
-            lookback: "15m".into(),
+            settle: Duration::from_secs(2 * 60),
+            lookback: Duration::from_secs(15 * 60),
             max_snapshot_delete: "0.5".into(),
         }
     }
@@ -96,16 +98,23 @@ pub struct JobsSection {
     #[serde(deserialize_with = "de::u32_or_str")]
     pub max_attempts: u32,
     /// First wait before a failed job runs again (doubles each time), e.g. `"5s"`.
-    pub retry_backoff: String,
+    #[serde(with = "crate::duration")]
+    pub retry_backoff: Duration,
     /// Worker heartbeat; a worker silent for two is dead and its jobs run elsewhere.
-    pub heartbeat: String,
+    #[serde(with = "crate::duration")]
+    pub heartbeat: Duration,
     /// How far back a scheduled extract starts for a stream with no cursor yet.
-    pub initial_lookback: String,
+    #[serde(with = "crate::duration")]
+    pub initial_lookback: Duration,
     /// Schedule per stream, overriding the pipeline files: `orders = "5m"` or a cron
     /// expression in the shop's time zone, `analytics = "0 30 1 * * *"`.
     pub schedule: BTreeMap<String, String>,
     /// Address of `/metrics` and `/health` for `shoplake run | worker | scheduler`.
     pub http_addr: String,
+    /// When table maintenance (`shoplake maintain`: compaction, checkpoints, vacuum) is
+    /// queued: an interval (`"1d"`, aligned to UTC midnight) or a cron expression in UTC;
+    /// `""` turns it off.
+    pub maintain: String,
 }
 
 impl Default for JobsSection {
@@ -116,11 +125,12 @@ impl Default for JobsSection {
             per_shop: 2,
             per_family: 4,
             max_attempts: 5,
-            retry_backoff: "5s".into(),
-            heartbeat: "30s".into(),
-            initial_lookback: "30days".into(),
+            retry_backoff: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(30),
+            initial_lookback: Duration::from_secs(30 * 86_400),
             schedule: BTreeMap::new(),
             http_addr: "127.0.0.1:8080".into(),
+            maintain: "1d".into(),
         }
     }
 }
@@ -144,6 +154,8 @@ pub struct JobsConfig {
     pub heartbeat: Duration,
     /// Start of a stream's first scheduled extract, back from now.
     pub initial_lookback: Duration,
+    /// When table maintenance is queued (`None`: never).
+    pub maintain: Option<crate::jobs::Schedule>,
     /// Schedule overrides per stream or category.
     pub schedule: BTreeMap<String, String>,
     /// `/metrics` address.
@@ -164,13 +176,16 @@ pub struct WarehouseSection {
 pub struct ServeSection {
     /// Flight SQL listen address.
     pub flight_addr: String,
+    /// Address of `shoplake serve`'s `/health` and `/metrics`; `""` turns them off.
+    pub http_addr: String,
     /// Single-user shorthand: a user with every schema. No auth when no user is set
     /// (bind to loopback then).
     pub username: Option<String>,
     /// Password for `username` (prefer `SHOPLAKE_SERVE__PASSWORD`).
     pub password: Option<Secret>,
     /// Wall-time limit per query, e.g. `"60s"`.
-    pub query_timeout: String,
+    #[serde(with = "crate::duration")]
+    pub query_timeout: Duration,
     /// Queries running at once; more are refused with "server busy".
     #[serde(deserialize_with = "de::u32_or_str")]
     pub max_concurrent_queries: u32,
@@ -210,9 +225,10 @@ impl Default for ServeSection {
     fn default() -> Self {
         ServeSection {
             flight_addr: "127.0.0.1:50051".into(),
+            http_addr: "127.0.0.1:8081".into(),
             username: None,
             password: None,
-            query_timeout: "60s".into(),
+            query_timeout: Duration::from_secs(60),
             max_concurrent_queries: 8,
             query_memory: "1GiB".into(),
             server_memory: "4GiB".into(),
@@ -301,155 +317,14 @@ impl Config {
     ) -> Result<ServeOptions, ConfigError> {
         let s = &self.serve;
         let known: BTreeSet<String> = crate::serve::all_schemas().into_iter().collect();
-        let mut roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        let set = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>();
-        roles.insert("analyst".into(), set(&["marts", "seeds"]));
-        roles.insert(
-            "engineer".into(),
-            set(&["raw", "staging", "marts", "seeds"]),
-        );
-        roles.insert("admin".into(), known.clone());
-        for (name, schemas) in &s.roles {
-            for sc in schemas {
-                if !known.contains(sc) {
-                    return Err(err(
-                        &format!("serve.roles.{name}"),
-                        format!(
-                            "unknown schema {sc:?}; schemas are {}",
-                            known.iter().cloned().collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                }
-            }
-            roles.insert(name.clone(), schemas.iter().cloned().collect());
-        }
-        let mut users = Vec::new();
-        match (&s.username, &s.password) {
-            (None, None) => {}
-            (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => users.push(User {
-                name: u.clone(),
-                role: "admin".into(),
-                schemas: known.clone(),
-                credential: Credential::Plain(p.clone()),
-            }),
-            (Some(_), _) => {
-                return Err(err(
-                    "serve.password",
-                    "serve.username is set but the password is missing: set SHOPLAKE_SERVE__PASSWORD",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(err(
-                    "serve.username",
-                    "a password is set but no user name, e.g. username = \"analyst\"",
-                ));
-            }
-        }
+        let roles = s.role_schemas(&known)?;
+        let mut users: Vec<User> = s.shorthand_user(&known)?.into_iter().collect();
         for (i, u) in s.users.iter().enumerate() {
-            let key = format!("serve.users[{i}]");
-            if u.name.is_empty() {
-                return Err(err(&format!("{key}.name"), "missing, e.g. name = \"ana\""));
-            }
-            if users.iter().any(|x: &User| x.name == u.name) {
-                return Err(err(
-                    &format!("{key}.name"),
-                    format!("user {:?} is defined twice", u.name),
-                ));
-            }
-            let schemas = roles.get(&u.role).cloned().ok_or_else(|| {
-                err(
-                    &format!("{key}.role"),
-                    format!(
-                        "unknown role {:?}; roles are {}",
-                        u.role,
-                        roles.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                )
-            })?;
-            let credential = match (&u.password_hash, &u.password_env) {
-                (Some(h), None) => {
-                    if !crate::serve::access::valid_hash(h) {
-                        return Err(err(
-                            &format!("{key}.password_hash"),
-                            "not an argon2 hash; make one with `shoplake hash-password`",
-                        ));
-                    }
-                    Credential::Argon2(h.clone())
-                }
-                (None, Some(var)) => match env(var) {
-                    Some(p) if !p.is_empty() => Credential::Plain(Secret::new(p)),
-                    _ => {
-                        return Err(err(
-                            &format!("{key}.password_env"),
-                            format!("environment variable {var} is not set"),
-                        ));
-                    }
-                },
-                _ => {
-                    return Err(err(
-                        &key,
-                        "set exactly one of password_hash (argon2, from `shoplake hash-password`) or password_env",
-                    ));
-                }
-            };
-            users.push(User {
-                name: u.name.clone(),
-                role: u.role.clone(),
-                schemas,
-                credential,
-            });
+            let user = u.resolve(&format!("serve.users[{i}]"), &users, &roles, &env)?;
+            users.push(user);
         }
-        let bytes = |k: &str, v: &str| {
-            crate::serve::limits::parse_bytes(v).ok_or_else(|| {
-                err(
-                    k,
-                    format!("{v:?} is not a size; e.g. \"512MiB\" or \"2GiB\""),
-                )
-            })
-        };
-        let limits = Limits {
-            query_timeout: duration("serve.query_timeout", &s.query_timeout)?,
-            max_concurrent: match s.max_concurrent_queries {
-                0 => {
-                    return Err(err(
-                        "serve.max_concurrent_queries",
-                        "must be at least 1, e.g. 8",
-                    ));
-                }
-                n => n as usize,
-            },
-            query_memory: bytes("serve.query_memory", &s.query_memory)?,
-            server_memory: bytes("serve.server_memory", &s.server_memory)?,
-        };
-        if limits.query_memory > limits.server_memory {
-            return Err(err(
-                "serve.query_memory",
-                format!(
-                    "{} is more than serve.server_memory ({})",
-                    s.query_memory, s.server_memory
-                ),
-            ));
-        }
-        let tls = match (&s.tls_cert, &s.tls_key) {
-            (None, None) => None,
-            (Some(cert), Some(key)) => {
-                for (k, p) in [("serve.tls_cert", cert), ("serve.tls_key", key)] {
-                    if !p.is_file() {
-                        return Err(err(k, format!("{} is not a readable file", p.display())));
-                    }
-                }
-                Some(TlsFiles {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                })
-            }
-            (Some(_), None) => {
-                return Err(err("serve.tls_key", "tls_cert is set but tls_key is not"));
-            }
-            (None, Some(_)) => {
-                return Err(err("serve.tls_cert", "tls_key is set but tls_cert is not"));
-            }
-        };
+        let limits = s.limits()?;
+        let tls = s.tls()?;
         let audit_path = s
             .audit_log
             .clone()
@@ -466,6 +341,186 @@ impl Config {
             audit,
             tls,
         })
+    }
+}
+
+impl ServeSection {
+    /// Role → schemas: the built-in roles, then `[serve.roles]` (which may redefine them);
+    /// `known` are the schemas that exist.
+    fn role_schemas(
+        &self,
+        known: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, ConfigError> {
+        let mut roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let set = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>();
+        roles.insert("analyst".into(), set(&["marts", "seeds"]));
+        roles.insert(
+            "engineer".into(),
+            set(&["raw", "staging", "marts", "seeds"]),
+        );
+        roles.insert("admin".into(), known.clone());
+        for (name, schemas) in &self.roles {
+            for sc in schemas {
+                if !known.contains(sc) {
+                    return Err(err(
+                        &format!("serve.roles.{name}"),
+                        format!(
+                            "unknown schema {sc:?}; schemas are {}",
+                            known.iter().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+            roles.insert(name.clone(), schemas.iter().cloned().collect());
+        }
+        Ok(roles)
+    }
+
+    /// The `username` + `password` shorthand: a user with every schema, if set.
+    fn shorthand_user(&self, known: &BTreeSet<String>) -> Result<Option<User>, ConfigError> {
+        match (&self.username, &self.password) {
+            (None, None) => Ok(None),
+            (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => Ok(Some(User {
+                name: u.clone(),
+                role: "admin".into(),
+                schemas: known.clone(),
+                credential: Credential::Plain(p.clone()),
+            })),
+            (Some(_), _) => Err(err(
+                "serve.password",
+                "serve.username is set but the password is missing: set SHOPLAKE_SERVE__PASSWORD",
+            )),
+            (None, Some(_)) => Err(err(
+                "serve.username",
+                "a password is set but no user name, e.g. username = \"analyst\"",
+            )),
+        }
+    }
+
+    /// The query time, concurrency and memory limits, checked.
+    fn limits(&self) -> Result<Limits, ConfigError> {
+        let bytes = |k: &str, v: &str| {
+            crate::serve::limits::parse_bytes(v).ok_or_else(|| {
+                err(
+                    k,
+                    format!("{v:?} is not a size; e.g. \"512MiB\" or \"2GiB\""),
+                )
+            })
+        };
+        let limits = Limits {
+            query_timeout: self.query_timeout,
+            max_concurrent: match self.max_concurrent_queries {
+                0 => {
+                    return Err(err(
+                        "serve.max_concurrent_queries",
+                        "must be at least 1, e.g. 8",
+                    ));
+                }
+                n => n as usize,
+            },
+            query_memory: bytes("serve.query_memory", &self.query_memory)?,
+            server_memory: bytes("serve.server_memory", &self.server_memory)?,
+        };
+        if limits.query_memory > limits.server_memory {
+            return Err(err(
+                "serve.query_memory",
+                format!(
+                    "{} is more than serve.server_memory ({})",
+                    self.query_memory, self.server_memory
+                ),
+            ));
+        }
+        Ok(limits)
+    }
+
+    /// The TLS files: both or neither, each a readable file.
+    fn tls(&self) -> Result<Option<TlsFiles>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => {
+                for (k, p) in [("serve.tls_cert", cert), ("serve.tls_key", key)] {
+                    if !p.is_file() {
+                        return Err(err(k, format!("{} is not a readable file", p.display())));
+                    }
+                }
+                Ok(Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }))
+            }
+            (Some(_), None) => Err(err("serve.tls_key", "tls_cert is set but tls_key is not")),
+            (None, Some(_)) => Err(err("serve.tls_cert", "tls_key is set but tls_cert is not")),
+        }
+    }
+}
+
+impl UserEntry {
+    /// This entry as a user: `key` is `serve.users[i]`, `earlier` the users defined before
+    /// it, `roles` role → schemas, `env` the environment its `password_env` is read from.
+    fn resolve(
+        &self,
+        key: &str,
+        earlier: &[User],
+        roles: &BTreeMap<String, BTreeSet<String>>,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<User, ConfigError> {
+        if self.name.is_empty() {
+            return Err(err(&format!("{key}.name"), "missing, e.g. name = \"ana\""));
+        }
+        if earlier.iter().any(|x| x.name == self.name) {
+            return Err(err(
+                &format!("{key}.name"),
+                format!("user {:?} is defined twice", self.name),
+            ));
+        }
+        let schemas = roles.get(&self.role).cloned().ok_or_else(|| {
+            err(
+                &format!("{key}.role"),
+                format!(
+                    "unknown role {:?}; roles are {}",
+                    self.role,
+                    roles.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?;
+        let credential = self.credential(key, env)?;
+        Ok(User {
+            name: self.name.clone(),
+            role: self.role.clone(),
+            schemas,
+            credential,
+        })
+    }
+
+    /// `password_hash` (an argon2 hash) or the password in the `password_env` variable,
+    /// read now; exactly one of them.
+    fn credential(
+        &self,
+        key: &str,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Credential, ConfigError> {
+        match (&self.password_hash, &self.password_env) {
+            (Some(h), None) => {
+                if !crate::serve::access::valid_hash(h) {
+                    return Err(err(
+                        &format!("{key}.password_hash"),
+                        "not an argon2 hash; make one with `shoplake hash-password`",
+                    ));
+                }
+                Ok(Credential::Argon2(h.clone()))
+            }
+            (None, Some(var)) => match env(var.as_str()) {
+                Some(p) if !p.is_empty() => Ok(Credential::Plain(Secret::new(p))),
+                _ => Err(err(
+                    &format!("{key}.password_env"),
+                    format!("environment variable {var} is not set"),
+                )),
+            },
+            _ => Err(err(
+                key,
+                "set exactly one of password_hash (argon2, from `shoplake hash-password`) or password_env",
+            )),
+        }
     }
 }
 
@@ -491,14 +546,17 @@ pub struct ApiSection {
     #[serde(deserialize_with = "de::f64_or_str")]
     pub max_rps: f64,
     /// Per-request timeout, e.g. `"30s"`.
-    pub timeout: String,
+    #[serde(with = "crate::duration")]
+    pub timeout: Duration,
     /// Attempts per request, the first included.
     #[serde(deserialize_with = "de::u32_or_str")]
     pub max_attempts: u32,
     /// First backoff, e.g. `"500ms"`.
-    pub backoff_base: String,
+    #[serde(with = "crate::duration")]
+    pub backoff_base: Duration,
     /// Longest backoff, e.g. `"60s"`.
-    pub backoff_max: String,
+    #[serde(with = "crate::duration")]
+    pub backoff_max: Duration,
 }
 
 impl Default for ApiSection {
@@ -511,10 +569,10 @@ impl Default for ApiSection {
             app_secret_file: None,
             shops: Vec::new(),
             max_rps: 40.0,
-            timeout: "30s".into(),
+            timeout: Duration::from_secs(30),
             max_attempts: 8,
-            backoff_base: "500ms".into(),
-            backoff_max: "60s".into(),
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(60),
         }
     }
 }
@@ -553,20 +611,29 @@ mod de {
     }
 }
 
+/// A value of the merged file + env table that does not fit its key (a bad duration, an
+/// unknown key in a section) under the key toml names (`api.timeout`), as every
+/// [`ConfigError`] is; under the file when it names none (an unknown section).
+fn load_error(source: &str, e: &toml::de::Error) -> ConfigError {
+    // Deserialized from a table, not text, so no span: toml's message ends "in `a.b`".
+    let text = e.to_string();
+    let key = text
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("in `"))
+        .and_then(|l| l.strip_suffix('`'))
+        .map(str::to_string);
+    match key {
+        Some(key) => err(&key, e.message()),
+        None => err(source, text),
+    }
+}
+
 fn is_loopback(u: &Url) -> bool {
     matches!(
         u.host_str(),
         Some("127.0.0.1" | "localhost" | "::1" | "[::1]")
     )
-}
-
-fn duration(key: &str, v: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(v).map_err(|e| {
-        err(
-            key,
-            format!("{v:?} is not a duration ({e}); e.g. \"30s\" or \"500ms\""),
-        )
-    })
 }
 
 impl Config {
@@ -590,8 +657,8 @@ impl Config {
         }
         Ok(crate::pipeline::extract::ExtractOptions {
             planner: crate::pipeline::Planner {
-                settle: duration("extract.settle", &e.settle)?.as_secs() as i64,
-                lookback: duration("extract.lookback", &e.lookback)?.as_secs() as i64,
+                settle: e.settle.as_secs() as i64,
+                lookback: e.lookback.as_secs() as i64,
             },
             max_snapshot_delete: share,
         })
@@ -627,11 +694,15 @@ impl Config {
             per_shop: j.per_shop,
             per_family: j.per_family,
             max_attempts: j.max_attempts,
-            retry_backoff: duration("jobs.retry_backoff", &j.retry_backoff)?,
-            heartbeat: duration("jobs.heartbeat", &j.heartbeat)?,
-            initial_lookback: duration("jobs.initial_lookback", &j.initial_lookback)?,
+            retry_backoff: j.retry_backoff,
+            heartbeat: j.heartbeat,
+            initial_lookback: j.initial_lookback,
             schedule: j.schedule.clone(),
             http_addr: j.http_addr.clone(),
+            maintain: match j.maintain.trim() {
+                "" => None,
+                s => Some(s.parse().map_err(|e: String| err("jobs.maintain", e))?),
+            },
         })
     }
 
@@ -693,7 +764,7 @@ impl Config {
         let source = path
             .as_ref()
             .map_or("shoplake.toml/env".to_string(), |p| p.display().to_string());
-        Config::deserialize(table).map_err(|e| err(&source, e.to_string()))
+        Config::deserialize(table).map_err(|e| load_error(&source, &e))
     }
 
     /// Validates `[api]` into the client's configuration.
@@ -765,11 +836,11 @@ impl Config {
             auth_base_url,
             app_key: a.app_key.clone(),
             app_secret,
-            timeout: duration("api.timeout", &a.timeout)?,
+            timeout: a.timeout,
             retry: RetryPolicy {
                 max_attempts: a.max_attempts,
-                base: duration("api.backoff_base", &a.backoff_base)?,
-                max: duration("api.backoff_max", &a.backoff_max)?,
+                base: a.backoff_base,
+                max: a.backoff_max,
             },
             max_rps: a.max_rps,
         })
@@ -795,6 +866,22 @@ mod tests {
         let c = load("", &[]).unwrap().client_config().unwrap();
         assert_eq!(c.base_url.as_str(), "http://127.0.0.1:8090/");
         assert_eq!(c.app_secret.expose(), DEFAULT_APP_SECRET);
+        assert_eq!(c.timeout, Duration::from_secs(30));
+        assert_eq!(c.retry.base, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn durations_load_once() {
+        let c = load(
+            "[jobs]\ninitial_lookback = \"40days\"\n[extract]\nsettle = \"90s\"\n",
+            &[("SHOPLAKE_SERVE__QUERY_TIMEOUT", "5s")],
+        )
+        .unwrap();
+        assert_eq!(c.jobs.initial_lookback, Duration::from_secs(40 * 86_400));
+        assert_eq!(c.jobs.heartbeat, Duration::from_secs(30));
+        assert_eq!(c.serve.query_timeout, Duration::from_secs(5));
+        let o = c.extract_options().unwrap();
+        assert_eq!((o.planner.settle, o.planner.lookback), (90, 15 * 60));
     }
 
     #[test]
@@ -817,11 +904,12 @@ mod tests {
             .client_config()
             .unwrap_err();
         assert_eq!(e.key, "api.base_url");
-        let e = load("[api]\ntimeout = \"soon\"\n", &[])
-            .unwrap()
-            .client_config()
-            .unwrap_err();
+        // Durations are parsed at load: a bad one fails there, under its key.
+        let e = load("[api]\ntimeout = \"soon\"\n", &[]).unwrap_err();
         assert_eq!(e.key, "api.timeout");
+        assert!(e.message.starts_with("\"soon\" is not a duration ("), "{e}");
+        let e = load("", &[("SHOPLAKE_JOBS__HEARTBEAT", "often")]).unwrap_err();
+        assert_eq!(e.key, "jobs.heartbeat");
         let e = load("[api]\nbase_url = \"https://open-api.tiktokglobalshop.com\"\nauth_base_url = \"https://auth.tiktok-shops.com\"\n", &[])
             .unwrap()
             .client_config()

@@ -22,6 +22,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod duration;
 pub mod files;
 pub mod jobs;
 pub use shoplake_tiktok::region;

@@ -360,25 +360,25 @@ impl ApiClient {
                 Ok(r) => return Ok(r),
                 Err(e) => e,
             };
-            if err.is_token_expired() && (refreshed.is_empty() || attempt < policy.max_attempts) {
-                if let (
+            if err.is_token_expired()
+                && (refreshed.is_empty() || attempt < policy.max_attempts)
+                && let (
                     Credential::Shop(shop)
                     | Credential::Seller(shop)
                     | Credential::Partner { shop, .. },
                     Some(store),
                     Some(stale),
                 ) = (&req.credential, &self.inner.tokens, token.as_ref())
-                    && !refreshed.contains(stale)
-                {
-                    warn!(path = %req.path, shop = %shop, "access token expired; refreshing");
-                    self.inner.stats.refreshes.fetch_add(1, Ordering::Relaxed);
-                    store.refresh(self, shop, Some(stale)).await?;
-                    if refreshed.is_empty() {
-                        attempt -= 1; // the first refresh is not a failed attempt
-                    }
-                    refreshed.push(stale.clone());
-                    continue;
+                && !refreshed.contains(stale)
+            {
+                warn!(path = %req.path, shop = %shop, "access token expired; refreshing");
+                self.inner.stats.refreshes.fetch_add(1, Ordering::Relaxed);
+                store.refresh(self, shop, Some(stale)).await?;
+                if refreshed.is_empty() {
+                    attempt -= 1; // the first refresh is not a failed attempt
                 }
+                refreshed.push(stale.clone());
+                continue;
             }
             if err.is_retryable() && attempt < policy.max_attempts {
                 let delay = policy.delay(attempt - 1, err.retry_after());
@@ -462,17 +462,17 @@ impl ApiClient {
         debug!(path = %req.path, status, bytes = bytes.len(), ms = started.elapsed().as_millis() as u64, "api response");
         // Invalid UTF-8 inside the body is the upstream's, and permanent; an incomplete
         // sequence at the very end is a cut-off body, reported (and retried) as such below.
-        if let Err(e) = std::str::from_utf8(&bytes) {
-            if e.error_len().is_some() {
-                let at = e.valid_up_to();
-                let (lo, hi) = (at.saturating_sub(40), (at + 40).min(bytes.len()));
-                return Err(ApiError::InvalidUtf8 {
-                    ctx,
-                    status,
-                    offset: at,
-                    excerpt: String::from_utf8_lossy(&bytes[lo..hi]).into_owned(),
-                });
-            }
+        if let Err(e) = std::str::from_utf8(&bytes)
+            && e.error_len().is_some()
+        {
+            let at = e.valid_up_to();
+            let (lo, hi) = (at.saturating_sub(40), (at + 40).min(bytes.len()));
+            return Err(ApiError::InvalidUtf8 {
+                ctx,
+                status,
+                offset: at,
+                excerpt: String::from_utf8_lossy(&bytes[lo..hi]).into_owned(),
+            });
         }
         let env: Envelope = match serde_json::from_slice(&bytes) {
             Ok(e) => e,

@@ -60,15 +60,14 @@ pub async fn run(
 ) -> Result<(App, RunningSandbox, DemoReport)> {
     // A data dir holds one demo dataset: refuse to mix seeds in one lake.
     let marker = data_dir.join("state").join("demo.json");
-    if let Ok(b) = std::fs::read(&marker) {
-        if let Ok(prev) = serde_json::from_slice::<DemoSpec>(&b) {
-            if &prev != spec {
-                return Err(AppError::Other(format!(
-                    "{} holds a demo built with {prev:?}; use another --data-dir for {spec:?} (nothing was changed)",
-                    data_dir.display()
-                )));
-            }
-        }
+    if let Ok(b) = std::fs::read(&marker)
+        && let Ok(prev) = serde_json::from_slice::<DemoSpec>(&b)
+        && &prev != spec
+    {
+        return Err(AppError::Other(format!(
+            "{} holds a demo built with {prev:?}; use another --data-dir for {spec:?} (nothing was changed)",
+            data_dir.display()
+        )));
     }
     let t = Instant::now();
     let sb_cfg = SandboxConfig {
@@ -104,7 +103,11 @@ pub async fn run(
     if !sum.errors.is_empty() {
         return Err(AppError::Other(format!(
             "backfill failed: {}",
-            sum.errors.join("; ")
+            sum.errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         )));
     }
     let backfill_secs = t.elapsed().as_secs_f64();

@@ -45,7 +45,7 @@ pub fn plan(
             let plan = planner
                 .plan(st, Start::Range(from), to, now)
                 .map_err(AppError::from)?;
-            let snapshot = st.window.is_none();
+            let snapshot = st.window().is_none();
             for w in plan.windows {
                 jobs.push(Job::ExtractWindow {
                     shop: s.id.clone(),

@@ -2,7 +2,9 @@
 //! the same numbers), and this process's jobs, rows, API answers, rate-limit waits and
 //! last successful sync per shop and stream.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use super::{Queue, Runtime};
@@ -18,100 +20,138 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// `{k="v",…}`, the values escaped.
+fn labels(pairs: &[(&str, &str)]) -> String {
+    let pairs: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
+    format!("{{{}}}", pairs.join(","))
+}
+
+/// One metric: its header, then a sample per `(labels, value)` (labels from [`labels`],
+/// or empty for the one sample of an unlabelled metric).
+fn metric<V: std::fmt::Display>(
+    out: &mut String,
+    (name, kind, help): (&str, &str, &str),
+    samples: impl IntoIterator<Item = (String, V)>,
+) {
+    header(out, name, kind, help);
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+/// The samples of a counter map, its key labelled `name`.
+fn by_key<V: Copy>(map: &Mutex<BTreeMap<String, V>>, name: &str) -> Vec<(String, V)> {
+    let map = map.lock().expect("metrics");
+    map.iter()
+        .map(|(k, v)| (labels(&[(name, k.as_str())]), *v))
+        .collect()
+}
+
+/// The samples of a map keyed by pairs, labelled `a` and `b`.
+fn by_pair<V: Copy>(
+    map: &Mutex<BTreeMap<(String, String), V>>,
+    (a, b): (&str, &str),
+) -> Vec<(String, V)> {
+    let map = map.lock().expect("metrics");
+    map.iter()
+        .map(|((x, y), v)| (labels(&[(a, x.as_str()), (b, y.as_str())]), *v))
+        .collect()
+}
+
 /// Renders every metric; `rt` is `None` in a process that runs no jobs (the scheduler).
 pub async fn render(queue: &Queue, rt: Option<&Runtime>) -> String {
     let mut out = String::new();
-    header(
+    let counts = queue.counts().await;
+    metric(
         &mut out,
-        "shoplake_jobs",
-        "gauge",
-        "Jobs in the queue by state (pending, running, retrying, done, dead).",
+        (
+            "shoplake_jobs",
+            "gauge",
+            "Jobs in the queue by state (pending, running, retrying, done, dead).",
+        ),
+        counts
+            .iter()
+            .flatten()
+            .map(|(state, n)| (labels(&[("state", state.as_str())]), n)),
     );
-    match queue.counts().await {
-        Ok(c) => {
-            for (state, n) in c {
-                let _ = writeln!(out, "shoplake_jobs{{state=\"{state}\"}} {n}");
-            }
-        }
-        Err(e) => {
-            let _ = writeln!(out, "# queue unavailable: {}", escape(&e.to_string()));
-        }
+    if let Err(e) = &counts {
+        let _ = writeln!(out, "# queue unavailable: {}", escape(&e.to_string()));
     }
     let Some(rt) = rt else {
         return out;
     };
     let m = &rt.metrics;
-    header(
+    metric(
         &mut out,
-        "shoplake_jobs_finished_total",
-        "counter",
-        "Jobs this process finished, by kind and outcome.",
+        (
+            "shoplake_jobs_finished_total",
+            "counter",
+            "Jobs this process finished, by kind and outcome.",
+        ),
+        by_pair(&m.jobs, ("kind", "outcome")),
     );
-    for ((kind, outcome), n) in m.jobs.lock().expect("metrics").iter() {
-        let _ = writeln!(
-            out,
-            "shoplake_jobs_finished_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}"
-        );
-    }
-    header(
+    metric(
         &mut out,
-        "shoplake_rows_landed_total",
-        "counter",
-        "Rows fetched and merged into raw tables by this process, by stream.",
+        (
+            "shoplake_rows_landed_total",
+            "counter",
+            "Rows fetched and merged into raw tables by this process, by stream.",
+        ),
+        by_key(&m.rows, "stream"),
     );
-    for (stream, n) in m.rows.lock().expect("metrics").iter() {
-        let _ = writeln!(
-            out,
-            "shoplake_rows_landed_total{{stream=\"{}\"}} {n}",
-            escape(stream)
-        );
-    }
     let client = rt.extractor.client();
-    header(
+    metric(
         &mut out,
-        "shoplake_api_requests_total",
-        "counter",
-        "API requests sent by this process, by answer (ok, rate_limited = HTTP 429, server_error, transport, other).",
+        (
+            "shoplake_api_requests_total",
+            "counter",
+            "API requests sent by this process, by answer (ok, rate_limited = HTTP 429, server_error, transport, other).",
+        ),
+        ANSWER_KINDS.iter().enumerate().map(|(i, kind)| {
+            (
+                labels(&[("answer", *kind)]),
+                client.stats().answers[i].load(Ordering::Relaxed),
+            )
+        }),
     );
-    for (i, kind) in ANSWER_KINDS.iter().enumerate() {
-        let n = client.stats().answers[i].load(Ordering::Relaxed);
-        let _ = writeln!(out, "shoplake_api_requests_total{{answer=\"{kind}\"}} {n}");
-    }
-    header(
+    metric(
         &mut out,
-        "shoplake_rate_limit_wait_seconds_total",
-        "counter",
-        "Time requests waited for the client-side and shared rate limits.",
+        (
+            "shoplake_rate_limit_wait_seconds_total",
+            "counter",
+            "Time requests waited for the client-side and shared rate limits.",
+        ),
+        [(
+            String::new(),
+            format!("{:.3}", client.rate_limit_waited().as_secs_f64()),
+        )],
     );
-    let _ = writeln!(
-        out,
-        "shoplake_rate_limit_wait_seconds_total {:.3}",
-        client.rate_limit_waited().as_secs_f64()
-    );
-    header(
+    metric(
         &mut out,
-        "shoplake_lease_wait_seconds_total",
-        "counter",
-        "Time jobs waited for a per-shop or per-family concurrency slot.",
+        (
+            "shoplake_lease_wait_seconds_total",
+            "counter",
+            "Time jobs waited for a per-shop or per-family concurrency slot.",
+        ),
+        [(
+            String::new(),
+            format!(
+                "{:.3}",
+                m.lease_wait_ms.load(Ordering::Relaxed) as f64 / 1000.0
+            ),
+        )],
     );
-    let _ = writeln!(
-        out,
-        "shoplake_lease_wait_seconds_total {:.3}",
-        m.lease_wait_ms.load(Ordering::Relaxed) as f64 / 1000.0
-    );
-    header(
+    metric(
         &mut out,
-        "shoplake_last_sync_timestamp_seconds",
-        "gauge",
-        "End of the last window landed per shop and stream (unix seconds).",
+        (
+            "shoplake_last_sync_timestamp_seconds",
+            "gauge",
+            "End of the last window landed per shop and stream (unix seconds).",
+        ),
+        by_pair(&m.last_sync, ("shop", "stream")),
     );
-    for ((shop, stream), t) in m.last_sync.lock().expect("metrics").iter() {
-        let _ = writeln!(
-            out,
-            "shoplake_last_sync_timestamp_seconds{{shop=\"{}\",stream=\"{}\"}} {t}",
-            escape(shop),
-            escape(stream)
-        );
-    }
     out
 }

@@ -66,6 +66,11 @@ pub enum Job {
         /// The tick or backfill.
         after: String,
     },
+    /// Compact, checkpoint and vacuum every table (`shoplake maintain`).
+    Maintain {
+        /// The scheduled time (unix seconds) this maintenance is for.
+        at: i64,
+    },
 }
 
 impl Job {
@@ -90,15 +95,17 @@ impl Job {
             }
             Job::BuildModels { after, .. } => format!("build/{after}"),
             Job::RunDataTests { after, .. } => format!("test/{after}"),
+            Job::Maintain { at } => format!("maintain/{at}"),
         }
     }
 
-    /// `extract`, `build` or `test` (metrics label).
+    /// `extract`, `build`, `test` or `maintain` (metrics label).
     pub fn kind(&self) -> &'static str {
         match self {
             Job::ExtractWindow { .. } => "extract",
             Job::BuildModels { .. } => "build",
             Job::RunDataTests { .. } => "test",
+            Job::Maintain { .. } => "maintain",
         }
     }
 }
@@ -125,6 +132,9 @@ pub enum JobError {
     /// The job itself.
     #[error("{0}")]
     Job(String),
+    /// A window of the job's extract failed (the cursor stays before it).
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
     /// App wiring (config, lake, shops).
     #[error(transparent)]
     App(#[from] crate::app::AppError),

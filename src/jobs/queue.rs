@@ -11,9 +11,8 @@ use std::time::Duration;
 use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::{Row, postgres::PgConnectOptions};
 
 use super::{Job, JobError, Result};
 
@@ -71,7 +70,36 @@ impl JobRow {
         let ok = v.get("Ok").cloned().unwrap_or(v);
         serde_json::from_value(ok).ok()
     }
+
+    /// A row of [`Queue::select`]'s columns.
+    fn from_columns<I: Into<i64>>(
+        (id, job, status, attempts, max_attempts, last_result, key, worker): Columns<I>,
+    ) -> JobRow {
+        JobRow {
+            id,
+            job: serde_json::from_slice(&job).ok(),
+            status,
+            attempts: attempts.into(),
+            max_attempts: max_attempts.into(),
+            last_result,
+            key,
+            worker,
+        }
+    }
 }
+
+/// The columns [`Queue::select`] reads: id, job (JSON), status, attempts, max_attempts,
+/// last_result, idempotency key, lock_by; `I` is the attempts type of the backend.
+type Columns<I> = (
+    String,
+    Vec<u8>,
+    String,
+    I,
+    I,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// The parameter of a job listing.
 enum Filter {
@@ -94,23 +122,22 @@ fn db(what: &str) -> impl Fn(sqlx::Error) -> JobError + '_ {
     move |e| JobError::Backend(format!("{what}: {e}"))
 }
 
+/// An apalis migration error on `backend` (`sqlite` / `postgres`).
+fn migrations<E: std::fmt::Display>(backend: &'static str) -> impl Fn(E) -> JobError {
+    move |e| JobError::Backend(format!("apalis migrations ({backend}): {e}"))
+}
+
+/// An apalis enqueue error.
+fn enqueue_error(e: impl std::fmt::Display) -> JobError {
+    JobError::Backend(format!("enqueue: {e}"))
+}
+
 /// Runs one sqlx call (`on_both!(q, execute, query(sql), arg1, arg2)`: make, bind each
 /// argument, run; written once) on whichever
 /// pool the queue has; the statement text comes from [`Queue::dialect`].
 macro_rules! on_both {
     ($q:expr, execute, $make:ident($sql:expr) $(, $arg:expr)*) => {
-        match $q {
-            Queue::Sqlite(pool) => sqlx::$make(sqlx::AssertSqlSafe($sql))
-                $(.bind($arg))*
-                .execute(pool)
-                .await
-                .map(|_| ()),
-            Queue::Postgres(pool) => sqlx::$make(sqlx::AssertSqlSafe($sql))
-                $(.bind($arg))*
-                .execute(pool)
-                .await
-                .map(|_| ()),
-        }
+        on_both!($q, rows_affected, $make($sql) $(, $arg)*).map(|_| ())
     };
     ($q:expr, rows_affected, $make:ident($sql:expr) $(, $arg:expr)*) => {
         match $q {
@@ -142,40 +169,50 @@ macro_rules! on_both {
 const SQLITE_NOW: &str = "((julianday('now') - 2440587.5) * 86400.0)";
 const PG_NOW: &str = "extract(epoch from clock_timestamp())::float8";
 
+/// The shoplake tables, in [`Queue::dialect`] (`{real}`, `{int}`: the column types).
+const TABLES: [&str; 3] = [
+    "CREATE TABLE IF NOT EXISTS shoplake_rate (key TEXT PRIMARY KEY, tat {real} NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS shoplake_leases (key TEXT NOT NULL, slot {int} NOT NULL, holder TEXT NOT NULL, expires_at {real} NOT NULL, PRIMARY KEY (key, slot))",
+    "CREATE TABLE IF NOT EXISTS shoplake_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+];
+
 impl Queue {
     /// Opens (and migrates) `backend`: `sqlite` (→ `<data-dir>/state/jobs.sqlite`),
     /// `sqlite:PATH`, or a `postgres://` URL.
     pub async fn open(backend: &str, data_dir: &Path) -> Result<Queue> {
-        if backend.starts_with("postgres://") || backend.starts_with("postgresql://") {
-            let opts: PgConnectOptions = backend.parse().map_err(|e| {
-                JobError::Backend(format!("jobs.backend is not a Postgres URL: {e}"))
+        let queue = if backend.starts_with("postgres://") || backend.starts_with("postgresql://") {
+            Queue::open_postgres(backend).await?
+        } else {
+            Queue::open_sqlite(backend, data_dir).await?
+        };
+        queue.create_tables().await?;
+        Ok(queue)
+    }
+
+    /// Connects to the Postgres queue and runs apalis' migrations.
+    async fn open_postgres(backend: &str) -> Result<Queue> {
+        let opts: PgConnectOptions = backend
+            .parse()
+            .map_err(|e| JobError::Backend(format!("jobs.backend is not a Postgres URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await
+            .map_err(|e| {
+                JobError::Backend(format!(
+                    "cannot connect to the Postgres queue {}: {e}",
+                    redact(backend)
+                ))
             })?;
-            let pool = PgPoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(opts)
-                .await
-                .map_err(|e| {
-                    JobError::Backend(format!(
-                        "cannot connect to the Postgres queue {}: {e}",
-                        redact(backend)
-                    ))
-                })?;
-            PostgresStorage::setup(&pool)
-                .await
-                .map_err(|e| JobError::Backend(format!("apalis migrations (postgres): {e}")))?;
-            for ddl in [
-                "CREATE TABLE IF NOT EXISTS shoplake_rate (key TEXT PRIMARY KEY, tat DOUBLE PRECISION NOT NULL)",
-                "CREATE TABLE IF NOT EXISTS shoplake_leases (key TEXT NOT NULL, slot BIGINT NOT NULL, holder TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (key, slot))",
-                "CREATE TABLE IF NOT EXISTS shoplake_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-            ] {
-                // Two processes starting at once may race on CREATE: the loser's error is harmless.
-                if let Err(e) = sqlx::query(ddl).execute(&pool).await {
-                    tracing::debug!(error = %e, "create shoplake tables");
-                }
-            }
-            return Ok(Queue::Postgres(pool));
-        }
+        PostgresStorage::setup(&pool)
+            .await
+            .map_err(migrations("postgres"))?;
+        Ok(Queue::Postgres(pool))
+    }
+
+    /// Opens (creating) the SQLite queue file and runs apalis' migrations.
+    async fn open_sqlite(backend: &str, data_dir: &Path) -> Result<Queue> {
         let path = match backend.strip_prefix("sqlite:") {
             Some(p) => std::path::PathBuf::from(p.trim_start_matches("//")),
             None => data_dir.join("state").join("jobs.sqlite"),
@@ -195,18 +232,24 @@ impl Queue {
             .map_err(|e| JobError::Backend(format!("cannot open {}: {e}", path.display())))?;
         SqliteStorage::setup(&pool)
             .await
-            .map_err(|e| JobError::Backend(format!("apalis migrations (sqlite): {e}")))?;
-        for ddl in [
-            "CREATE TABLE IF NOT EXISTS shoplake_rate (key TEXT PRIMARY KEY, tat REAL NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS shoplake_leases (key TEXT NOT NULL, slot INTEGER NOT NULL, holder TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (key, slot))",
-            "CREATE TABLE IF NOT EXISTS shoplake_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        ] {
-            sqlx::query(ddl)
-                .execute(&pool)
-                .await
-                .map_err(db("create shoplake tables"))?;
-        }
+            .map_err(migrations("sqlite"))?;
         Ok(Queue::Sqlite(pool))
+    }
+
+    /// Creates the shoplake tables (rate limit, leases, shared values) if missing.
+    async fn create_tables(&self) -> Result<()> {
+        for ddl in TABLES {
+            let sql = self.dialect(ddl);
+            match (self, on_both!(self, execute, query(sql))) {
+                (_, Ok(())) => {}
+                // Two processes starting at once may race on CREATE: the loser's error is harmless.
+                (Queue::Postgres(_), Err(e)) => {
+                    tracing::debug!(error = %e, "create shoplake tables");
+                }
+                (Queue::Sqlite(_), Err(e)) => return Err(db("create shoplake tables")(e)),
+            }
+        }
+        Ok(())
     }
 
     /// `sqlite` or `postgres`.
@@ -234,15 +277,11 @@ impl Queue {
         match self {
             Queue::Sqlite(pool) => {
                 let mut s = SqliteStorage::<Job>::new(pool).with_config(sqlite_config(None));
-                s.push_all(&mut stream)
-                    .await
-                    .map_err(|e| JobError::Backend(format!("enqueue: {e}")))?;
+                s.push_all(&mut stream).await.map_err(enqueue_error)?;
             }
             Queue::Postgres(pool) => {
                 let mut s = PostgresStorage::<Job>::new(pool).with_config(pg_config(None));
-                s.push_all(&mut stream)
-                    .await
-                    .map_err(|e| JobError::Backend(format!("enqueue: {e}")))?;
+                s.push_all(&mut stream).await.map_err(enqueue_error)?;
             }
         }
         Ok(self.total().await?.saturating_sub(before))
@@ -262,11 +301,8 @@ impl Queue {
                 "SELECT status::text AS status, attempts >= max_attempts AS spent, count(*) AS n FROM apalis.jobs WHERE job_type = $1 GROUP BY 1, 2"
             }
         };
-        let rows: Vec<(String, bool, i64)> = match self {
-            Queue::Sqlite(pool) => sqlx::query_as(sql).bind(QUEUE).fetch_all(pool).await,
-            Queue::Postgres(pool) => sqlx::query_as(sql).bind(QUEUE).fetch_all(pool).await,
-        }
-        .map_err(db("count jobs"))?;
+        let rows: Vec<(String, bool, i64)> =
+            on_both!(self, fetch_all, query_as(sql), QUEUE).map_err(db("count jobs"))?;
         let mut out: BTreeMap<String, u64> = ["pending", "running", "done", "retrying", "dead"]
             .iter()
             .map(|s| (s.to_string(), 0))
@@ -317,50 +353,26 @@ impl Queue {
                     Filter::Text(t) => t,
                     Filter::Keys(k) => serde_json::to_string(&k).expect("keys serialize"),
                 };
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                let rows: Vec<Columns<i64>> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(QUEUE)
                     .bind(arg)
                     .fetch_all(pool)
                     .await
                     .map_err(db("list jobs"))?;
-                Ok(rows
-                    .iter()
-                    .map(|r| JobRow {
-                        id: r.get(0),
-                        job: serde_json::from_slice(&r.get::<Vec<u8>, _>(1)).ok(),
-                        status: r.get(2),
-                        attempts: r.get(3),
-                        max_attempts: r.get(4),
-                        last_result: r.get(5),
-                        key: r.get(6),
-                        worker: r.get(7),
-                    })
-                    .collect())
+                Ok(rows.into_iter().map(JobRow::from_columns).collect())
             }
             Queue::Postgres(pool) => {
                 let sql = format!(
                     "SELECT id, job, status::text AS status, attempts, max_attempts, last_result::text AS last_result, \
                      idempotency_key, lock_by FROM apalis.jobs WHERE job_type = $1 AND {pg_where}"
                 );
-                let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(QUEUE);
+                let q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(QUEUE);
                 let q = match arg {
                     Filter::Text(t) => q.bind(t),
                     Filter::Keys(k) => q.bind(k),
                 };
-                let rows = q.fetch_all(pool).await.map_err(db("list jobs"))?;
-                Ok(rows
-                    .iter()
-                    .map(|r| JobRow {
-                        id: r.get(0),
-                        job: serde_json::from_slice(&r.get::<Vec<u8>, _>(1)).ok(),
-                        status: r.get(2),
-                        attempts: r.get::<i32, _>(3) as i64,
-                        max_attempts: r.get::<i32, _>(4) as i64,
-                        last_result: r.get(5),
-                        key: r.get(6),
-                        worker: r.get(7),
-                    })
-                    .collect())
+                let rows: Vec<Columns<i32>> = q.fetch_all(pool).await.map_err(db("list jobs"))?;
+                Ok(rows.into_iter().map(JobRow::from_columns).collect())
             }
         }
     }
@@ -386,42 +398,35 @@ impl Queue {
 
     /// Requeues dead jobs (all, or the one with `id`) with a fresh set of runs.
     pub async fn retry(&self, id: Option<&str>) -> Result<u64> {
-        let n = match self {
-            Queue::Sqlite(pool) => sqlx::query(
+        let sql = match self {
+            Queue::Sqlite(_) => {
                 "UPDATE Jobs SET status = 'Pending', attempts = 0, lock_by = NULL, lock_at = NULL, done_at = NULL, run_at = strftime('%s', 'now') \
-                 WHERE job_type = ?1 AND (status = 'Killed' OR (status = 'Failed' AND attempts >= max_attempts)) AND (?2 IS NULL OR id = ?2)",
-            )
-            .bind(QUEUE)
-            .bind(id)
-            .execute(pool)
-            .await
-            .map_err(db("retry jobs"))?
-            .rows_affected(),
-            Queue::Postgres(pool) => sqlx::query(
+                 WHERE job_type = ?1 AND (status = 'Killed' OR (status = 'Failed' AND attempts >= max_attempts)) AND (?2 IS NULL OR id = ?2)"
+            }
+            Queue::Postgres(_) => {
                 "UPDATE apalis.jobs SET status = 'Pending', attempts = 0, lock_by = NULL, lock_at = NULL, done_at = NULL, run_at = now() \
-                 WHERE job_type = $1 AND (status = 'Killed' OR (status = 'Failed' AND attempts >= max_attempts)) AND ($2::text IS NULL OR id = $2)",
-            )
-            .bind(QUEUE)
-            .bind(id)
-            .execute(pool)
-            .await
-            .map_err(db("retry jobs"))?
-            .rows_affected(),
+                 WHERE job_type = $1 AND (status = 'Killed' OR (status = 'Failed' AND attempts >= max_attempts)) AND ($2::text IS NULL OR id = $2)"
+            }
         };
-        Ok(n)
+        on_both!(self, rows_affected, query(sql), QUEUE, id).map_err(db("retry jobs"))
     }
 
     /// `template` in this backend's dialect: `{now}` is the database clock in unix
-    /// seconds, `{max}` the two-argument maximum, and `?N` placeholders become `$N` on
-    /// Postgres. The shoplake tables below are the same on both.
+    /// seconds, `{max}` the two-argument maximum, `{real}` and `{int}` the float and
+    /// 64-bit integer column types, and `?N` placeholders become `$N` on Postgres. The
+    /// shoplake tables below are the same on both.
     fn dialect(&self, template: &str) -> String {
         match self {
             Queue::Sqlite(_) => template
                 .replace("{now}", SQLITE_NOW)
-                .replace("{max}", "max"),
+                .replace("{max}", "max")
+                .replace("{real}", "REAL")
+                .replace("{int}", "INTEGER"),
             Queue::Postgres(_) => template
                 .replace("{now}", PG_NOW)
                 .replace("{max}", "greatest")
+                .replace("{real}", "DOUBLE PRECISION")
+                .replace("{int}", "BIGINT")
                 .replace('?', "$"),
         }
     }

@@ -16,7 +16,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::{Job, JobError, Queue, Result};
-use crate::pipeline::{Pipelines, Shop, spec::StreamKind};
+use crate::pipeline::{Pipelines, Shop};
 
 /// When a stream runs.
 #[derive(Debug, Clone)]
@@ -32,7 +32,7 @@ impl FromStr for Schedule {
 
     fn from_str(s: &str) -> std::result::Result<Schedule, String> {
         let s = s.trim();
-        if let Ok(d) = humantime::parse_duration(s) {
+        if let Ok(d) = crate::duration::parse(s) {
             if d < Duration::from_secs(60) {
                 return Err(format!("{s:?}: the shortest interval is 1m"));
             }
@@ -97,6 +97,8 @@ pub struct Producer {
     entries: Vec<Entry>,
     /// Queue a model build once a tick's extracts landed (on by default).
     pub build_models: bool,
+    /// When table maintenance is queued (UTC; `None`: never).
+    pub maintain: Option<Schedule>,
 }
 
 /// Tick state kept in the queue database.
@@ -117,6 +119,8 @@ pub struct TickReport {
     pub extracts: u64,
     /// Model builds enqueued (after earlier ticks' extracts finished).
     pub builds: u64,
+    /// Maintenance runs enqueued.
+    pub maintains: u64,
 }
 
 impl Producer {
@@ -142,7 +146,7 @@ impl Producer {
         for st in pipelines
             .streams
             .iter()
-            .filter(|s| s.enabled && s.kind != StreamKind::Detail)
+            .filter(|s| s.enabled && !s.is_detail())
         {
             let (key, text) = match overrides
                 .get(&st.name)
@@ -177,6 +181,7 @@ impl Producer {
         Ok(Producer {
             entries,
             build_models: true,
+            maintain: None,
         })
     }
 
@@ -258,6 +263,22 @@ impl Producer {
                 )
                 .await?;
         }
+        // Maintenance on its own schedule (UTC), one job per fire time: it runs beside
+        // extracts and builds, whose commits it never loses (conflicts are retried).
+        if let Some(fire) = self
+            .maintain
+            .as_ref()
+            .and_then(|s| s.due(chrono_tz::UTC, after, now))
+        {
+            report.maintains += queue
+                .push(
+                    &[Job::Maintain {
+                        at: fire.timestamp(),
+                    }],
+                    max_attempts,
+                )
+                .await?;
+        }
         state.last = Some(now.timestamp().max(after.timestamp()));
         queue
             .set(
@@ -277,45 +298,73 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
+    /// Checks `(schedule, shop time zone, after, now, expected fire time)` cases.
+    fn fires(cases: &[(&str, &str, &str, &str, Option<&str>)]) {
+        for &(schedule, tz, after, now, want) in cases {
+            let s: Schedule = schedule.parse().unwrap();
+            assert_eq!(
+                s.due(tz.parse().unwrap(), at(after), at(now)),
+                want.map(at),
+                "{schedule} in {tz}, ({after}, {now}]"
+            );
+        }
+    }
+
     #[test]
     fn intervals_fire_on_local_multiples() {
-        let s: Schedule = "15m".parse().unwrap();
-        let tz: Tz = "UTC".parse().unwrap();
-        assert_eq!(
-            s.due(tz, at("2026-03-02T10:14:00Z"), at("2026-03-02T10:15:00Z")),
-            Some(at("2026-03-02T10:15:00Z"))
-        );
-        assert_eq!(
-            s.due(tz, at("2026-03-02T10:15:00Z"), at("2026-03-02T10:16:00Z")),
-            None
-        );
-        // One day in Jakarta (UTC+7) fires at local midnight = 17:00 UTC.
-        let d: Schedule = "1d".parse().unwrap();
-        let jkt: Tz = "Asia/Jakarta".parse().unwrap();
-        assert_eq!(
-            d.due(jkt, at("2026-03-02T16:59:00Z"), at("2026-03-02T17:00:00Z")),
-            Some(at("2026-03-02T17:00:00Z"))
-        );
-        assert_eq!(
-            d.due(jkt, at("2026-03-02T00:00:00Z"), at("2026-03-02T16:59:59Z")),
-            None
-        );
+        fires(&[
+            (
+                "15m",
+                "UTC",
+                "2026-03-02T10:14:00Z",
+                "2026-03-02T10:15:00Z",
+                Some("2026-03-02T10:15:00Z"),
+            ),
+            (
+                "15m",
+                "UTC",
+                "2026-03-02T10:15:00Z",
+                "2026-03-02T10:16:00Z",
+                None,
+            ),
+            // One day in Jakarta (UTC+7) fires at local midnight = 17:00 UTC.
+            (
+                "1d",
+                "Asia/Jakarta",
+                "2026-03-02T16:59:00Z",
+                "2026-03-02T17:00:00Z",
+                Some("2026-03-02T17:00:00Z"),
+            ),
+            (
+                "1d",
+                "Asia/Jakarta",
+                "2026-03-02T00:00:00Z",
+                "2026-03-02T16:59:59Z",
+                None,
+            ),
+        ]);
     }
 
     #[test]
     fn cron_runs_in_the_shop_time_zone() {
-        let s: Schedule = "30 1 * * *".parse().unwrap();
-        let la: Tz = "America/Los_Angeles".parse().unwrap();
-        // 01:30 in Los Angeles (PST, UTC-8) is 09:30 UTC.
-        assert_eq!(
-            s.due(la, at("2026-01-10T09:00:00Z"), at("2026-01-10T10:00:00Z")),
-            Some(at("2026-01-10T09:30:00Z"))
-        );
-        // Missed for three days: one fire, the latest.
-        assert_eq!(
-            s.due(la, at("2026-01-07T00:00:00Z"), at("2026-01-10T10:00:00Z")),
-            Some(at("2026-01-10T09:30:00Z"))
-        );
+        fires(&[
+            // 01:30 in Los Angeles (PST, UTC-8) is 09:30 UTC.
+            (
+                "30 1 * * *",
+                "America/Los_Angeles",
+                "2026-01-10T09:00:00Z",
+                "2026-01-10T10:00:00Z",
+                Some("2026-01-10T09:30:00Z"),
+            ),
+            // Missed for three days: one fire, the latest.
+            (
+                "30 1 * * *",
+                "America/Los_Angeles",
+                "2026-01-07T00:00:00Z",
+                "2026-01-10T10:00:00Z",
+                Some("2026-01-10T09:30:00Z"),
+            ),
+        ]);
     }
 
     #[test]

@@ -175,7 +175,9 @@ pub async fn run_scheduler(
 ) -> Result<()> {
     let shops = app.shops(None)?;
     let (pipelines, _) = app.pipelines()?;
-    let producer = Arc::new(Producer::new(&shops, &pipelines, &cfg.schedule)?);
+    let mut producer = Producer::new(&shops, &pipelines, &cfg.schedule)?;
+    producer.maintain = cfg.maintain.clone();
+    let producer = Arc::new(producer);
     info!(
         scheduled = producer.len(),
         backend = queue.kind(),
@@ -193,8 +195,8 @@ pub async fn run_scheduler(
             .unwrap_or_else(Utc::now);
         let (producer, queue, max_attempts) = &**ctx;
         let r = producer.tick(queue, now, *max_attempts).await?;
-        if r.extracts + r.builds > 0 {
-            info!(at = %now, extracts = r.extracts, builds = r.builds, "scheduled");
+        if r.extracts + r.builds + r.maintains > 0 {
+            info!(at = %now, extracts = r.extracts, builds = r.builds, maintains = r.maintains, "scheduled");
         }
         Ok(())
     }

@@ -250,6 +250,21 @@ impl Runtime {
                     ..Default::default()
                 })
             }
+            Job::Maintain { .. } => {
+                // One maintenance at a time over all workers; extracts and builds go on
+                // (a conflicting commit plans its write again).
+                let lease = self.lease("maintain".into(), 1).await?;
+                let reports = self
+                    .app
+                    .maintain(&[], &crate::warehouse::maintain::MaintainOptions::default())
+                    .await;
+                self.release(lease).await;
+                let reports = reports?;
+                Ok(Outcome {
+                    models: reports.len() as u64,
+                    ..Default::default()
+                })
+            }
             Job::RunDataTests { select, .. } => {
                 let results = self.app.test(select.as_deref()).await?;
                 let failed: Vec<String> = results
@@ -362,7 +377,7 @@ impl Runtime {
         self.release(family_lease).await;
         self.release(shop_lease).await;
         if let Some(e) = sum.errors.into_iter().next() {
-            return Err(JobError::Job(e));
+            return Err(JobError::Pipeline(e));
         }
         self.metrics
             .last_sync

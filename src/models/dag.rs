@@ -1,5 +1,6 @@
 //! Loading models, their config comments, dependencies and build order.
 
+use crate::warehouse::{Layer, TableRef};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -99,6 +100,17 @@ impl Model {
     /// `schema.name`.
     pub fn qualified(&self) -> String {
         format!("{}.{}", self.schema, self.name)
+    }
+
+    /// The table it builds (its folder under `sql/` is `staging` or `marts`, checked at
+    /// load).
+    pub fn table_ref(&self) -> TableRef {
+        let layer = if self.schema == "staging" {
+            Layer::Staging
+        } else {
+            Layer::Marts
+        };
+        TableRef::new(layer, &self.name)
     }
 
     /// The file as shown in errors.
@@ -374,38 +386,83 @@ pub(crate) fn normalize(r: &TableReference) -> Option<String> {
     }
 }
 
+/// A `.sql` file's name as errors show it, and its text.
+fn read_sql(path: &Path) -> Result<(String, String)> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(sql) => Ok((file, sql)),
+        Err(e) => Err(ModelError::Config {
+            file,
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// A file's stem: the name of its model or test.
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl Model {
+    /// The model in `path`, of `schema`, with its config and references (its lineage is
+    /// filled once all models are sorted).
+    fn load(schema: &str, path: PathBuf, ctx: &SessionContext) -> Result<Model> {
+        let (file, sql) = read_sql(&path)?;
+        let config = parse_config(&sql, &file)?;
+        let refs = references(ctx, &sql, &file)?;
+        Ok(Model {
+            schema: schema.to_string(),
+            name: stem(&path),
+            path,
+            sql,
+            config,
+            refs,
+            lineage: String::new(),
+        })
+    }
+}
+
+impl SqlTest {
+    /// The test in `path`; it may read raw tables, seeds and `models`.
+    fn load(path: PathBuf, ctx: &SessionContext, models: &[Model]) -> Result<SqlTest> {
+        let (file, sql) = read_sql(&path)?;
+        let refs = references(ctx, &sql, &file)?;
+        if let Some(r) = refs.iter().find(|r| {
+            !r.starts_with("raw.")
+                && !r.starts_with("seeds.")
+                && !models.iter().any(|m| &m.qualified() == *r)
+        }) {
+            return Err(ModelError::Sql {
+                file,
+                line: line_of(&sql, r.rsplit('.').next().unwrap_or(r)),
+                message: format!("test reads {r}, which is not a model, raw table or seed"),
+            });
+        }
+        let doc = header_doc(&sql);
+        Ok(SqlTest {
+            name: stem(&path),
+            path,
+            sql,
+            refs,
+            doc,
+        })
+    }
+}
+
 impl Project {
     /// Loads `sql_dir/{staging,marts}/*.sql`, resolves references and sorts.
     pub fn load(sql_dir: &Path, ctx: &SessionContext) -> Result<Project> {
         let mut models = Vec::new();
         for schema in MODEL_SCHEMAS {
-            let dir = sql_dir.join(schema);
             // A project may have only one of staging/ and marts/.
-            let Ok(paths) = crate::files::with_extension(&dir, "sql") else {
+            let Ok(paths) = crate::files::with_extension(&sql_dir.join(schema), "sql") else {
                 continue;
             };
             for path in paths {
-                let file = path.display().to_string();
-                let sql = std::fs::read_to_string(&path).map_err(|e| ModelError::Config {
-                    file: file.clone(),
-                    message: e.to_string(),
-                })?;
-                let name = path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or_default()
-                    .to_string();
-                let config = parse_config(&sql, &file)?;
-                let refs = references(ctx, &sql, &file)?;
-                models.push(Model {
-                    schema: schema.to_string(),
-                    name,
-                    path,
-                    sql,
-                    config,
-                    refs,
-                    lineage: String::new(),
-                });
+                models.push(Model::load(schema, path, ctx)?);
             }
         }
         let mut models = toposort(models)?;
@@ -413,35 +470,7 @@ impl Project {
         let mut tests = Vec::new();
         if let Ok(paths) = crate::files::with_extension(&sql_dir.join("tests"), "sql") {
             for path in paths {
-                let file = path.display().to_string();
-                let sql = std::fs::read_to_string(&path).map_err(|e| ModelError::Config {
-                    file: file.clone(),
-                    message: e.to_string(),
-                })?;
-                let refs = references(ctx, &sql, &file)?;
-                if let Some(r) = refs.iter().find(|r| {
-                    !r.starts_with("raw.")
-                        && !r.starts_with("seeds.")
-                        && !models.iter().any(|m| &m.qualified() == *r)
-                }) {
-                    return Err(ModelError::Sql {
-                        file: file.clone(),
-                        line: line_of(&sql, r.rsplit('.').next().unwrap_or(r)),
-                        message: format!("test reads {r}, which is not a model, raw table or seed"),
-                    });
-                }
-                let doc = header_doc(&sql);
-                tests.push(SqlTest {
-                    name: path
-                        .file_stem()
-                        .and_then(|s| s.to_str())
-                        .unwrap_or_default()
-                        .to_string(),
-                    path,
-                    sql,
-                    refs,
-                    doc,
-                });
+                tests.push(SqlTest::load(path, ctx, &models)?);
             }
         }
         Ok(Project { models, tests })

@@ -7,9 +7,8 @@ use std::fmt::Write as _;
 
 use datafusion::prelude::SessionContext;
 
-use super::dag::{Project, header_doc};
-use crate::pipeline::schema::{self, TableSchema};
-use crate::pipeline::spec::Pipelines;
+use super::dag::{Model, Project, header_doc};
+use crate::warehouse::columns::SYSTEM_COLUMNS;
 
 /// Column docs of a model: the header's `columns:` (or `Definitions …:`) block, where an entry is
 /// `--   name, other_name    what they are` and deeper-indented lines continue it.
@@ -111,21 +110,73 @@ async fn columns(ctx: &SessionContext, table: &str) -> Option<Vec<(String, Strin
     )
 }
 
-/// The catalog as Markdown.
-pub async fn catalog(
-    ctx: &SessionContext,
-    project: &Project,
-    pipelines: &Pipelines,
-    schemas: &BTreeMap<String, TableSchema>,
-) -> String {
-    // Lineage: who reads what (models and SQL tests).
-    let mut readers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+/// `items` joined by commas, or `—` when there are none.
+fn list_or_dash(items: &[String]) -> String {
+    if items.is_empty() {
+        "—".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// Table → the models that read it.
+type Readers = BTreeMap<String, BTreeSet<String>>;
+
+/// Lineage: who reads what.
+fn readers(project: &Project) -> Readers {
+    let mut readers = Readers::new();
     for m in &project.models {
         for r in &m.refs {
             readers.entry(r.clone()).or_default().insert(m.qualified());
         }
     }
+    readers
+}
+
+/// The models of `table`'s "read by" line.
+fn read_by(readers: &Readers, table: &str) -> String {
+    let used: Vec<String> = readers.get(table).into_iter().flatten().cloned().collect();
+    list_or_dash(&used)
+}
+
+/// Marts first, then the other models: the order of the contents and the sections.
+fn marts_first(project: &Project) -> impl Iterator<Item = &Model> {
+    let marts = project.models.iter().filter(|m| m.schema == "marts");
+    marts.chain(project.models.iter().filter(|m| m.schema != "marts"))
+}
+
+/// A raw table as the catalog shows it (the app describes them from pipelines/ and
+/// schemas/, so models need not know how extraction is declared).
+#[derive(Debug, Clone, Default)]
+pub struct RawTable {
+    /// Table name (`raw.<name>`).
+    pub name: String,
+    /// What it holds.
+    pub doc: String,
+    /// Merge key.
+    pub key: Vec<String>,
+    /// One line per stream landing it: `` `name` (category pipeline, kind): `GET /path` — doc ``.
+    pub streams: Vec<String>,
+    /// Declared columns and their docs (system columns are added here).
+    pub columns: Vec<(String, String)>,
+}
+
+/// The catalog as Markdown.
+pub async fn catalog(ctx: &SessionContext, project: &Project, raw: &[RawTable]) -> String {
+    let readers = readers(project);
     let mut md = String::new();
+    write_overview(&mut md, project, raw);
+    for m in marts_first(project) {
+        write_model(&mut md, ctx, m, &readers).await;
+    }
+    for t in raw {
+        write_raw_table(&mut md, ctx, t, &readers).await;
+    }
+    md
+}
+
+/// The title, the lineage graph and the contents.
+fn write_overview(md: &mut String, project: &Project, raw: &[RawTable]) {
     let _ = writeln!(md, "# shoplake catalog\n");
     let _ = writeln!(
         md,
@@ -139,7 +190,7 @@ pub async fn catalog(
     }
     let _ = writeln!(md, "```\n");
     let _ = writeln!(md, "## Contents\n");
-    for m in project.models.iter().filter(|m| m.schema == "marts") {
+    for m in marts_first(project) {
         let _ = writeln!(
             md,
             "- [{}](#{}) — {}",
@@ -148,149 +199,88 @@ pub async fn catalog(
             escape(&header_doc(&m.sql))
         );
     }
-    for m in project.models.iter().filter(|m| m.schema != "marts") {
-        let _ = writeln!(
-            md,
-            "- [{}](#{}) — {}",
-            m.qualified(),
-            m.qualified().replace('.', ""),
-            escape(&header_doc(&m.sql))
-        );
-    }
-    for name in schemas.keys() {
-        let _ = writeln!(md, "- [raw.{name}](#raw{name})");
+    for t in raw {
+        let _ = writeln!(md, "- [raw.{0}](#raw{0})", t.name);
     }
     let _ = writeln!(md);
+}
 
-    for m in project
-        .models
-        .iter()
-        .filter(|m| m.schema == "marts")
-        .chain(project.models.iter().filter(|m| m.schema != "marts"))
-    {
-        let q = m.qualified();
-        let _ = writeln!(md, "## {q}\n");
-        let _ = writeln!(md, "```text\n{}\n```\n", model_header(&m.sql));
-        let _ = writeln!(
-            md,
-            "- file: `{}`\n- materialized: {}{}\n- key: {}",
-            m.path
-                .file_name()
-                .map(|f| f.to_string_lossy().to_string())
-                .unwrap_or_default(),
-            m.config.materialized,
-            if m.config.incremental_by.is_empty() {
-                String::new()
-            } else {
-                format!(" by {}", m.config.incremental_by.join(", "))
-            },
-            if m.config.unique_key.is_empty() {
-                "—".into()
-            } else {
-                m.config.unique_key.join(", ")
-            }
-        );
-        let _ = writeln!(
-            md,
-            "- reads: {}",
-            m.refs.iter().cloned().collect::<Vec<_>>().join(", ")
-        );
-        let used: Vec<String> = readers.get(&q).into_iter().flatten().cloned().collect();
-        let _ = writeln!(
-            md,
-            "- read by: {}",
-            if used.is_empty() {
-                "—".into()
-            } else {
-                used.join(", ")
-            }
-        );
-        let tests: Vec<String> = m.config.tests.iter().map(|t| format!("`{t}`")).collect();
-        let _ = writeln!(
-            md,
-            "- tests: {}\n",
-            if tests.is_empty() {
-                "—".into()
-            } else {
-                tests.join(", ")
-            }
-        );
-        let docs = column_docs(&m.sql);
-        match columns(ctx, &q).await {
-            Some(cols) => {
-                let _ = writeln!(md, "| column | type | meaning |\n|---|---|---|");
-                for (c, ty) in cols {
-                    let d = docs.get(&c).cloned().unwrap_or_default();
-                    let _ = writeln!(md, "| {c} | {ty} | {} |", escape(&d));
-                }
-            }
-            None => {
-                let _ = writeln!(md, "not built\n\n| column | meaning |\n|---|---|");
-                for (c, d) in &docs {
-                    let _ = writeln!(md, "| {c} | {} |", escape(d));
-                }
+/// A model's section: header, config, lineage, tests and columns.
+async fn write_model(md: &mut String, ctx: &SessionContext, m: &Model, readers: &Readers) {
+    let q = m.qualified();
+    let _ = writeln!(md, "## {q}\n");
+    let _ = writeln!(md, "```text\n{}\n```\n", model_header(&m.sql));
+    let _ = writeln!(
+        md,
+        "- file: `{}`\n- materialized: {}{}\n- key: {}",
+        m.path
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default(),
+        m.config.materialized,
+        if m.config.incremental_by.is_empty() {
+            String::new()
+        } else {
+            format!(" by {}", m.config.incremental_by.join(", "))
+        },
+        list_or_dash(&m.config.unique_key)
+    );
+    let _ = writeln!(
+        md,
+        "- reads: {}",
+        m.refs.iter().cloned().collect::<Vec<_>>().join(", ")
+    );
+    let _ = writeln!(md, "- read by: {}", read_by(readers, &q));
+    let tests: Vec<String> = m.config.tests.iter().map(|t| format!("`{t}`")).collect();
+    let _ = writeln!(md, "- tests: {}\n", list_or_dash(&tests));
+    let docs = column_docs(&m.sql);
+    match columns(ctx, &q).await {
+        Some(cols) => {
+            let _ = writeln!(md, "| column | type | meaning |\n|---|---|---|");
+            for (c, ty) in cols {
+                let d = docs.get(&c).cloned().unwrap_or_default();
+                let _ = writeln!(md, "| {c} | {ty} | {} |", escape(&d));
             }
         }
-        let _ = writeln!(md);
+        None => {
+            let _ = writeln!(md, "not built\n\n| column | meaning |\n|---|---|");
+            for (c, d) in &docs {
+                let _ = writeln!(md, "| {c} | {} |", escape(d));
+            }
+        }
     }
+    let _ = writeln!(md);
+}
 
-    for (name, s) in schemas {
-        let q = format!("raw.{name}");
-        let _ = writeln!(md, "## {q}\n\n{}\n", s.doc);
-        for st in pipelines
-            .streams
+/// A raw table's section: its streams, key, readers and columns.
+async fn write_raw_table(md: &mut String, ctx: &SessionContext, t: &RawTable, readers: &Readers) {
+    let q = format!("raw.{}", t.name);
+    let _ = writeln!(md, "## {q}\n\n{}\n", t.doc);
+    for st in &t.streams {
+        let _ = writeln!(md, "- stream: {}", escape(st));
+    }
+    let _ = writeln!(md, "- key: {}", t.key.join(", "));
+    let _ = writeln!(md, "- read by: {}\n", read_by(readers, &q));
+    let lake = columns(ctx, &q).await;
+    let _ = writeln!(md, "| column | type | meaning |\n|---|---|---|");
+    let types: BTreeMap<String, String> = lake.clone().unwrap_or_default().into_iter().collect();
+    let mut docs = t.columns.clone();
+    docs.extend(
+        SYSTEM_COLUMNS
             .iter()
-            .filter(|st| st.tables.contains(name))
-        {
-            let _ = writeln!(
-                md,
-                "- stream: `{}` ({} pipeline, {:?}): `{} {}` — {}",
-                st.name,
-                st.category,
-                st.kind,
-                st.method,
-                st.path,
-                escape(&st.doc)
-            );
-        }
-        let _ = writeln!(md, "- key: {}", s.merge_keys().join(", "));
-        let used: Vec<String> = readers.get(&q).into_iter().flatten().cloned().collect();
-        let _ = writeln!(
-            md,
-            "- read by: {}\n",
-            if used.is_empty() {
+            .map(|(n, d)| (n.to_string(), d.to_string())),
+    );
+    for (c, d) in docs {
+        let ty = types.get(&c).cloned().unwrap_or_else(|| {
+            if lake.is_some() {
                 "—".into()
             } else {
-                used.join(", ")
+                "not built".into()
             }
-        );
-        let lake = columns(ctx, &q).await;
-        let _ = writeln!(md, "| column | type | meaning |\n|---|---|---|");
-        let types: BTreeMap<String, String> =
-            lake.clone().unwrap_or_default().into_iter().collect();
-        let mut docs: Vec<(String, String)> = s
-            .columns
-            .iter()
-            .map(|c| (c.name.clone(), c.doc.clone()))
-            .collect();
-        docs.extend(
-            schema::SYSTEM_COLUMNS
-                .iter()
-                .map(|(n, d)| (n.to_string(), d.to_string())),
-        );
-        for (c, d) in docs {
-            let ty = types.get(&c).cloned().unwrap_or_else(|| {
-                if lake.is_some() {
-                    "—".into()
-                } else {
-                    "not built".into()
-                }
-            });
-            let _ = writeln!(md, "| {c} | {ty} | {} |", escape(&d));
-        }
-        let _ = writeln!(md);
+        });
+        let _ = writeln!(md, "| {c} | {ty} | {} |", escape(&d));
     }
-    md
+    let _ = writeln!(md);
 }
 
 #[cfg(test)]

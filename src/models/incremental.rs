@@ -35,11 +35,12 @@
 //! model equals a full rebuild.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 
+use datafusion::common::Column;
 use datafusion::common::tree_node::Transformed;
-use datafusion::logical_expr::{Filter, LogicalPlan};
-use datafusion::prelude::SessionContext;
+use datafusion::logical_expr::utils::{conjunction, disjunction};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::prelude::{Expr, SessionContext, lit};
 use datafusion::scalar::ScalarValue;
 
 use super::dag::{Model, normalize};
@@ -175,17 +176,17 @@ async fn diff_windows(
         .table_provider()
         .await
         .map_err(|e| External(Box::new(e)))?;
-    ctx.register_table("before", before)?;
-    ctx.register_table("after", after)?;
-    let cols = cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-    let sql = format!(
-        "select distinct {cols} from ( \
-           (select * from after except select * from before) \
-           union all \
-           (select * from before except select * from after) \
-         ) changed"
-    );
-    ctx.sql(&sql).await?.collect().await
+    let before = ctx.read_table(before)?;
+    let after = ctx.read_table(after)?;
+    let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
+    after
+        .clone()
+        .except_distinct(before.clone())?
+        .union(before.except_distinct(after)?)?
+        .select_columns(&cols)?
+        .distinct()?
+        .collect()
+        .await
 }
 
 /// Adds the windows (first `n` columns of each row) of `batches` to `set`.
@@ -215,88 +216,79 @@ fn plain(v: ScalarValue) -> ScalarValue {
     }
 }
 
-/// A SQL literal for a window value.
-fn literal(v: &ScalarValue) -> std::result::Result<String, String> {
+/// A window value as a literal: strings, dates, integers and booleans (`None`: NULL).
+fn literal(v: &ScalarValue) -> std::result::Result<Option<Expr>, String> {
     if v.is_null() {
-        return Err("NULL".into());
+        return Ok(None);
     }
-    Ok(match v {
-        ScalarValue::Utf8(Some(s)) => format!("'{}'", s.replace('\'', "''")),
-        ScalarValue::Date32(Some(_)) => format!("DATE '{v}'"),
-        ScalarValue::Boolean(Some(b)) => b.to_string(),
-        ScalarValue::Int8(_)
+    match v {
+        ScalarValue::Utf8(_)
+        | ScalarValue::Date32(_)
+        | ScalarValue::Boolean(_)
+        | ScalarValue::Int8(_)
         | ScalarValue::Int16(_)
         | ScalarValue::Int32(_)
         | ScalarValue::Int64(_)
         | ScalarValue::UInt8(_)
         | ScalarValue::UInt16(_)
         | ScalarValue::UInt32(_)
-        | ScalarValue::UInt64(_) => v.to_string(),
-        other => {
-            return Err(format!(
-                "window values of type {} are not supported (use strings, dates, integers or booleans)",
-                other.data_type()
-            ));
-        }
+        | ScalarValue::UInt64(_) => Ok(Some(lit(v.clone()))),
+        other => Err(format!(
+            "window values of type {} are not supported (use strings, dates, integers or booleans)",
+            other.data_type()
+        )),
+    }
+}
+
+/// `c = v`, or `c IS NULL` for a null window value.
+fn equals(c: &str, v: &ScalarValue) -> std::result::Result<Expr, String> {
+    let column = Expr::Column(Column::new_unqualified(c));
+    Ok(match literal(v).map_err(|e| format!("{c}: {e}"))? {
+        Some(l) => column.eq(l),
+        None => column.is_null(),
     })
 }
 
-fn quote(c: &str) -> String {
-    format!("\"{}\"", c.replace('"', "\"\""))
-}
-
-/// The SQL predicate matching exactly `windows` over `cols`: windows sharing all but the
-/// last column become one `IN` list, e.g.
-/// `("shop_id" = 'a' AND "order_date" IN (DATE '2026-01-01', …)) OR (…)`.
-pub fn predicate_sql(cols: &[String], windows: &[Window]) -> std::result::Result<String, String> {
+/// The predicate matching exactly `windows` over `cols`, as a DataFusion expression:
+/// windows sharing all but the last column become one `IN` list, e.g.
+/// `(shop_id = 'a' AND order_date IN (DATE '2026-01-01', …)) OR (…)`.
+pub fn predicate(cols: &[String], windows: &[Window]) -> std::result::Result<Expr, String> {
     let (last, prefix) = cols.split_last().ok_or("no window columns")?;
-    let mut groups: BTreeMap<Vec<String>, (Vec<String>, bool)> = BTreeMap::new();
+    // Windows by their prefix values (as text, for grouping): the prefix's equalities and
+    // the last column's values (and whether one is null).
+    let mut groups: BTreeMap<Vec<String>, (Vec<Expr>, Vec<Expr>, bool)> = BTreeMap::new();
     for w in windows {
-        let mut key = Vec::with_capacity(prefix.len());
-        for (c, v) in prefix.iter().zip(w) {
-            key.push(match literal(v) {
-                Ok(l) => format!("{} = {l}", quote(c)),
-                Err(e) if e == "NULL" => format!("{} IS NULL", quote(c)),
-                Err(e) => return Err(format!("{c}: {e}")),
-            });
+        let key: Vec<String> = w[..prefix.len()].iter().map(|v| format!("{v:?}")).collect();
+        let entry = groups
+            .entry(key)
+            .or_insert_with(|| (Vec::new(), Vec::new(), false));
+        if entry.0.is_empty() {
+            for (c, v) in prefix.iter().zip(w) {
+                entry.0.push(equals(c, v)?);
+            }
         }
-        let entry = groups.entry(key).or_default();
-        match literal(&w[prefix.len()]) {
-            Ok(l) => entry.0.push(l),
-            Err(e) if e == "NULL" => entry.1 = true,
-            Err(e) => return Err(format!("{last}: {e}")),
+        match literal(&w[prefix.len()]).map_err(|e| format!("{last}: {e}"))? {
+            Some(l) => entry.1.push(l),
+            None => entry.2 = true,
         }
     }
-    let parts: Vec<String> = groups
-        .into_iter()
-        .map(|(mut key, (values, null))| {
-            let mut lastp = Vec::new();
-            if !values.is_empty() {
-                lastp.push(format!("{} IN ({})", quote(last), values.join(", ")));
-            }
-            if null {
-                lastp.push(format!("{} IS NULL", quote(last)));
-            }
-            key.push(if lastp.len() == 1 {
-                lastp.remove(0)
-            } else {
-                format!("({})", lastp.join(" OR "))
-            });
-            format!("({})", key.join(" AND "))
-        })
-        .collect();
-    Ok(parts.join(" OR "))
+    let last_col = || Expr::Column(Column::new_unqualified(last));
+    let parts = groups.into_values().map(|(mut key, values, null)| {
+        let in_list = (!values.is_empty()).then(|| last_col().in_list(values, false));
+        let is_null = null.then(|| last_col().is_null());
+        key.extend(disjunction(in_list.into_iter().chain(is_null)));
+        conjunction(key).unwrap_or(lit(true))
+    });
+    Ok(disjunction(parts).unwrap_or(lit(false)))
 }
 
-/// `plan` with every scan of a table in `tables` filtered by `predicate` (SQL over the
+/// `plan` with every scan of a table in `tables` filtered by `predicate` (over the
 /// window columns), subqueries included.
 pub fn restrict(
-    ctx: &SessionContext,
     plan: LogicalPlan,
     tables: &[String],
-    predicate: &str,
+    predicate: &Expr,
 ) -> datafusion::error::Result<LogicalPlan> {
-    let state = ctx.state();
     Ok(plan
         .transform_up_with_subqueries(|node| {
             let LogicalPlan::TableScan(scan) = &node else {
@@ -305,8 +297,9 @@ pub fn restrict(
             if !normalize(&scan.table_name).is_some_and(|n| tables.contains(&n)) {
                 return Ok(Transformed::no(node));
             }
-            let expr = state.create_logical_expr(predicate, scan.projected_schema.as_ref())?;
-            let filtered = LogicalPlan::Filter(Filter::try_new(expr, Arc::new(node))?);
+            let filtered = LogicalPlanBuilder::from(node)
+                .filter(predicate.clone())?
+                .build()?;
             Ok(Transformed::yes(filtered))
         })?
         .data)
@@ -327,15 +320,16 @@ mod tests {
             vec![s("b'x"), d(2)],
             vec![s("b'x"), ScalarValue::Date32(None)],
         ];
-        assert_eq!(
-            predicate_sql(&cols, &w).unwrap(),
-            "(\"shop_id\" = 'a' AND \"order_date\" IN (DATE '1970-01-01', DATE '1970-01-02')) OR (\"shop_id\" = 'b''x' AND (\"order_date\" IN (DATE '1970-01-03') OR \"order_date\" IS NULL))"
-        );
-        let bad = predicate_sql(
-            &cols[..1].to_vec(),
-            &[vec![ScalarValue::Float64(Some(1.0))]],
-        )
-        .unwrap_err();
+        let shop = || Expr::Column(Column::new_unqualified("shop_id"));
+        let day = || Expr::Column(Column::new_unqualified("order_date"));
+        let expected = shop()
+            .eq(lit(s("a")))
+            .and(day().in_list(vec![lit(d(0)), lit(d(1))], false))
+            .or(shop()
+                .eq(lit(s("b'x")))
+                .and(day().in_list(vec![lit(d(2))], false).or(day().is_null())));
+        assert_eq!(predicate(&cols, &w).unwrap(), expected);
+        let bad = predicate(&cols[..1], &[vec![ScalarValue::Float64(Some(1.0))]]).unwrap_err();
         assert!(bad.contains("shop_id") && bad.contains("Float64"), "{bad}");
     }
 }

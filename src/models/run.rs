@@ -10,7 +10,7 @@ use tracing::{info, instrument};
 
 use super::dag::{DataTest, Materialized, Model, Project, SqlTest, sql_error};
 use super::{ModelError, Result, incremental};
-use crate::warehouse::{Lake, ReplaceSpec};
+use crate::warehouse::Lake;
 
 /// How a model was built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,69 +195,60 @@ async fn build_one(
             .iter()
             .map(|(input, v)| (incremental::input_app(m, input), *v))
             .collect();
-        if !opts.full_refresh {
-            if let Some(w) = incremental::changed_windows(lake, m, &reads).await? {
-                incremental_of = Some((w, inputs));
-            }
+        if !opts.full_refresh
+            && let Some(w) = incremental::changed_windows(lake, m, &reads).await?
+        {
+            incremental_of = Some((w, inputs));
         }
     }
-    let df = plan(ctx, m).await?;
-    if let Some((windows, inputs)) = incremental_of {
-        let report = |rows, version, kind, windows| BuildReport {
-            model: m.qualified(),
-            rows,
-            version,
-            millis: start.elapsed().as_millis(),
-            kind,
-            windows,
-            span: (started, std::time::SystemTime::now()),
-        };
-        if windows.is_empty() {
+    let mut df = plan(ctx, m).await?;
+    // An incremental build: the windows whose inputs changed, every input scan
+    // restricted to them, and only they replaced.
+    let mut predicate = None;
+    let (kind, windows) = match incremental_of {
+        Some((windows, _)) if windows.is_empty() => {
             info!(model = %m.qualified(), "model up to date");
-            return Ok(report(0, -1, BuildKind::UpToDate, 0));
+            return Ok(BuildReport {
+                model: m.qualified(),
+                rows: 0,
+                version: -1,
+                millis: start.elapsed().as_millis(),
+                kind: BuildKind::UpToDate,
+                windows: 0,
+                span: (started, std::time::SystemTime::now()),
+            });
         }
-        let predicate = incremental::predicate_sql(&m.config.incremental_by, &windows)
-            .map_err(|e| run_err(&e))?;
-        let plan = incremental::restrict(ctx, df.into_unoptimized_plan(), &inputs, &predicate)
-            .map_err(|e| run_err(&e))?;
-        let df = datafusion::prelude::DataFrame::new(ctx.state(), plan);
-        let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(|e| run_err(&e))?;
-        let spec = ReplaceSpec {
-            partition_by: &m.config.partition_by,
-            replace_where: Some(&predicate),
-            txns: &state,
-        };
-        let w = lake
-            .replace(&m.schema, &m.name, schema, batches, &spec)
-            .await?;
-        info!(model = %m.qualified(), windows = windows.len(), rows = w.rows, ms = start.elapsed().as_millis() as u64, "model built incrementally");
-        return Ok(report(
-            w.rows,
-            w.version,
-            BuildKind::Incremental,
-            windows.len(),
-        ));
-    }
+        Some((windows, inputs)) => {
+            let p = incremental::predicate(&m.config.incremental_by, &windows)
+                .map_err(|e| run_err(&e))?;
+            let plan = incremental::restrict(df.into_unoptimized_plan(), &inputs, &p)
+                .map_err(|e| run_err(&e))?;
+            df = datafusion::prelude::DataFrame::new(ctx.state(), plan);
+            predicate = Some(p);
+            (BuildKind::Incremental, windows.len())
+        }
+        None => (BuildKind::Full, 0),
+    };
     let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(|e| run_err(&e))?;
-    let spec = ReplaceSpec {
-        partition_by: &m.config.partition_by,
-        replace_where: None,
-        txns: &state,
-    };
-    let w = lake
-        .replace(&m.schema, &m.name, schema, batches, &spec)
-        .await?;
+    let mut write = lake
+        .table(m.table_ref())
+        .replace(schema, batches)
+        .partition_by(&m.config.partition_by)
+        .txns(&state);
+    if let Some(p) = predicate {
+        write = write.replace_where(p);
+    }
+    let w = write.await?;
     let millis = start.elapsed().as_millis();
-    info!(model = %m.qualified(), rows = w.rows, ms = millis as u64, "model built");
+    info!(model = %m.qualified(), ?kind, windows, rows = w.rows, ms = millis as u64, "model built");
     Ok(BuildReport {
         model: m.qualified(),
         rows: w.rows,
         version: w.version,
         millis,
-        kind: BuildKind::Full,
-        windows: 0,
+        kind,
+        windows,
         span: (started, std::time::SystemTime::now()),
     })
 }

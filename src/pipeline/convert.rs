@@ -179,6 +179,60 @@ fn month_of(tz: Tz, secs: i64) -> String {
     }
 }
 
+/// One column's value of a record, validated, before it is appended.
+enum Cell {
+    Null,
+    S(String),
+    I(i64),
+    B(bool),
+    D(i128),
+}
+
+/// Unix seconds of local midnight of `day` in `tz` (1am UTC of `day` when midnight does
+/// not exist there).
+fn local_midnight(tz: Tz, day: NaiveDate) -> i64 {
+    tz.from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
+        .earliest()
+        .map_or(
+            day.and_hms_opt(1, 0, 0).expect("1am").and_utc().timestamp(),
+            |t| t.timestamp(),
+        )
+}
+
+/// Appends `cell` to the builder of a column of type `ty`; shop-local values in `tz`.
+fn append(b: &mut Builder, cell: Cell, ty: ColumnType, tz: Tz) {
+    match (b, cell) {
+        (Builder::Str(b), Cell::S(s)) => b.append_value(s),
+        (Builder::Str(b), _) => b.append_null(),
+        (Builder::Int(b), Cell::I(i)) => b.append_value(i),
+        (Builder::Int(b), _) => b.append_null(),
+        (Builder::Bool(b), Cell::B(v)) => b.append_value(v),
+        (Builder::Bool(b), _) => b.append_null(),
+        (Builder::Dec(b), Cell::D(v)) => b.append_value(v),
+        (Builder::Dec(b), _) => b.append_null(),
+        (Builder::Ts(b), Cell::I(s)) => {
+            if ty == ColumnType::LocalTimestamp {
+                let local = DateTime::from_timestamp(s, 0)
+                    .map(|t| tz.from_utc_datetime(&t.naive_utc()).naive_local());
+                match local {
+                    Some(l) => b.append_value(l.and_utc().timestamp_micros()),
+                    None => b.append_null(),
+                }
+            } else {
+                b.append_value(s.saturating_mul(1_000_000))
+            }
+        }
+        (Builder::Ts(b), _) => b.append_null(),
+        (Builder::Date(b), Cell::I(s)) => match DateTime::from_timestamp(s, 0) {
+            Some(t) => b.append_value(epoch_days(
+                tz.from_utc_datetime(&t.naive_utc()).date_naive(),
+            )),
+            None => b.append_null(),
+        },
+        (Builder::Date(b), _) => b.append_null(),
+    }
+}
+
 /// Builds one table's batch from records.
 pub struct TableBuilder {
     schema: Arc<TableSchema>,
@@ -258,162 +312,142 @@ impl TableBuilder {
         request_id: &str,
     ) -> Result<(), ConvertError> {
         // Validate and extract first so a bad record leaves no partial row.
-        enum Cell {
-            Null,
-            S(String),
-            I(i64),
-            B(bool),
-            D(i128),
+        let (cells, part_secs) = self.cells(record, parent, ctx)?;
+        for ((cell, b), c) in cells
+            .into_iter()
+            .zip(self.builders.iter_mut())
+            .zip(self.schema.columns.iter())
+        {
+            append(b, cell, c.ty, ctx.tz);
         }
+        self.shop.append_value(&ctx.shop_id);
+        self.month.append_value(month_of(ctx.tz, part_secs));
+        self.extracted.append_value(ctx.extracted_at_us);
+        self.request.append_value(request_id);
+        self.append_extra(record);
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// The record's cells, one per column, and its partition time (unix seconds); an
+    /// error for a value of the wrong type, a missing required one or no partition time.
+    fn cells(
+        &self,
+        record: &Value,
+        parent: Option<&Value>,
+        ctx: &RowContext,
+    ) -> Result<(Vec<Cell>, i64), ConvertError> {
         let mut cells = Vec::with_capacity(self.schema.columns.len());
         let mut part_secs = None;
         for c in &self.schema.columns {
             let src = if c.from_parent { parent } else { Some(record) };
-            let v = src.and_then(|s| lookup(s, c.path()));
-            let v = match v {
+            let v = match src.and_then(|s| lookup(s, c.path())) {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) if s.is_empty() && c.ty != ColumnType::String => None,
                 Some(v) => Some(v),
             };
-            let cell = match (v, c.ty) {
-                (None, _) => Cell::Null,
-                (Some(v), ColumnType::String) => match v {
-                    Value::String(s) => Cell::S(s.clone()),
-                    Value::Number(n) => Cell::S(n.to_string()),
-                    Value::Bool(b) => Cell::S(b.to_string()),
-                    other => Cell::S(other.to_string()),
-                },
-                (Some(v), ColumnType::Json) => Cell::S(v.to_string()),
-                (Some(v), ColumnType::Int) => match as_i64(v) {
-                    Some(i) => Cell::I(i),
-                    None => return Err(self.err(c, format!("expected an integer, got {v}"))),
-                },
-                (Some(v), ColumnType::Bool) => match v {
-                    Value::Bool(b) => Cell::B(*b),
-                    Value::String(s) if s == "true" || s == "false" => Cell::B(s == "true"),
-                    _ => return Err(self.err(c, format!("expected a boolean, got {v}"))),
-                },
-                (Some(v), ColumnType::Decimal) => {
-                    let text = match v {
-                        Value::String(s) => s.clone(),
-                        Value::Number(n) => n.to_string(),
-                        _ => return Err(self.err(c, format!("expected a decimal, got {v}"))),
-                    };
-                    Cell::D(parse_decimal(&text).map_err(|m| self.err(c, m))?)
-                }
-                // Analytics report dates: `YYYY-MM-DD`, already shop-local.
-                (Some(Value::String(d)), ColumnType::LocalDate) if d.contains('-') => {
-                    match NaiveDate::parse_from_str(d, "%Y-%m-%d") {
-                        Ok(day) => Cell::I(
-                            ctx.tz
-                                .from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
-                                .earliest()
-                                .map_or(
-                                    day.and_hms_opt(1, 0, 0).expect("1am").and_utc().timestamp(),
-                                    |t| t.timestamp(),
-                                ),
-                        ),
-                        Err(_) => {
-                            return Err(
-                                self.err(c, format!("expected a date YYYY-MM-DD, got {d:?}"))
-                            );
-                        }
-                    }
-                }
-                (
-                    Some(v),
-                    ColumnType::Timestamp
-                    | ColumnType::TimestampMs
-                    | ColumnType::LocalDate
-                    | ColumnType::LocalTimestamp,
-                ) => match as_i64(v) {
-                    // The API sends 0 for "not set".
-                    Some(0) => Cell::Null,
-                    Some(i) => Cell::I(if c.ty == ColumnType::TimestampMs {
-                        i / 1000
-                    } else {
-                        i
-                    }),
-                    None => return Err(self.err(c, format!("expected unix seconds, got {v}"))),
-                },
+            let cell = match v {
+                None => Cell::Null,
+                Some(v) => self.cell(c, v, ctx.tz)?,
             };
             if matches!(cell, Cell::Null) && !c.nullable {
                 return Err(self.err(c, "required value is missing".into()));
             }
-            if c.name == self.schema.partition_time || c.path() == self.schema.partition_time {
-                if let Cell::I(s) = cell {
-                    part_secs = Some(s);
-                }
+            if (c.name == self.schema.partition_time || c.path() == self.schema.partition_time)
+                && let Cell::I(s) = cell
+            {
+                part_secs = Some(s);
             }
             cells.push(cell);
         }
         if self.schema.partition_time == super::schema::EXTRACTED_AT {
             part_secs = Some(ctx.extracted_at_us.div_euclid(1_000_000));
         }
-        let Some(part_secs) = part_secs else {
-            let c = self.schema.partition_column().clone();
-            return Err(self.err(&c, "partition time is missing".into()));
-        };
-        for ((cell, b), c) in cells
-            .into_iter()
-            .zip(self.builders.iter_mut())
-            .zip(self.schema.columns.iter())
-        {
-            match (b, cell) {
-                (Builder::Str(b), Cell::S(s)) => b.append_value(s),
-                (Builder::Str(b), _) => b.append_null(),
-                (Builder::Int(b), Cell::I(i)) => b.append_value(i),
-                (Builder::Int(b), _) => b.append_null(),
-                (Builder::Bool(b), Cell::B(v)) => b.append_value(v),
-                (Builder::Bool(b), _) => b.append_null(),
-                (Builder::Dec(b), Cell::D(v)) => b.append_value(v),
-                (Builder::Dec(b), _) => b.append_null(),
-                (Builder::Ts(b), Cell::I(s)) => {
-                    if c.ty == ColumnType::LocalTimestamp {
-                        let local = DateTime::from_timestamp(s, 0)
-                            .map(|t| ctx.tz.from_utc_datetime(&t.naive_utc()).naive_local());
-                        match local {
-                            Some(l) => b.append_value(l.and_utc().timestamp_micros()),
-                            None => b.append_null(),
-                        }
-                    } else {
-                        b.append_value(s.saturating_mul(1_000_000))
-                    }
-                }
-                (Builder::Ts(b), _) => b.append_null(),
-                (Builder::Date(b), Cell::I(s)) => match DateTime::from_timestamp(s, 0) {
-                    Some(t) => b.append_value(epoch_days(
-                        ctx.tz.from_utc_datetime(&t.naive_utc()).date_naive(),
-                    )),
-                    None => b.append_null(),
-                },
-                (Builder::Date(b), _) => b.append_null(),
+        match part_secs {
+            Some(s) => Ok((cells, s)),
+            None => {
+                let c = self.schema.partition_column().clone();
+                Err(self.err(&c, "partition time is missing".into()))
             }
         }
-        self.shop.append_value(&ctx.shop_id);
-        self.month.append_value(month_of(ctx.tz, part_secs));
-        self.extracted.append_value(ctx.extracted_at_us);
-        self.request.append_value(request_id);
+    }
+
+    /// The cell of column `c` for a present value `v`; local dates are in `tz`.
+    fn cell(&self, c: &ColumnSpec, v: &Value, tz: Tz) -> Result<Cell, ConvertError> {
+        Ok(match (v, c.ty) {
+            (v, ColumnType::String) => match v {
+                Value::String(s) => Cell::S(s.clone()),
+                Value::Number(n) => Cell::S(n.to_string()),
+                Value::Bool(b) => Cell::S(b.to_string()),
+                other => Cell::S(other.to_string()),
+            },
+            (v, ColumnType::Json) => Cell::S(v.to_string()),
+            (v, ColumnType::Int) => match as_i64(v) {
+                Some(i) => Cell::I(i),
+                None => return Err(self.err(c, format!("expected an integer, got {v}"))),
+            },
+            (v, ColumnType::Bool) => match v {
+                Value::Bool(b) => Cell::B(*b),
+                Value::String(s) if s == "true" || s == "false" => Cell::B(s == "true"),
+                _ => return Err(self.err(c, format!("expected a boolean, got {v}"))),
+            },
+            (v, ColumnType::Decimal) => {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => return Err(self.err(c, format!("expected a decimal, got {v}"))),
+                };
+                Cell::D(parse_decimal(&text).map_err(|m| self.err(c, m))?)
+            }
+            // Analytics report dates: `YYYY-MM-DD`, already shop-local.
+            (Value::String(d), ColumnType::LocalDate) if d.contains('-') => {
+                match NaiveDate::parse_from_str(d, "%Y-%m-%d") {
+                    Ok(day) => Cell::I(local_midnight(tz, day)),
+                    Err(_) => {
+                        return Err(self.err(c, format!("expected a date YYYY-MM-DD, got {d:?}")));
+                    }
+                }
+            }
+            (
+                v,
+                ColumnType::Timestamp
+                | ColumnType::TimestampMs
+                | ColumnType::LocalDate
+                | ColumnType::LocalTimestamp,
+            ) => match as_i64(v) {
+                // The API sends 0 for "not set".
+                Some(0) => Cell::Null,
+                Some(i) => Cell::I(if c.ty == ColumnType::TimestampMs {
+                    i / 1000
+                } else {
+                    i
+                }),
+                None => return Err(self.err(c, format!("expected unix seconds, got {v}"))),
+            },
+        })
+    }
+
+    /// `_extra`: the record's fields no column reads (null when none), each new one
+    /// reported once.
+    fn append_extra(&mut self, record: &Value) {
         let mut extra = Map::new();
         if let (Value::Object(obj), false) = (record, self.schema.keep_only) {
             self.consumed.unknown(obj, "", &mut extra);
         }
         if extra.is_empty() {
             self.extra.append_null();
-        } else {
-            for k in extra.keys() {
-                if self.warned.insert(k.clone()) && first_sighting(&self.schema.name, k) {
-                    tracing::warn!(
-                        table = %self.schema.name,
-                        field = %k,
-                        "unknown field kept in _extra"
-                    );
-                }
-            }
-            self.extra.append_value(Value::Object(extra).to_string());
+            return;
         }
-        self.rows += 1;
-        Ok(())
+        for k in extra.keys() {
+            if self.warned.insert(k.clone()) && first_sighting(&self.schema.name, k) {
+                tracing::warn!(
+                    table = %self.schema.name,
+                    field = %k,
+                    "unknown field kept in _extra"
+                );
+            }
+        }
+        self.extra.append_value(Value::Object(extra).to_string());
     }
 
     /// Finishes the batch (the builder can be reused).

@@ -92,7 +92,7 @@ pub fn coverage(catalog: &[Endpoint], p: &Pipelines) -> Vec<(Endpoint, Coverage)
             let c = if let Some(s) = p
                 .streams
                 .iter()
-                .find(|s| s.method == e.method && path_shape(&s.path) == shape)
+                .find(|s| s.method.as_str() == e.method && path_shape(&s.path) == shape)
             {
                 Coverage::Extracted(s.name.clone())
             } else if let Some(n) = p

@@ -13,7 +13,7 @@
 //!    range; a queued window runs exactly as it was planned.
 
 use super::extract::{Window, windows};
-use super::spec::{StreamKind, StreamSpec, WindowFormat};
+use super::spec::{StreamSpec, WindowFormat};
 use super::{PipelineError, Result};
 
 /// Where a plan starts.
@@ -77,7 +77,7 @@ impl Planner {
     /// (whole shop-local days) only re-read what they declare: a quarter hour back would
     /// mean a whole extra day per run.
     pub fn lookback(&self, stream: &StreamSpec) -> i64 {
-        match &stream.window {
+        match stream.window() {
             Some(w) => match (w.lookback, w.format) {
                 (Some(d), _) => d.as_secs() as i64,
                 (None, WindowFormat::Unix) => self.lookback,
@@ -90,14 +90,14 @@ impl Planner {
     /// The windows of `stream` from `start` to `to`, never ending later than
     /// `now − settle`. A snapshot is one listing versioned by that end.
     pub fn plan(&self, stream: &StreamSpec, start: Start, to: i64, now: i64) -> Result<Plan> {
-        if stream.kind == StreamKind::Detail {
+        if stream.is_detail() {
             return Err(PipelineError::Invalid(format!(
                 "stream `{}` is a detail stream; it runs with its parent",
                 stream.name
             )));
         }
         let to = to.min(now - self.settle);
-        let Some(w) = &stream.window else {
+        let Some(w) = stream.window() else {
             return Ok(Plan {
                 windows: vec![Window { from: to, to }],
                 origin: None,

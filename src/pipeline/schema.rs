@@ -124,29 +124,9 @@ pub struct TableSchema {
     pub columns: Vec<ColumnSpec>,
 }
 
-/// `partition_time` of snapshot tables: the fetch time.
-pub const EXTRACTED_AT: &str = "_extracted_at";
-
-/// System columns every raw table carries, after the declared ones.
-pub const SYSTEM_COLUMNS: [(&str, &str); 5] = [
-    (
-        "_shop_id",
-        "Shop id the row was extracted for (partition column).",
-    ),
-    (
-        "_month",
-        "Shop-local month (YYYY-MM) of the partition time (partition column).",
-    ),
-    ("_extracted_at", "When shoplake fetched the row (UTC)."),
-    ("_source_request_id", "request_id of the API response."),
-    (
-        "_extra",
-        "Fields the schema does not know, as a JSON object (nothing is lost).",
-    ),
-];
-
-/// Partition columns of every raw table.
-pub const PARTITION_COLUMNS: [&str; 2] = ["_shop_id", "_month"];
+/// The system columns, named once in the warehouse (`_extracted_at` is also the
+/// `partition_time` of snapshot tables).
+pub use crate::warehouse::columns::{EXTRACTED_AT, PARTITION_COLUMNS, SYSTEM_COLUMNS};
 
 impl TableSchema {
     /// Parses one schema file.
@@ -230,15 +210,7 @@ impl TableSchema {
                 Field::new(&c.name, c.ty.arrow(), c.nullable).with_metadata(md)
             })
             .collect();
-        fields.push(Field::new("_shop_id", DataType::Utf8, false));
-        fields.push(Field::new("_month", DataType::Utf8, false));
-        fields.push(Field::new(
-            "_extracted_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ));
-        fields.push(Field::new("_source_request_id", DataType::Utf8, true));
-        fields.push(Field::new("_extra", DataType::Utf8, true));
+        fields.extend(crate::warehouse::columns::system_fields());
         Arc::new(Schema::new(fields))
     }
 

@@ -10,17 +10,78 @@ use serde::Deserialize;
 
 use super::{PipelineError, Result};
 
-/// How a stream is extracted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// How a stream is extracted, with what that kind needs: a window for an incremental
+/// stream, a parent and a call shape for a detail stream. Checked at load, so nothing
+/// downstream meets a stream without what its kind needs.
+#[derive(Debug, Clone)]
 pub enum StreamKind {
     /// Time-windowed list by a cursor field (update_time).
-    Incremental,
+    Incremental {
+        /// The window filter.
+        window: WindowSpec,
+    },
     /// Detail calls for the ids a parent stream landed in the same window.
-    Detail,
+    Detail {
+        /// The stream whose records give the ids.
+        parent: String,
+        /// The call shape.
+        detail: DetailSpec,
+    },
     /// Everything the shop has now (warehouses, reasons, settings): listed whole on every
     /// run, replacing the shop's rows (rows gone from the API are deleted).
+    Snapshot {
+        /// The share (0–1) of a shop's rows one run may delete, overriding `[extract]
+        /// max_snapshot_delete` — `1` for working lists whose members leave as they
+        /// progress (packages that can be combined now, transactions not yet settled).
+        max_delete: Option<f64>,
+    },
+}
+
+impl StreamKind {
+    /// The kind's name in pipeline files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StreamKind::Incremental { .. } => "incremental",
+            StreamKind::Detail { .. } => "detail",
+            StreamKind::Snapshot { .. } => "snapshot",
+        }
+    }
+}
+
+/// The kind names of pipeline files (`kind = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum KindName {
+    Incremental,
+    Detail,
     Snapshot,
+}
+
+/// HTTP method of a stream's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Method {
+    /// `GET`: params in the query.
+    #[serde(rename = "GET")]
+    Get,
+    /// `POST`: a JSON body (searches).
+    #[serde(rename = "POST")]
+    Post,
+}
+
+impl Method {
+    /// `GET` or `POST`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Pagination style.
@@ -77,7 +138,7 @@ pub struct WindowSpec {
     #[serde(default)]
     pub params_in: ParamsIn,
     /// Window size for backfills (e.g. `30d`).
-    #[serde(with = "humantime_serde_shim")]
+    #[serde(with = "crate::duration")]
     pub size: Duration,
     /// A window whose first page reports more records than this (`total_count`) is split
     /// in half before anything is fetched further, so memory per window stays bounded
@@ -87,7 +148,7 @@ pub struct WindowSpec {
     /// Records that keep changing after their cursor time passed (a statement's payout
     /// status, analytics revised for days): every incremental run starts this far before
     /// the committed cursor and merges the re-read rows over the stored ones.
-    #[serde(default, deserialize_with = "humantime_serde_shim::option")]
+    #[serde(default, deserialize_with = "crate::duration::option::deserialize")]
     pub lookback: Option<Duration>,
     /// How the window bounds are sent.
     #[serde(default)]
@@ -104,7 +165,7 @@ pub struct WindowSpec {
     /// Ask for this much per call inside a window (`"1day"`): date-range reports answer one
     /// aggregate per call, so a daily report needs a call per day — but the window's calls
     /// still land in one commit, so a year is 13 commits, not 365.
-    #[serde(default, deserialize_with = "humantime_serde_shim::option")]
+    #[serde(default, deserialize_with = "crate::duration::option::deserialize")]
     pub per_call: Option<Duration>,
 }
 
@@ -133,22 +194,6 @@ pub enum WindowFormat {
     /// date the window starts in, the exclusive end the local date it ends in, so only
     /// whole local days are asked for and a day still in progress waits for the next run.
     LocalDate,
-}
-
-mod humantime_serde_shim {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration: {e}")))
-    }
-
-    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        deserialize(d).map(Some)
-    }
 }
 
 /// Detail calls: ids from the parent stream's records.
@@ -199,69 +244,228 @@ fn yes() -> bool {
     true
 }
 
-/// One stream.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One stream, validated: built from its pipeline-file entry at load.
+#[derive(Debug, Clone)]
 pub struct StreamSpec {
     /// Stream name (unique across pipelines).
     pub name: String,
     /// What it extracts.
     pub doc: String,
-    /// Incremental or detail.
+    /// Incremental, snapshot or detail, with what the kind needs.
     pub kind: StreamKind,
     /// HTTP method.
-    pub method: String,
+    pub method: Method,
     /// Versioned path (`/order/202309/orders/search`; `{id}` for per-id detail).
     pub path: String,
     /// Pagination.
-    #[serde(default = "pagination_none")]
     pub pagination: Pagination,
     /// Page size.
-    #[serde(default = "default_page_size")]
     pub page_size: u32,
     /// Where page params go.
-    #[serde(default)]
     pub page_params_in: ParamsIn,
     /// Dotted path of the records under `data` (empty: `data` is one record).
     pub records: String,
-    /// Tables landed: the stream's own table first, then child tables (schemas with
-    /// `nested`).
+    /// Tables landed: the stream's own table first (never empty), then child tables
+    /// (schemas with `nested`).
     pub tables: Vec<String>,
     /// Fixed query params.
-    #[serde(default)]
     pub query: BTreeMap<String, String>,
     /// Fixed JSON body fields.
-    #[serde(default)]
     pub body: BTreeMap<String, toml::Value>,
-    /// Time window (incremental streams).
-    #[serde(default)]
-    pub window: Option<WindowSpec>,
-    /// Parent stream (detail streams).
-    #[serde(default)]
-    pub parent: Option<String>,
-    /// Detail call shape.
-    #[serde(default)]
-    pub detail: Option<DetailSpec>,
     /// Rate-limit family (defaults to the path).
-    #[serde(default)]
     pub family: Option<String>,
-    /// Shop-scoped (default) or seller-scoped calls.
-    #[serde(default)]
+    /// Shop-scoped (default), seller-scoped or partner calls.
     pub scope: Scope,
     /// Default schedule (e.g. `15m`), used by `shoplake run`.
-    #[serde(default)]
     pub schedule: Option<String>,
     /// Extracted by default.
-    #[serde(default = "yes")]
     pub enabled: bool,
-    /// Snapshots only: the share (0–1) of a shop's rows one run may delete, overriding
-    /// `[extract] max_snapshot_delete` — `1` for working lists whose members leave as they
-    /// progress (packages that can be combined now, transactions not yet settled).
-    #[serde(default)]
-    pub max_delete: Option<f64>,
-    /// Category (the pipeline file's stem), filled at load.
-    #[serde(skip)]
+    /// Category (the pipeline file's stem).
     pub category: String,
+}
+
+impl StreamSpec {
+    /// The time window of an incremental stream.
+    pub fn window(&self) -> Option<&WindowSpec> {
+        match &self.kind {
+            StreamKind::Incremental { window } => Some(window),
+            _ => None,
+        }
+    }
+
+    /// The parent of a detail stream.
+    pub fn parent(&self) -> Option<&str> {
+        match &self.kind {
+            StreamKind::Detail { parent, .. } => Some(parent),
+            _ => None,
+        }
+    }
+
+    /// The call shape of a detail stream.
+    pub fn detail(&self) -> Option<&DetailSpec> {
+        match &self.kind {
+            StreamKind::Detail { detail, .. } => Some(detail),
+            _ => None,
+        }
+    }
+
+    /// A detail stream (runs with its parent, never on its own).
+    pub fn is_detail(&self) -> bool {
+        matches!(self.kind, StreamKind::Detail { .. })
+    }
+
+    /// A snapshot stream (replaces the shop's rows).
+    pub fn is_snapshot(&self) -> bool {
+        matches!(self.kind, StreamKind::Snapshot { .. })
+    }
+
+    /// The stream's own table (the first of `tables`).
+    pub fn main_table(&self) -> &str {
+        &self.tables[0]
+    }
+
+    /// The rate-limit family of its calls.
+    pub fn family(&self) -> &str {
+        self.family.as_deref().unwrap_or(&self.path)
+    }
+}
+
+/// One stream as written in a pipeline file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamEntry {
+    name: String,
+    doc: String,
+    kind: KindName,
+    method: Method,
+    path: String,
+    #[serde(default = "pagination_none")]
+    pagination: Pagination,
+    #[serde(default = "default_page_size")]
+    page_size: u32,
+    #[serde(default)]
+    page_params_in: ParamsIn,
+    records: String,
+    tables: Vec<String>,
+    #[serde(default)]
+    query: BTreeMap<String, String>,
+    #[serde(default)]
+    body: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    window: Option<WindowSpec>,
+    #[serde(default)]
+    parent: Option<String>,
+    #[serde(default)]
+    detail: Option<DetailSpec>,
+    #[serde(default)]
+    family: Option<String>,
+    #[serde(default)]
+    scope: Scope,
+    #[serde(default)]
+    schedule: Option<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    max_delete: Option<f64>,
+}
+
+impl StreamEntry {
+    /// Checks what the kind needs and builds the stream; the error says what is wrong.
+    fn validate(self, category: &str) -> std::result::Result<StreamSpec, String> {
+        let name = &self.name;
+        let kind = match (self.kind, self.window, self.parent, self.detail) {
+            (KindName::Incremental, None, _, _) => {
+                return Err(format!("stream `{name}`: incremental needs [window]"));
+            }
+            (KindName::Snapshot, Some(_), _, _) => {
+                return Err(format!(
+                    "stream `{name}`: a snapshot has no [window] (it lists everything each run)"
+                ));
+            }
+            (KindName::Detail, _, None, _) | (KindName::Detail, _, _, None) => {
+                return Err(format!(
+                    "stream `{name}`: detail needs `parent` and [detail]"
+                ));
+            }
+            (KindName::Detail, Some(_), _, _) => {
+                return Err(format!(
+                    "stream `{name}`: a detail stream has no [window] (it asks for the ids its parent listed)"
+                ));
+            }
+            (KindName::Incremental | KindName::Snapshot, _, Some(_), _)
+            | (KindName::Incremental | KindName::Snapshot, _, _, Some(_)) => {
+                return Err(format!(
+                    "stream `{name}`: `parent` and [detail] belong to detail streams"
+                ));
+            }
+            (KindName::Incremental, Some(window), None, None) => StreamKind::Incremental { window },
+            (KindName::Snapshot, None, None, None) => StreamKind::Snapshot {
+                max_delete: self.max_delete,
+            },
+            (KindName::Detail, None, Some(parent), Some(detail)) => {
+                StreamKind::Detail { parent, detail }
+            }
+        };
+        if let Some(m) = self.max_delete {
+            if !matches!(kind, StreamKind::Snapshot { .. }) {
+                return Err(format!(
+                    "stream `{name}`: max_delete applies to snapshots only (nothing else deletes)"
+                ));
+            }
+            if !(0.0..=1.0).contains(&m) {
+                return Err(format!(
+                    "stream `{name}`: max_delete is a share between 0 and 1"
+                ));
+            }
+        }
+        if let StreamKind::Detail { detail: d, .. } = &kind
+            && !d.carry.is_empty()
+            && d.ids_param.is_some()
+            && d.id_as.is_none()
+        {
+            return Err(format!(
+                "stream `{name}`: `carry` on a batched detail needs `id_as` (the record field naming its parent)"
+            ));
+        }
+        if self.tables.is_empty() {
+            return Err(format!("stream `{name}`: `tables` is empty"));
+        }
+        Ok(StreamSpec {
+            name: self.name,
+            doc: self.doc,
+            kind,
+            method: self.method,
+            path: self.path,
+            pagination: self.pagination,
+            page_size: self.page_size,
+            page_params_in: self.page_params_in,
+            records: self.records,
+            tables: self.tables,
+            query: self.query,
+            body: self.body,
+            family: self.family,
+            scope: self.scope,
+            schedule: self.schedule,
+            enabled: self.enabled,
+            category: category.to_string(),
+        })
+    }
+}
+
+/// How Affiliate Partner calls find the `category_asset_cipher` they send instead of a
+/// shop cipher: one seller-scoped call per shop, whose records are matched on the shop's
+/// market. Declared once, in the pipeline file of the partner streams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetLookup {
+    /// The endpoint listing the seller's assets (`/authorization/202405/category_assets`).
+    pub path: String,
+    /// Dotted path of the assets under `data`.
+    pub records: String,
+    /// The asset field holding a market, compared with the shop's region.
+    pub market_field: String,
+    /// The asset field holding the cipher to send.
+    pub cipher_field: String,
 }
 
 fn pagination_none() -> Pagination {
@@ -283,7 +487,9 @@ pub struct NotExtracted {
 struct PipelineFile {
     doc: String,
     #[serde(default)]
-    streams: Vec<StreamSpec>,
+    partner_asset: Option<AssetLookup>,
+    #[serde(default)]
+    streams: Vec<StreamEntry>,
     #[serde(default)]
     not_extracted: Vec<NotExtracted>,
 }
@@ -297,6 +503,9 @@ pub struct Pipelines {
     pub categories: BTreeMap<String, String>,
     /// Endpoints deliberately not extracted.
     pub not_extracted: Vec<NotExtracted>,
+    /// How partner-scoped streams find their credential (required when any stream has
+    /// `scope = "partner"`).
+    pub partner_asset: Option<AssetLookup>,
 }
 
 impl Pipelines {
@@ -317,67 +526,34 @@ impl Pipelines {
                 .and_then(|s| s.to_str())
                 .unwrap_or_default()
                 .to_string();
-            for mut s in f.streams {
-                s.category = category.clone();
-                match s.kind {
-                    StreamKind::Incremental if s.window.is_none() => {
-                        return Err(err(format!(
-                            "stream `{}`: incremental needs [window]",
-                            s.name
-                        )));
-                    }
-                    StreamKind::Snapshot if s.window.is_some() => {
-                        return Err(err(format!(
-                            "stream `{}`: a snapshot has no [window] (it lists everything each run)",
-                            s.name
-                        )));
-                    }
-                    _ if s.max_delete.is_some_and(|m| !(0.0..=1.0).contains(&m)) => {
-                        return Err(err(format!(
-                            "stream `{}`: max_delete is a share between 0 and 1",
-                            s.name
-                        )));
-                    }
-                    StreamKind::Incremental | StreamKind::Detail if s.max_delete.is_some() => {
-                        return Err(err(format!(
-                            "stream `{}`: max_delete applies to snapshots only (nothing else deletes)",
-                            s.name
-                        )));
-                    }
-                    StreamKind::Detail if s.parent.is_none() || s.detail.is_none() => {
-                        return Err(err(format!(
-                            "stream `{}`: detail needs `parent` and [detail]",
-                            s.name
-                        )));
-                    }
-                    _ => {}
-                }
-                if let Some(d) = &s.detail
-                    && !d.carry.is_empty()
-                    && d.ids_param.is_some()
-                    && d.id_as.is_none()
-                {
-                    return Err(err(format!(
-                        "stream `{}`: `carry` on a batched detail needs `id_as` (the record field naming its parent)",
-                        s.name
-                    )));
-                }
-                if s.tables.is_empty() {
-                    return Err(err(format!("stream `{}`: `tables` is empty", s.name)));
-                }
-                if !matches!(s.method.as_str(), "GET" | "POST") {
-                    return Err(err(format!(
-                        "stream `{}`: method must be GET or POST, got `{}`",
-                        s.name, s.method
-                    )));
-                }
+            for entry in f.streams {
+                let s = entry.validate(&category).map_err(&err)?;
                 if out.streams.iter().any(|o: &StreamSpec| o.name == s.name) {
                     return Err(err(format!("stream `{}` is declared twice", s.name)));
                 }
                 out.streams.push(s);
             }
+            if let Some(a) = f.partner_asset {
+                if out.partner_asset.is_some() {
+                    return Err(err(
+                        "[partner_asset] is declared in two pipeline files".into()
+                    ));
+                }
+                out.partner_asset = Some(a);
+            }
             out.not_extracted.extend(f.not_extracted);
             out.categories.insert(category, f.doc);
+        }
+        if let Some(s) = out.streams.iter().find(|s| s.scope == Scope::Partner)
+            && out.partner_asset.is_none()
+        {
+            return Err(PipelineError::Spec {
+                file: format!("pipelines/{}.toml", s.category),
+                message: format!(
+                    "stream `{}` has scope = \"partner\" but no pipeline file declares [partner_asset] (how to find the category asset cipher)",
+                    s.name
+                ),
+            });
         }
         // Parents may live in another pipeline file (fulfillment's details hang off
         // orders); order the streams so every parent comes before its details.
@@ -387,8 +563,7 @@ impl Pipelines {
             let mut wait = Vec::new();
             for s in rest {
                 let ready = s
-                    .parent
-                    .as_deref()
+                    .parent()
                     .is_none_or(|p| out.streams.iter().any(|o| o.name == p));
                 if ready {
                     out.streams.push(s);
@@ -398,7 +573,7 @@ impl Pipelines {
             }
             if out.streams.len() == before {
                 let s = &wait[0];
-                let parent = s.parent.as_deref().unwrap_or_default();
+                let parent = s.parent().unwrap_or_default();
                 return Err(PipelineError::Spec {
                     file: format!("pipelines/{}.toml", s.category),
                     message: format!(
@@ -421,14 +596,14 @@ impl Pipelines {
     pub fn children<'a>(&'a self, parent: &'a str) -> impl Iterator<Item = &'a StreamSpec> + 'a {
         self.streams
             .iter()
-            .filter(move |s| s.enabled && s.parent.as_deref() == Some(parent))
+            .filter(move |s| s.enabled && s.parent() == Some(parent))
     }
 
     /// The top-level stream a detail stream's calls hang off (itself for a top-level one).
     pub fn root_of<'a>(&'a self, s: &'a StreamSpec) -> Option<&'a StreamSpec> {
         let mut cur = s;
         for _ in 0..self.streams.len() {
-            match cur.parent.as_deref() {
+            match cur.parent() {
                 None => return Some(cur),
                 Some(p) => cur = self.streams.iter().find(|x| x.name == p)?,
             }
@@ -438,10 +613,7 @@ impl Pipelines {
 
     /// Top-level streams selected by `--pipeline` (a category or a stream name).
     pub fn select(&self, pipeline: Option<&str>) -> Result<Vec<&StreamSpec>> {
-        let top = self
-            .streams
-            .iter()
-            .filter(|s| s.enabled && s.kind != StreamKind::Detail);
+        let top = self.streams.iter().filter(|s| s.enabled && !s.is_detail());
         let picked: Vec<_> = match pipeline {
             None => top.collect(),
             // A category or detail stream whose calls hang off another category's stream

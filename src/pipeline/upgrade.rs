@@ -12,6 +12,7 @@
 //! shop's rows and sets the property, so it costs nothing until the schema changes and
 //! runs again after a crash in between (it only fills nulls).
 
+use crate::warehouse::columns::{EXTRA, SHOP_ID};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -77,7 +78,7 @@ pub async fn fill_from_extra(
         let (batch, failed) = fill_batch(lake, schema, &ctx).await?;
         unreadable += failed;
         n += lake
-            .patch("raw", table, batch, &keys, &fill, &["_extra".to_string()])
+            .patch("raw", table, batch, &keys, &fill, &[EXTRA.to_string()])
             .await?;
     }
     // Rows of shops without a known zone (no longer authorized, an unknown region) keep
@@ -87,9 +88,9 @@ pub async fn fill_from_extra(
         .scan(
             "raw",
             table,
-            col("_extra")
+            col(EXTRA)
                 .is_not_null()
-                .and(col("_shop_id").in_list(shops, true)),
+                .and(col(SHOP_ID).in_list(shops, true)),
         )
         .await?
         .iter()
@@ -127,9 +128,9 @@ async fn fill_batch(
         .scan(
             "raw",
             table,
-            col("_shop_id")
+            col(SHOP_ID)
                 .eq(lit(ctx.shop_id.as_str()))
-                .and(col("_extra").is_not_null()),
+                .and(col(EXTRA).is_not_null()),
         )
         .await?;
     // The records as `_extra` holds them, through the current schema with every column
@@ -145,7 +146,7 @@ async fn fill_batch(
     let mut failed = 0;
     for b in &rows {
         // Read back as whatever string type the reader chose (Utf8View by default).
-        let Some(extra) = b.column_by_name("_extra") else {
+        let Some(extra) = b.column_by_name(EXTRA) else {
             continue;
         };
         let extra = arrow::compute::cast(extra, &arrow::datatypes::DataType::Utf8)
@@ -175,8 +176,8 @@ async fn fill_batch(
         // Only rows whose `_extra` held a field a column reads now.
         let utf8 = |c: &ArrayRef| arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8);
         let (before, after) = (
-            original.column_by_name("_extra").map(utf8),
-            filled.column_by_name("_extra").map(utf8),
+            original.column_by_name(EXTRA).map(utf8),
+            filled.column_by_name(EXTRA).map(utf8),
         );
         let changed = match (before, after) {
             (Some(Ok(b)), Some(Ok(a))) => arrow::compute::kernels::cmp::distinct(&b, &a)
@@ -210,7 +211,7 @@ fn patch_batch(
     let mut cols: Vec<ArrayRef> = Vec::new();
     for f in filled.schema().fields() {
         let from_original =
-            keys.contains(f.name()) || (f.name().starts_with('_') && f.name() != "_extra");
+            keys.contains(f.name()) || (f.name().starts_with('_') && f.name() != EXTRA);
         let c = if from_original {
             original.column_by_name(f.name()).cloned()
         } else {

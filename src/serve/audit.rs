@@ -66,6 +66,7 @@ pub struct Record {
 pub struct AuditLog {
     file: Option<Arc<Mutex<std::fs::File>>>,
     path: Option<PathBuf>,
+    metrics: Arc<super::metrics::QueryMetrics>,
 }
 
 impl AuditLog {
@@ -86,6 +87,7 @@ impl AuditLog {
         Ok(AuditLog {
             file: Some(Arc::new(Mutex::new(f))),
             path: Some(path.to_path_buf()),
+            metrics: Default::default(),
         })
     }
 
@@ -94,8 +96,14 @@ impl AuditLog {
         self.path.as_deref()
     }
 
+    /// The query counters every written record feeds (`/metrics`).
+    pub fn metrics(&self) -> Arc<super::metrics::QueryMetrics> {
+        self.metrics.clone()
+    }
+
     /// Writes one record.
     pub fn write(&self, r: &Record) {
+        self.metrics.record(r);
         tracing::info!(
             target: "shoplake::audit",
             user = %r.user,

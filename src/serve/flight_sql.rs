@@ -23,7 +23,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfoDataBuilder};
 use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
@@ -42,7 +42,6 @@ use bytes::Bytes;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
 };
-use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -57,6 +56,7 @@ use tracing::{info, warn};
 
 use super::access::{Access, Principal};
 use super::audit::{AuditLog, Entry, Outcome};
+use super::error::ServeError;
 use super::limits::{Admission, Limits, QueryPool, ServerPool};
 use super::{ServeOptions, all_schemas};
 use crate::models::run::read_only;
@@ -79,10 +79,6 @@ pub struct LakeFlightSql {
 }
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
-
-fn status(e: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(e.to_string())
-}
 
 fn sql_info(limits: &Limits) -> SqlInfoData {
     let mut b = SqlInfoDataBuilder::new();
@@ -199,43 +195,38 @@ fn to_client(
 /// Arrow IPC stream, or nothing before DoPut binds them.
 const HANDLE_MAGIC: &[u8; 4] = b"SLH1";
 
-fn encode_handle(sql: &str, params: Option<&RecordBatch>) -> Result<Bytes, Status> {
+fn encode_handle(sql: &str, params: Option<&RecordBatch>) -> Result<Bytes, ServeError> {
     let mut out = Vec::with_capacity(8 + sql.len());
     out.extend_from_slice(HANDLE_MAGIC);
     out.extend_from_slice(&(sql.len() as u32).to_le_bytes());
     out.extend_from_slice(sql.as_bytes());
     if let Some(b) = params {
-        let mut w =
-            arrow::ipc::writer::StreamWriter::try_new(&mut out, &b.schema()).map_err(status)?;
-        w.write(b).map_err(status)?;
-        w.finish().map_err(status)?;
+        let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut out, &b.schema())?;
+        w.write(b)?;
+        w.finish()?;
     }
     Ok(Bytes::from(out))
 }
 
-fn decode_handle(h: &[u8]) -> Result<(String, Option<RecordBatch>), Status> {
-    let bad = || {
-        Status::invalid_argument("malformed prepared statement handle; prepare the statement again")
-    };
-    let rest = h.strip_prefix(HANDLE_MAGIC.as_slice()).ok_or_else(bad)?;
-    let len = rest.get(..4).ok_or_else(bad)?;
-    let len = u32::from_le_bytes(len.try_into().map_err(|_| bad())?) as usize;
-    let sql = rest.get(4..4 + len).ok_or_else(bad)?;
-    let sql = String::from_utf8(sql.to_vec()).map_err(|_| bad())?;
+fn decode_handle(h: &[u8]) -> Result<(String, Option<RecordBatch>), ServeError> {
+    let rest = h
+        .strip_prefix(HANDLE_MAGIC.as_slice())
+        .ok_or(ServeError::BadHandle)?;
+    let len = rest.get(..4).ok_or(ServeError::BadHandle)?;
+    let len = u32::from_le_bytes(len.try_into().map_err(|_| ServeError::BadHandle)?) as usize;
+    let sql = rest.get(4..4 + len).ok_or(ServeError::BadHandle)?;
+    let sql = String::from_utf8(sql.to_vec()).map_err(|_| ServeError::BadHandle)?;
     let params = &rest[4 + len..];
     if params.is_empty() {
         return Ok((sql, None));
     }
-    let mut r = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(params), None)
-        .map_err(status)?;
-    let batch = r.next().transpose().map_err(status)?;
+    let mut r = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(params), None)?;
+    let batch = r.next().transpose()?;
     Ok((sql, batch))
 }
 
-fn schema_bytes(schema: &Schema) -> Result<Bytes, Status> {
-    let msg: IpcMessage = SchemaAsIpc::new(schema, &Default::default())
-        .try_into()
-        .map_err(status)?;
+fn schema_bytes(schema: &Schema) -> Result<Bytes, ServeError> {
+    let msg: IpcMessage = SchemaAsIpc::new(schema, &Default::default()).try_into()?;
     Ok(msg.0)
 }
 
@@ -243,13 +234,12 @@ fn info_for(
     cmd: impl ProstMessageExt,
     schema: &Schema,
     descriptor: FlightDescriptor,
-) -> Result<Response<FlightInfo>, Status> {
+) -> Result<Response<FlightInfo>, ServeError> {
     // One endpoint, empty location: clients fetch from this server (Grafana requires
     // exactly one endpoint; a location makes ADBC dial a new client).
     let ticket = Ticket::new(cmd.as_any().encode_to_vec());
     let info = FlightInfo::new()
-        .try_with_schema(schema)
-        .map_err(status)?
+        .try_with_schema(schema)?
         .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
         .with_descriptor(descriptor);
     Ok(Response::new(info))
@@ -279,48 +269,40 @@ impl LakeFlightSql {
     }
 
     /// Checks the caller: a bearer token from a handshake, or basic credentials.
-    fn check(&self, md: &MetadataMap) -> Result<Principal, Status> {
+    fn check(&self, md: &MetadataMap) -> Result<Principal, ServeError> {
         if !self.access.required() {
             return Ok(self.access.anonymous());
         }
         let header = md
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                Status::unauthenticated(
-                    "authorization required: use basic auth (Handshake) or a bearer token",
-                )
-            })?;
+            .ok_or(ServeError::NoCredentials)?;
         if let Some(tok) = header.strip_prefix("Bearer ") {
-            return self.access.bearer(tok.trim()).ok_or_else(|| {
-                Status::unauthenticated("unknown or expired bearer token; authenticate again")
-            });
+            return self
+                .access
+                .bearer(tok.trim())
+                .ok_or(ServeError::UnknownToken);
         }
         if let Some(b) = header.strip_prefix("Basic ") {
             let (u, p) = decode_basic(b)?;
-            return self
-                .access
-                .login(&u, &p)
-                .map_err(|e| Status::unauthenticated(e.to_string()));
+            return self.access.login(&u, &p).map_err(ServeError::Login);
         }
-        Err(Status::unauthenticated(
-            "unsupported authorization scheme (use Basic or Bearer)",
-        ))
+        Err(ServeError::UnsupportedScheme)
     }
 
     /// A session for one query by `p`: only the schemas `p` may read are in its catalog
     /// (so `information_schema` and metadata show nothing else), with the query's own
     /// memory pool inside the server's and no spilling to disk (a query over its memory
     /// limit fails instead of filling the server's disk).
-    fn query_ctx(&self, p: &Principal) -> Result<SessionContext, Status> {
+    fn query_ctx(&self, p: &Principal) -> Result<SessionContext, ServeError> {
         let full = self
             .base
             .catalog(CATALOG)
-            .ok_or_else(|| Status::internal("lake catalog missing"))?;
+            .ok_or(ServeError::CatalogMissing)?;
         let catalog = Arc::new(MemoryCatalogProvider::new());
         for s in full.schema_names() {
             if let (true, Some(sp)) = (p.may_read(&s), full.schema(&s)) {
-                catalog.register_schema(&s, sp).map_err(df_status)?;
+                catalog.register_schema(&s, sp)?;
             }
         }
         let list = Arc::new(MemoryCatalogProviderList::new());
@@ -331,8 +313,7 @@ impl LakeFlightSql {
             .with_disk_manager_builder(
                 DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
             )
-            .build_arc()
-            .map_err(df_status)?;
+            .build_arc()?;
         let state = SessionStateBuilder::new_from_existing(self.base.state())
             .with_catalog_list(list)
             .with_runtime_env(rt)
@@ -348,32 +329,29 @@ impl LakeFlightSql {
         ctx: &SessionContext,
         p: &Principal,
         sql: &str,
-    ) -> Result<DataFrame, Status> {
+    ) -> Result<DataFrame, ServeError> {
         let state = ctx.state();
-        let mut stmt = state
-            .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
-            .map_err(df_status)?;
+        let mut stmt = state.sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
         number_placeholders(&mut stmt);
-        for r in state.resolve_table_references(&stmt).map_err(df_status)? {
+        for r in state.resolve_table_references(&stmt)? {
             let schema = r.schema().unwrap_or("marts");
             if !p.may_read(schema) {
-                return Err(Status::permission_denied(format!(
-                    "user {} (role {}) may not read {schema}.{}; the role may read: {}",
-                    p.user,
-                    p.role,
-                    r.table(),
-                    p.schemas.iter().cloned().collect::<Vec<_>>().join(", ")
-                )));
+                return Err(ServeError::Denied {
+                    user: p.user.clone(),
+                    role: p.role.clone(),
+                    schema: schema.to_string(),
+                    table: r.table().to_string(),
+                    readable: p.schemas.clone(),
+                });
             }
         }
-        let plan = state.statement_to_plan(stmt).await.map_err(df_status)?;
-        read_only().verify_plan(&plan).map_err(|e| {
-            Status::permission_denied(format!(
-                "shoplake serves read-only SQL; refused: {}",
-                e.strip_backtrace()
-            ))
-        })?;
-        ctx.execute_logical_plan(plan).await.map_err(df_status)
+        let plan = state.statement_to_plan(stmt).await?;
+        read_only()
+            .verify_plan(&plan)
+            .map_err(ServeError::ReadOnly)?;
+        ctx.execute_logical_plan(plan)
+            .await
+            .map_err(ServeError::from)
     }
 
     /// Plans `sql` (with a prepared statement's bound row) under the caller's role, the
@@ -383,20 +361,11 @@ impl LakeFlightSql {
         p: &Principal,
         sql: &str,
         params: Option<RecordBatch>,
-    ) -> Result<(DataFrame, OwnedSemaphorePermit, tokio::time::Instant, Entry), Status> {
+    ) -> Result<(DataFrame, OwnedSemaphorePermit, tokio::time::Instant, Entry), ServeError> {
         let entry = self.audit.start(p, sql);
-        let fail = |entry: Entry, s: Status| {
-            let outcome = match s.code() {
-                tonic::Code::PermissionDenied | tonic::Code::ResourceExhausted => Outcome::Refused,
-                tonic::Code::DeadlineExceeded => Outcome::Timeout,
-                _ => Outcome::Error,
-            };
-            entry.finish(outcome, Some(s.message().to_string()));
-            s
-        };
         let permit = match self.admission.enter() {
-            Ok(p) => p,
-            Err(m) => return Err(fail(entry, Status::resource_exhausted(m))),
+            Ok(permit) => permit,
+            Err(e) => return Err(audited(entry, e)),
         };
         let deadline = tokio::time::Instant::now() + self.limits.query_timeout;
         let planned = tokio::time::timeout_at(deadline, async {
@@ -407,28 +376,22 @@ impl LakeFlightSql {
         .await;
         match planned {
             Ok(Ok(df)) => Ok((df, permit, deadline, entry)),
-            Ok(Err(s)) => Err(fail(entry, s)),
-            Err(_) => Err(fail(entry, self.timed_out())),
+            Ok(Err(e)) => Err(audited(entry, e)),
+            Err(_) => Err(audited(entry, self.timed_out())),
         }
     }
 
     /// Updates and bulk ingest: refused for every role (after the caller is known, so an
     /// anonymous caller learns nothing), with an audit line like any refused query.
-    fn refuse_write(&self, md: &MetadataMap, sql: &str) -> Result<Status, Status> {
-        let p = self.check(md)?;
-        let msg = "shoplake serves read-only SQL; updates and ingest are refused \
-                   (the warehouse is written only by extraction and model builds)";
-        self.audit
-            .start(&p, sql)
-            .finish(Outcome::Refused, Some(msg.to_string()));
-        Ok(Status::permission_denied(msg))
+    fn refuse_write(&self, md: &MetadataMap, sql: &str) -> ServeError {
+        match self.check(md) {
+            Ok(p) => audited(self.audit.start(&p, sql), ServeError::WriteRefused),
+            Err(e) => e,
+        }
     }
 
-    fn timed_out(&self) -> Status {
-        Status::deadline_exceeded(format!(
-            "query exceeded its time limit of {} (serve.query_timeout)",
-            humantime::format_duration(self.limits.query_timeout)
-        ))
+    fn timed_out(&self) -> ServeError {
+        ServeError::Timeout(self.limits.query_timeout)
     }
 
     /// The result schema of `sql` for FlightInfo / prepared statements (nothing runs).
@@ -437,11 +400,26 @@ impl LakeFlightSql {
         p: &Principal,
         sql: &str,
         params: Option<RecordBatch>,
-    ) -> Result<DataFrame, Status> {
+    ) -> Result<DataFrame, ServeError> {
         let (df, _permit, _, entry) = self.prepare(p, sql, params).await?;
         // Planned only: the DoGet that runs it writes the audit line.
         entry.discard();
         Ok(df)
+    }
+
+    /// FlightInfo for `sql` run by `p` (planned, nothing runs): its client schema, and a
+    /// ticket carrying `cmd`.
+    async fn statement_info(
+        &self,
+        p: &Principal,
+        sql: &str,
+        params: Option<RecordBatch>,
+        cmd: impl ProstMessageExt,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, ServeError> {
+        let df = self.describe(p, sql, params).await?;
+        let schema = client_schema(df.schema().as_arrow());
+        info_for(cmd, &schema, descriptor)
     }
 
     /// Runs `sql` and streams its batches: the permit, the deadline and the audit entry
@@ -451,27 +429,27 @@ impl LakeFlightSql {
         p: &Principal,
         sql: &str,
         params: Option<RecordBatch>,
-    ) -> Result<DoGetStream, Status> {
+    ) -> Result<DoGetStream, ServeError> {
         let (df, permit, deadline, entry) = self.prepare(p, sql, params).await?;
         let schema: SchemaRef = Arc::new(client_schema(df.schema().as_arrow()));
         let inner = match tokio::time::timeout_at(deadline, df.execute_stream()).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                let s = df_status(e);
-                entry.finish(Outcome::Error, Some(s.message().to_string()));
-                return Err(s);
+                let e = ServeError::from(e);
+                entry.finish(Outcome::Error, Some(e.to_string()));
+                return Err(e);
             }
             Err(_) => {
-                let s = self.timed_out();
-                entry.finish(Outcome::Timeout, Some(s.message().to_string()));
-                return Err(s);
+                let e = self.timed_out();
+                entry.finish(Outcome::Timeout, Some(e.to_string()));
+                return Err(e);
             }
         };
         let stream = QueryStream {
             inner,
             target: schema.clone(),
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
-            timed_out: self.timed_out(),
+            timeout: self.limits.query_timeout,
             entry: Some(entry),
             permit: Some(permit),
         };
@@ -482,16 +460,40 @@ impl LakeFlightSql {
         Ok(Box::pin(s))
     }
 
-    async fn table_schema(&self, schema: &str, table: &str) -> Result<Schema, Status> {
+    /// The FlightInfo of a metadata command (after checking the caller).
+    fn metadata_info<C: Metadata>(
+        &self,
+        cmd: C,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, ServeError> {
+        self.check(request.metadata())?;
+        let schema = cmd.result_schema(self)?;
+        info_for(cmd, &schema, request.into_inner())
+    }
+
+    /// The DoGet of a metadata command: its answer for the caller, in one batch.
+    async fn metadata_get<C: Metadata>(
+        &self,
+        cmd: C,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, ServeError> {
+        let who = self.check(request.metadata())?;
+        let batch = cmd.answer(self, &who).await?;
+        Ok(Response::new(batch_stream(batch)))
+    }
+
+    async fn table_schema(&self, schema: &str, table: &str) -> Result<Schema, ServeError> {
         let p = self
             .base
             .catalog(CATALOG)
             .and_then(|c| c.schema(schema))
-            .ok_or_else(|| Status::not_found(format!("schema {schema}")))?
+            .ok_or_else(|| ServeError::NoSchema(schema.to_string()))?
             .table(table)
-            .await
-            .map_err(df_status)?
-            .ok_or_else(|| Status::not_found(format!("table {schema}.{table}")))?;
+            .await?
+            .ok_or_else(|| ServeError::NoTable {
+                schema: schema.to_string(),
+                table: table.to_string(),
+            })?;
         Ok(client_schema(p.schema().as_ref()))
     }
 
@@ -504,8 +506,14 @@ impl LakeFlightSql {
     }
 }
 
+/// Writes `e` as how the query of `entry` ended, and passes it on.
+fn audited(entry: Entry, e: ServeError) -> ServeError {
+    entry.finish(e.outcome(), Some(e.to_string()));
+    e
+}
+
 /// Binds a prepared statement's row to `$1`, `$2`, … in column order.
-fn bind(df: DataFrame, params: Option<RecordBatch>) -> Result<DataFrame, Status> {
+fn bind(df: DataFrame, params: Option<RecordBatch>) -> Result<DataFrame, ServeError> {
     let Some(p) = params else {
         return Ok(df);
     };
@@ -513,22 +521,35 @@ fn bind(df: DataFrame, params: Option<RecordBatch>) -> Result<DataFrame, Status>
         .columns()
         .iter()
         .map(|c| datafusion::scalar::ScalarValue::try_from_array(c, 0))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(df_status)?;
-    df.with_param_values(values).map_err(df_status)
+        .collect::<Result<Vec<_>, _>>()?;
+    df.with_param_values(values).map_err(ServeError::from)
 }
 
-/// A DataFusion error as the gRPC status a client can act on.
-fn df_status(e: DataFusionError) -> Status {
-    let msg = e.strip_backtrace();
-    match e.find_root() {
-        DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(msg),
-        DataFusionError::Plan(_)
-        | DataFusionError::SchemaError(..)
-        | DataFusionError::SQL(..)
-        | DataFusionError::NotImplemented(_) => Status::invalid_argument(msg),
-        _ => Status::internal(msg),
-    }
+/// The parameters of a prepared statement (`$1..$n` in order; an untyped one is announced
+/// as Utf8).
+fn parameter_schema(df: &DataFrame) -> Result<Schema, ServeError> {
+    let types = df
+        .logical_plan()
+        .get_parameter_types()
+        .map_err(ServeError::ParameterTypes)?;
+    let mut names: Vec<&String> = types.keys().collect();
+    names.sort_by_key(|n| {
+        n.trim_start_matches('$')
+            .parse::<usize>()
+            .unwrap_or(usize::MAX)
+    });
+    Ok(Schema::new(
+        names
+            .iter()
+            .map(|n| {
+                Field::new(
+                    n.as_str(),
+                    types[*n].clone().unwrap_or(DataType::Utf8),
+                    true,
+                )
+            })
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// A query's batches on their way to the client, converted to client types, counted for
@@ -537,7 +558,8 @@ struct QueryStream {
     inner: SendableRecordBatchStream,
     target: SchemaRef,
     deadline: Pin<Box<tokio::time::Sleep>>,
-    timed_out: Status,
+    /// The query's time limit (for the error when the deadline passes).
+    timeout: std::time::Duration,
     entry: Option<Entry>,
     permit: Option<OwnedSemaphorePermit>,
 }
@@ -564,9 +586,9 @@ impl Stream for QueryStream {
             return Poll::Ready(None);
         }
         if this.deadline.as_mut().poll(cx).is_ready() {
-            let s = this.timed_out.clone();
-            this.end(Outcome::Timeout, Some(s.message().to_string()));
-            return Poll::Ready(Some(Err(FlightError::Tonic(Box::new(s)))));
+            let e = ServeError::Timeout(this.timeout);
+            this.end(Outcome::Timeout, Some(e.to_string()));
+            return Poll::Ready(Some(Err(FlightError::Tonic(Box::new(Status::from(e))))));
         }
         match this.inner.poll_next_unpin(cx) {
             Poll::Pending => Poll::Pending,
@@ -575,9 +597,9 @@ impl Stream for QueryStream {
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(e))) => {
-                let s = df_status(e);
-                this.end(Outcome::Error, Some(s.message().to_string()));
-                Poll::Ready(Some(Err(FlightError::Tonic(Box::new(s)))))
+                let e = ServeError::from(e);
+                this.end(Outcome::Error, Some(e.to_string()));
+                Poll::Ready(Some(Err(FlightError::Tonic(Box::new(Status::from(e))))))
             }
             Poll::Ready(Some(Ok(b))) => match to_client(b, &this.target) {
                 Ok(b) => {
@@ -618,28 +640,24 @@ fn number_placeholders(stmt: &mut datafusion::sql::parser::Statement) {
     if let datafusion::sql::parser::Statement::Statement(s) = stmt {
         let mut n = 0;
         let _ = visit_expressions_mut(s.as_mut(), |e| {
-            if let Expr::Value(v) = e {
-                if let Value::Placeholder(p) = &mut v.value {
-                    if p == "?" {
-                        n += 1;
-                        *p = format!("${n}");
-                    }
-                }
+            if let Expr::Value(v) = e
+                && let Value::Placeholder(p) = &mut v.value
+                && p == "?"
+            {
+                n += 1;
+                *p = format!("${n}");
             }
             std::ops::ControlFlow::<()>::Continue(())
         });
     }
 }
 
-fn decode_basic(b64: &str) -> Result<(String, String), Status> {
+fn decode_basic(b64: &str) -> Result<(String, String), ServeError> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
-        .map_err(|_| Status::unauthenticated("malformed basic credentials"))?;
-    let s = String::from_utf8(raw)
-        .map_err(|_| Status::unauthenticated("malformed basic credentials"))?;
-    let (u, p) = s
-        .split_once(':')
-        .ok_or_else(|| Status::unauthenticated("malformed basic credentials"))?;
+        .map_err(ServeError::malformed_basic)?;
+    let s = String::from_utf8(raw).map_err(ServeError::malformed_basic)?;
+    let (u, p) = s.split_once(':').ok_or(ServeError::MalformedBasic(None))?;
     Ok((u.to_string(), p.to_string()))
 }
 
@@ -664,9 +682,7 @@ impl FlightSqlService for LakeFlightSql {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
                 let Some(basic) = header.strip_prefix("Basic ") else {
-                    return Err(Status::unauthenticated(
-                        "handshake needs `authorization: Basic …`",
-                    ));
+                    return Err(ServeError::HandshakeNeedsBasic.into());
                 };
                 decode_basic(basic)?
             };
@@ -678,7 +694,7 @@ impl FlightSqlService for LakeFlightSql {
                 .await
                 .map_err(|e| {
                     warn!(?peer, ?user, error = %e, "flight sql login refused");
-                    Status::unauthenticated(e.to_string())
+                    ServeError::Login(e)
                 })?
         } else {
             self.access.anonymous()
@@ -694,7 +710,9 @@ impl FlightSqlService for LakeFlightSql {
         > = Response::new(Box::pin(futures::stream::iter(vec![Ok(resp)])));
         out.metadata_mut().insert(
             "authorization",
-            format!("Bearer {token}").parse().map_err(status)?,
+            format!("Bearer {token}")
+                .parse()
+                .map_err(ServeError::HeaderValue)?,
         );
         Ok(out)
     }
@@ -705,12 +723,13 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let who = self.check(request.metadata())?;
-        let df = self.describe(&who, &query.query, None).await?;
-        let schema = client_schema(df.schema().as_arrow());
         let ticket = TicketStatementQuery {
             statement_handle: Bytes::from(query.query.clone()),
         };
-        info_for(ticket, &schema, request.into_inner())
+        let info = self
+            .statement_info(&who, &query.query, None, ticket, request.into_inner())
+            .await?;
+        Ok(info)
     }
 
     async fn get_flight_info_prepared_statement(
@@ -720,9 +739,10 @@ impl FlightSqlService for LakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let who = self.check(request.metadata())?;
         let (sql, params) = decode_handle(&cmd.prepared_statement_handle)?;
-        let df = self.describe(&who, &sql, params).await?;
-        let schema = client_schema(df.schema().as_arrow());
-        info_for(cmd, &schema, request.into_inner())
+        let info = self
+            .statement_info(&who, &sql, params, cmd, request.into_inner())
+            .await?;
+        Ok(info)
     }
 
     async fn do_get_statement(
@@ -731,7 +751,8 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let who = self.check(request.metadata())?;
-        let sql = String::from_utf8(ticket.statement_handle.to_vec()).map_err(status)?;
+        let sql =
+            String::from_utf8(ticket.statement_handle.to_vec()).map_err(ServeError::BadTicket)?;
         Ok(Response::new(self.run(&who, &sql, None).await?))
     }
 
@@ -753,26 +774,7 @@ impl FlightSqlService for LakeFlightSql {
         let who = self.check(request.metadata())?;
         let df = self.describe(&who, &query.query, None).await?;
         let schema = client_schema(df.schema().as_arrow());
-        // Parameters `$1..$n` in order; an untyped one is announced as Utf8.
-        let types = df.logical_plan().get_parameter_types().map_err(status)?;
-        let mut names: Vec<&String> = types.keys().collect();
-        names.sort_by_key(|n| {
-            n.trim_start_matches('$')
-                .parse::<usize>()
-                .unwrap_or(usize::MAX)
-        });
-        let params = Schema::new(
-            names
-                .iter()
-                .map(|n| {
-                    Field::new(
-                        n.as_str(),
-                        types[*n].clone().unwrap_or(DataType::Utf8),
-                        true,
-                    )
-                })
-                .collect::<Vec<_>>(),
-        );
+        let params = parameter_schema(&df)?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: encode_handle(&query.query, None)?,
             dataset_schema: schema_bytes(&schema)?,
@@ -792,12 +794,10 @@ impl FlightSqlService for LakeFlightSql {
                 .into_inner()
                 .map_err(arrow_flight::error::FlightError::from),
         );
-        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(status)?;
+        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(ServeError::Flight)?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         if rows != 1 {
-            return Err(Status::invalid_argument(format!(
-                "bind exactly one row of parameters (got {rows}); run the statement once per row"
-            )));
+            return Err(ServeError::BindRows(rows).into());
         }
         let row = batches
             .into_iter()
@@ -814,7 +814,7 @@ impl FlightSqlService for LakeFlightSql {
         cmd: CommandStatementUpdate,
         request: Request<arrow_flight::sql::server::PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        Err(self.refuse_write(request.metadata(), &cmd.query)?)
+        Err(self.refuse_write(request.metadata(), &cmd.query).into())
     }
 
     async fn do_put_prepared_statement_update(
@@ -823,7 +823,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<arrow_flight::sql::server::PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let (sql, _) = decode_handle(&cmd.prepared_statement_handle)?;
-        Err(self.refuse_write(request.metadata(), &sql)?)
+        Err(self.refuse_write(request.metadata(), &sql).into())
     }
 
     async fn do_put_statement_ingest(
@@ -832,7 +832,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<arrow_flight::sql::server::PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let what = format!("-- bulk ingest into {}", cmd.table);
-        Err(self.refuse_write(request.metadata(), &what)?)
+        Err(self.refuse_write(request.metadata(), &what).into())
     }
 
     async fn do_action_close_prepared_statement(
@@ -845,14 +845,14 @@ impl FlightSqlService for LakeFlightSql {
         Ok(())
     }
 
+    // Metadata commands: FlightInfo and DoGet of each answer through `Metadata`.
+
     async fn get_flight_info_catalogs(
         &self,
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.check(request.metadata())?;
-        let schema = query.clone().into_builder().schema();
-        info_for(query, &schema, request.into_inner())
+        Ok(self.metadata_info(query, request)?)
     }
 
     async fn do_get_catalogs(
@@ -860,10 +860,7 @@ impl FlightSqlService for LakeFlightSql {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.check(request.metadata())?;
-        let mut b = query.into_builder();
-        b.append(CATALOG);
-        Ok(Response::new(batch_stream(b.build().map_err(status)?)))
+        Ok(self.metadata_get(query, request).await?)
     }
 
     async fn get_flight_info_schemas(
@@ -871,9 +868,7 @@ impl FlightSqlService for LakeFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.check(request.metadata())?;
-        let schema = query.clone().into_builder().schema();
-        info_for(query, &schema, request.into_inner())
+        Ok(self.metadata_info(query, request)?)
     }
 
     async fn do_get_schemas(
@@ -881,12 +876,7 @@ impl FlightSqlService for LakeFlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let who = self.check(request.metadata())?;
-        let mut b = query.into_builder();
-        for s in self.schema_names(&who) {
-            b.append(CATALOG, s);
-        }
-        Ok(Response::new(batch_stream(b.build().map_err(status)?)))
+        Ok(self.metadata_get(query, request).await?)
     }
 
     async fn get_flight_info_tables(
@@ -894,9 +884,7 @@ impl FlightSqlService for LakeFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.check(request.metadata())?;
-        let schema = query.clone().into_builder().schema();
-        info_for(query, &schema, request.into_inner())
+        Ok(self.metadata_info(query, request)?)
     }
 
     async fn do_get_tables(
@@ -904,23 +892,199 @@ impl FlightSqlService for LakeFlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let who = self.check(request.metadata())?;
-        let include_schema = query.include_schema;
-        let catalog_ok = query
+        Ok(self.metadata_get(query, request).await?)
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Ok(self.metadata_info(query, request)?)
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Ok(self.metadata_get(query, request).await?)
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Ok(self.metadata_info(query, request)?)
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Ok(self.metadata_get(query, request).await?)
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Ok(self.metadata_info(query, request)?)
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Ok(self.metadata_get(query, request).await?)
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Ok(self.metadata_info(query, request)?)
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Ok(self.metadata_get(query, request).await?)
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Ok(self.metadata_info(query, request)?)
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Ok(self.metadata_get(query, request).await?)
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Ok(self.metadata_info(query, request)?)
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Ok(self.metadata_get(query, request).await?)
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Ok(self.metadata_info(query, request)?)
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Ok(self.metadata_get(query, request).await?)
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// A metadata command (GetCatalogs, GetTables, the key commands …): the result schema its
+/// FlightInfo announces, and the one batch its DoGet answers with, holding what the
+/// caller may see. The service checks the caller before either.
+trait Metadata: ProstMessageExt + Send + Sized {
+    /// The schema of the answer.
+    fn result_schema(&self, svc: &LakeFlightSql) -> Result<SchemaRef, ServeError>;
+
+    /// The answer for `who`.
+    fn answer(
+        self,
+        svc: &LakeFlightSql,
+        who: &Principal,
+    ) -> impl Future<Output = Result<RecordBatch, ServeError>> + Send;
+}
+
+/// Commands answered with one fixed row: GetCatalogs (the lake's one catalog) and
+/// GetTableTypes (the one table type).
+macro_rules! one_row {
+    ($($cmd:ty => $row:expr),* $(,)?) => {$(
+        impl Metadata for $cmd {
+            fn result_schema(&self, _: &LakeFlightSql) -> Result<SchemaRef, ServeError> {
+                Ok(self.clone().into_builder().schema())
+            }
+
+            async fn answer(
+                self,
+                _: &LakeFlightSql,
+                _: &Principal,
+            ) -> Result<RecordBatch, ServeError> {
+                let mut b = self.into_builder();
+                b.append($row);
+                Ok(b.build()?)
+            }
+        }
+    )*};
+}
+
+one_row!(CommandGetCatalogs => CATALOG, CommandGetTableTypes => TABLE_TYPE);
+
+impl Metadata for CommandGetDbSchemas {
+    fn result_schema(&self, _: &LakeFlightSql) -> Result<SchemaRef, ServeError> {
+        Ok(self.clone().into_builder().schema())
+    }
+
+    async fn answer(self, svc: &LakeFlightSql, who: &Principal) -> Result<RecordBatch, ServeError> {
+        let mut b = self.into_builder();
+        for s in svc.schema_names(who) {
+            b.append(CATALOG, s);
+        }
+        Ok(b.build()?)
+    }
+}
+
+impl Metadata for CommandGetTables {
+    fn result_schema(&self, _: &LakeFlightSql) -> Result<SchemaRef, ServeError> {
+        Ok(self.clone().into_builder().schema())
+    }
+
+    async fn answer(self, svc: &LakeFlightSql, who: &Principal) -> Result<RecordBatch, ServeError> {
+        let include_schema = self.include_schema;
+        let catalog_ok = self
             .catalog
             .as_deref()
             .is_none_or(|c| c.is_empty() || c == CATALOG);
         // Filter before opening tables for their schemas (Grafana asks for one table's
         // columns with a name pattern; opening every Delta table for that is waste). The
         // builder applies the same filters again.
-        let schema_pat = query.db_schema_filter_pattern.clone();
-        let table_pat = query.table_name_filter_pattern.clone();
+        let schema_pat = self.db_schema_filter_pattern.clone();
+        let table_pat = self.table_name_filter_pattern.clone();
         let type_ok =
-            query.table_types.is_empty() || query.table_types.iter().any(|t| t == TABLE_TYPE);
-        let mut b = query.into_builder();
+            self.table_types.is_empty() || self.table_types.iter().any(|t| t == TABLE_TYPE);
+        let mut b = self.into_builder();
         if catalog_ok && type_ok {
-            let catalog = self.base.catalog(CATALOG);
-            for s in self.schema_names(&who) {
+            let catalog = svc.base.catalog(CATALOG);
+            for s in svc.schema_names(who) {
                 if !schema_pat.as_deref().is_none_or(|p| like(p, &s)) {
                     continue;
                 }
@@ -932,166 +1096,66 @@ impl FlightSqlService for LakeFlightSql {
                         continue;
                     }
                     let schema = if include_schema {
-                        self.table_schema(&s, &t).await?
+                        svc.table_schema(&s, &t).await?
                     } else {
                         Schema::empty()
                     };
-                    b.append(CATALOG, &s, &t, TABLE_TYPE, &schema)
-                        .map_err(status)?;
+                    b.append(CATALOG, &s, &t, TABLE_TYPE, &schema)?;
                 }
             }
         }
-        Ok(Response::new(batch_stream(b.build().map_err(status)?)))
+        Ok(b.build()?)
     }
-
-    async fn get_flight_info_table_types(
-        &self,
-        query: CommandGetTableTypes,
-        request: Request<FlightDescriptor>,
-    ) -> Result<Response<FlightInfo>, Status> {
-        self.check(request.metadata())?;
-        let schema = query.clone().into_builder().schema();
-        info_for(query, &schema, request.into_inner())
-    }
-
-    async fn do_get_table_types(
-        &self,
-        query: CommandGetTableTypes,
-        request: Request<Ticket>,
-    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.check(request.metadata())?;
-        let mut b = query.into_builder();
-        b.append(TABLE_TYPE);
-        Ok(Response::new(batch_stream(b.build().map_err(status)?)))
-    }
-
-    async fn get_flight_info_sql_info(
-        &self,
-        query: CommandGetSqlInfo,
-        request: Request<FlightDescriptor>,
-    ) -> Result<Response<FlightInfo>, Status> {
-        self.check(request.metadata())?;
-        let schema = query.clone().into_builder(&self.sql_info).schema();
-        info_for(query, &schema, request.into_inner())
-    }
-
-    async fn do_get_sql_info(
-        &self,
-        query: CommandGetSqlInfo,
-        request: Request<Ticket>,
-    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.check(request.metadata())?;
-        let batch = query.into_builder(&self.sql_info).build().map_err(status)?;
-        Ok(Response::new(batch_stream(batch)))
-    }
-
-    async fn get_flight_info_xdbc_type_info(
-        &self,
-        query: CommandGetXdbcTypeInfo,
-        request: Request<FlightDescriptor>,
-    ) -> Result<Response<FlightInfo>, Status> {
-        self.check(request.metadata())?;
-        let data = arrow_flight::sql::metadata::XdbcTypeInfoDataBuilder::new()
-            .build()
-            .map_err(status)?;
-        let schema = query.clone().into_builder(&data).schema();
-        info_for(query, &schema, request.into_inner())
-    }
-
-    async fn do_get_xdbc_type_info(
-        &self,
-        query: CommandGetXdbcTypeInfo,
-        request: Request<Ticket>,
-    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.check(request.metadata())?;
-        let data = arrow_flight::sql::metadata::XdbcTypeInfoDataBuilder::new()
-            .build()
-            .map_err(status)?;
-        let batch = query.into_builder(&data).build().map_err(status)?;
-        Ok(Response::new(batch_stream(batch)))
-    }
-
-    async fn get_flight_info_primary_keys(
-        &self,
-        query: CommandGetPrimaryKeys,
-        request: Request<FlightDescriptor>,
-    ) -> Result<Response<FlightInfo>, Status> {
-        self.check(request.metadata())?;
-        info_for(query, &keys_schema(false), request.into_inner())
-    }
-
-    async fn do_get_primary_keys(
-        &self,
-        _query: CommandGetPrimaryKeys,
-        request: Request<Ticket>,
-    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.check(request.metadata())?;
-        Ok(no_keys(false))
-    }
-
-    async fn get_flight_info_exported_keys(
-        &self,
-        query: CommandGetExportedKeys,
-        request: Request<FlightDescriptor>,
-    ) -> Result<Response<FlightInfo>, Status> {
-        self.check(request.metadata())?;
-        info_for(query, &keys_schema(true), request.into_inner())
-    }
-
-    async fn do_get_exported_keys(
-        &self,
-        _query: CommandGetExportedKeys,
-        request: Request<Ticket>,
-    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.check(request.metadata())?;
-        Ok(no_keys(true))
-    }
-
-    async fn get_flight_info_imported_keys(
-        &self,
-        query: CommandGetImportedKeys,
-        request: Request<FlightDescriptor>,
-    ) -> Result<Response<FlightInfo>, Status> {
-        self.check(request.metadata())?;
-        info_for(query, &keys_schema(true), request.into_inner())
-    }
-
-    async fn do_get_imported_keys(
-        &self,
-        _query: CommandGetImportedKeys,
-        request: Request<Ticket>,
-    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.check(request.metadata())?;
-        Ok(no_keys(true))
-    }
-
-    async fn get_flight_info_cross_reference(
-        &self,
-        query: CommandGetCrossReference,
-        request: Request<FlightDescriptor>,
-    ) -> Result<Response<FlightInfo>, Status> {
-        self.check(request.metadata())?;
-        info_for(query, &keys_schema(true), request.into_inner())
-    }
-
-    async fn do_get_cross_reference(
-        &self,
-        _query: CommandGetCrossReference,
-        request: Request<Ticket>,
-    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.check(request.metadata())?;
-        Ok(no_keys(true))
-    }
-
-    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
-/// The (empty) answer to key commands: the lake declares no keys.
-fn no_keys(foreign: bool) -> Response<DoGetStream> {
-    Response::new(batch_stream(RecordBatch::new_empty(Arc::new(keys_schema(
-        foreign,
-    )))))
+impl Metadata for CommandGetSqlInfo {
+    fn result_schema(&self, svc: &LakeFlightSql) -> Result<SchemaRef, ServeError> {
+        Ok(self.clone().into_builder(&svc.sql_info).schema())
+    }
+
+    async fn answer(self, svc: &LakeFlightSql, _: &Principal) -> Result<RecordBatch, ServeError> {
+        Ok(self.into_builder(&svc.sql_info).build()?)
+    }
 }
+
+impl Metadata for CommandGetXdbcTypeInfo {
+    fn result_schema(&self, _: &LakeFlightSql) -> Result<SchemaRef, ServeError> {
+        let data = XdbcTypeInfoDataBuilder::new().build()?;
+        Ok((*self).into_builder(&data).schema())
+    }
+
+    async fn answer(self, _: &LakeFlightSql, _: &Principal) -> Result<RecordBatch, ServeError> {
+        let data = XdbcTypeInfoDataBuilder::new().build()?;
+        Ok(self.into_builder(&data).build()?)
+    }
+}
+
+/// The key commands answer empty: the lake declares no keys. (`false`: the primary-key
+/// schema; `true`: the foreign-key one.)
+macro_rules! no_keys {
+    ($($cmd:ty => $foreign:expr),* $(,)?) => {$(
+        impl Metadata for $cmd {
+            fn result_schema(&self, _: &LakeFlightSql) -> Result<SchemaRef, ServeError> {
+                Ok(Arc::new(keys_schema($foreign)))
+            }
+
+            async fn answer(
+                self,
+                svc: &LakeFlightSql,
+                _: &Principal,
+            ) -> Result<RecordBatch, ServeError> {
+                Ok(RecordBatch::new_empty(self.result_schema(svc)?))
+            }
+        }
+    )*};
+}
+
+no_keys!(
+    CommandGetPrimaryKeys => false,
+    CommandGetExportedKeys => true,
+    CommandGetImportedKeys => true,
+    CommandGetCrossReference => true,
+);
 
 /// Result schema of GetPrimaryKeys (`foreign = false`) and the foreign-key commands.
 fn keys_schema(foreign: bool) -> Schema {
@@ -1128,6 +1192,8 @@ fn keys_schema(foreign: bool) -> Schema {
 pub struct RunningFlight {
     /// Bound address.
     pub addr: std::net::SocketAddr,
+    /// The server's query counters (`/metrics`).
+    pub metrics: std::sync::Arc<super::metrics::QueryMetrics>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -1179,6 +1245,7 @@ pub async fn spawn(
     if let Some(p) = opts.audit.path() {
         info!(audit_log = %p.display(), "audit log");
     }
+    let metrics = opts.audit.metrics();
     let svc = LakeFlightSql::new(ctx, opts);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
@@ -1201,6 +1268,7 @@ pub async fn spawn(
     info!(%addr, tls, "flight sql listening");
     Ok(RunningFlight {
         addr,
+        metrics,
         stop: Some(tx),
         handle,
     })

@@ -14,6 +14,8 @@ use datafusion::execution::memory_pool::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::error::ServeError;
+
 /// The serving limits (`[serve]` keys in parentheses).
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -209,13 +211,11 @@ impl Admission {
 
     /// A permit, or a clear refusal when every slot is taken (no queueing: a BI tool
     /// retries, and a queue behind a slow query would only hide the overload).
-    pub fn enter(&self) -> Result<OwnedSemaphorePermit, String> {
-        self.permits.clone().try_acquire_owned().map_err(|_| {
-            format!(
-                "server busy: {} queries already running (serve.max_concurrent_queries); retry shortly",
-                self.max
-            )
-        })
+    pub fn enter(&self) -> Result<OwnedSemaphorePermit, ServeError> {
+        self.permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ServeError::Busy(self.max))
     }
 }
 
@@ -260,7 +260,9 @@ mod tests {
     fn admission_refuses_beyond_the_cap() {
         let a = Admission::new(1);
         let p = a.enter().unwrap();
-        assert!(a.enter().unwrap_err().contains("max_concurrent_queries"));
+        let e = a.enter().unwrap_err();
+        assert!(matches!(e, ServeError::Busy(1)), "{e}");
+        assert!(e.to_string().contains("max_concurrent_queries"), "{e}");
         drop(p);
         assert!(a.enter().is_ok());
     }

@@ -1,20 +1,24 @@
 //! Serving the lake: [`flight_sql`] (Arrow Flight SQL for BI tools and notebooks), with
-//! [`access`] (users, roles, tokens), [`limits`] (timeouts, memory, concurrency) and
-//! [`audit`] (one line per query), [`http`] (`/health`, `/metrics`) and [`webhooks`]
-//! (TikTok's signed event deliveries).
+//! [`access`] (users, roles, tokens), [`limits`] (timeouts, memory, concurrency),
+//! [`audit`] (one line per query) and [`error`] (what a call can fail with, and its gRPC
+//! code), [`http`] (`/health`, `/metrics`) and [`webhooks`] (TikTok's signed event
+//! deliveries).
 
 pub mod access;
 pub mod audit;
 pub mod dashboards;
+pub mod error;
 pub mod flight_sql;
 pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod webhooks;
 
 use std::path::PathBuf;
 
 pub use access::{Access, Credential, Principal, User};
 pub use audit::AuditLog;
+pub use error::ServeError;
 pub use flight_sql::{LakeFlightSql, RunningFlight, spawn};
 pub use limits::Limits;
 

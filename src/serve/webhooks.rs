@@ -75,10 +75,10 @@ impl Webhooks {
             return false;
         }
         order.push_back(id.to_string());
-        if order.len() > SEEN_CAPACITY {
-            if let Some(old) = order.pop_front() {
-                set.remove(&old);
-            }
+        if order.len() > SEEN_CAPACITY
+            && let Some(old) = order.pop_front()
+        {
+            set.remove(&old);
         }
         true
     }

@@ -17,19 +17,61 @@ use super::{Lake, SCHEMAS};
 /// The catalog name clients see.
 pub const CATALOG: &str = "shoplake";
 
-/// One lake schema whose tables are listed and opened on demand.
+/// How often a long-lived session lists a schema's tables again. Listing is for
+/// introspection (`information_schema`, GetTables); a query naming a table opens it
+/// directly, so a table built a moment ago is queryable at once.
+const RELIST_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One lake schema: its tables listed through the lake's object store (at creation and
+/// every [`RELIST_EVERY`] while the schema is in use) and opened on demand at their
+/// latest version.
 #[derive(Debug)]
 pub struct LakeSchema {
     lake: Lake,
     schema: String,
+    names: Arc<std::sync::RwLock<Vec<String>>>,
 }
 
 impl LakeSchema {
-    /// `schema` of `lake`.
-    pub fn new(lake: Lake, schema: &str) -> LakeSchema {
-        LakeSchema {
+    /// `schema` of `lake`, its tables listed now.
+    pub async fn load(lake: Lake, schema: &str) -> DfResult<LakeSchema> {
+        let names = lake
+            .list_tables(schema)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let out = LakeSchema {
             lake,
             schema: schema.to_string(),
+            names: Arc::new(std::sync::RwLock::new(names)),
+        };
+        out.keep_listing();
+        Ok(out)
+    }
+
+    /// Lists the tables again every [`RELIST_EVERY`] until the schema is dropped.
+    fn keep_listing(&self) {
+        let (lake, schema) = (self.lake.clone(), self.schema.clone());
+        let names = Arc::downgrade(&self.names);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RELIST_EVERY).await;
+                let Some(names) = names.upgrade() else {
+                    return;
+                };
+                match lake.list_tables(&schema).await {
+                    Ok(now) => *names.write().unwrap_or_else(|e| e.into_inner()) = now,
+                    Err(e) => {
+                        tracing::warn!(schema, error = %e, "listing the lake's tables failed")
+                    }
+                }
+            }
+        });
+    }
+
+    fn remember(&self, name: &str) {
+        let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+        if let Err(i) = names.binary_search_by(|n| n.as_str().cmp(name)) {
+            names.insert(i, name.to_string());
         }
     }
 }
@@ -37,18 +79,7 @@ impl LakeSchema {
 #[async_trait]
 impl SchemaProvider for LakeSchema {
     fn table_names(&self) -> Vec<String> {
-        let Some(dir) = self.lake.local_dir() else {
-            return Vec::new();
-        };
-        let mut out: Vec<String> = std::fs::read_dir(dir.join(&self.schema))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().join("_delta_log").is_dir())
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .collect();
-        out.sort();
-        out
+        self.names.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
@@ -60,6 +91,7 @@ impl SchemaProvider for LakeSchema {
         match t {
             None => Ok(None),
             Some(t) => {
+                self.remember(name);
                 let p = t
                     .table_provider()
                     .await
@@ -70,14 +102,11 @@ impl SchemaProvider for LakeSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        match self.lake.local_dir() {
-            Some(dir) => dir
-                .join(&self.schema)
-                .join(name)
-                .join("_delta_log")
-                .is_dir(),
-            None => false,
-        }
+        self.names
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|n| n == name)
     }
 }
 
@@ -98,7 +127,7 @@ pub async fn session(lake: &Lake, seeds_dir: Option<&Path>) -> DfResult<SessionC
     let ctx = SessionContext::new_with_config(config);
     let catalog = Arc::new(MemoryCatalogProvider::new());
     for s in SCHEMAS {
-        catalog.register_schema(s, Arc::new(LakeSchema::new(lake.clone(), s)))?;
+        catalog.register_schema(s, Arc::new(LakeSchema::load(lake.clone(), s).await?))?;
     }
     let seeds = Arc::new(MemorySchemaProvider::new());
     catalog.register_schema("seeds", seeds)?;

@@ -24,6 +24,13 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use url::Url;
 
+use datafusion::common::Column;
+use datafusion::logical_expr::utils::{conjunction, disjunction};
+use datafusion::logical_expr::{Operator, binary_expr};
+use datafusion::prelude::{Expr, coalesce, lit};
+use datafusion::scalar::ScalarValue;
+
+use super::columns::{EXTRACTED_AT, FETCH_COLUMNS, MONTH, SHOP_ID};
 use super::{Result, WarehouseError};
 
 /// Where the lake lives: a local directory or an object-store URI.
@@ -53,7 +60,7 @@ pub struct WriteMetrics {
     pub stale_schema: bool,
 }
 
-/// How [`Lake::upsert`] identifies and orders rows.
+/// How an upsert ([`super::table::UpsertBuilder`]) identifies and orders rows.
 #[derive(Debug, Clone, Default)]
 pub struct UpsertSpec<'a> {
     /// Key columns, including the partition columns.
@@ -126,10 +133,6 @@ pub fn origin_app(app: &str) -> String {
     format!("{app}/origin")
 }
 
-/// Columns that differ between two fetches of the same record without the record
-/// changing; a snapshot does not rewrite a row for them.
-const FETCH_COLUMNS: [&str; 2] = ["_extracted_at", "_source_request_id"];
-
 impl Lake {
     /// A lake at `uri` (`./dir`, `/abs/dir`, `file:///…`).
     pub fn new(uri: &str) -> Result<Lake> {
@@ -179,10 +182,10 @@ impl Lake {
     /// Opens a table; `None` when it has not been created yet.
     pub async fn open(&self, schema: &str, table: &str) -> Result<Option<DeltaTable>> {
         let url = self.table_url(schema, table);
-        if let Some(p) = url.to_file_path().ok() {
-            if !p.join("_delta_log").exists() {
-                return Ok(None);
-            }
+        if let Ok(p) = url.to_file_path()
+            && !p.join("_delta_log").exists()
+        {
+            return Ok(None);
         }
         match deltalake::open_table(url).await {
             Ok(t) => Ok(Some(t)),
@@ -250,60 +253,23 @@ impl Lake {
         }
     }
 
-    /// Upserts `batch` into `schema.table` (created on first write), committing `txn`
-    /// (app id, version) in the same commit. Another writer's commit in between (a second
-    /// worker process, a model build) is a conflict, not a failure: the merge is planned
-    /// again on the new version, up to [`COMMIT_ATTEMPTS`] times with jittered backoff.
-    pub async fn upsert(
-        &self,
-        schema: &str,
-        table: &str,
-        batch: RecordBatch,
-        spec: &UpsertSpec<'_>,
-        txn: Option<(&str, i64)>,
-    ) -> Result<WriteMetrics> {
-        let mv = txn.map(|(app, version)| CursorMove {
-            app,
-            from: i64::MIN,
-            to: version,
-            origin: None,
-        });
-        self.upsert_with(schema, table, batch, spec, mv).await
-    }
-
-    /// [`Lake::upsert`] of one extract window: the cursor follows [`CursorMove`]'s
-    /// contiguous-prefix rule.
-    pub async fn upsert_window(
-        &self,
-        schema: &str,
-        table: &str,
-        batch: RecordBatch,
-        spec: &UpsertSpec<'_>,
-        cursor: CursorMove<'_>,
-    ) -> Result<WriteMetrics> {
-        self.upsert_with(schema, table, batch, spec, Some(cursor))
-            .await
-    }
-
-    async fn upsert_with(
-        &self,
-        schema: &str,
-        table: &str,
-        batch: RecordBatch,
-        spec: &UpsertSpec<'_>,
-        txn: Option<CursorMove<'_>>,
-    ) -> Result<WriteMetrics> {
+    /// Runs `write` (one commit attempt on `schema.table`) until it lands: another
+    /// writer's commit in between (a second worker process, a model build) is a
+    /// conflict, not a failure — the write is planned again on the new version, up to
+    /// [`COMMIT_ATTEMPTS`] times with jittered backoff.
+    pub(super) async fn retry_conflicts<T, F, Fut>(schema: &str, table: &str, write: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let mut attempt = 1;
         loop {
-            match self
-                .upsert_once(schema, table, batch.clone(), spec, txn)
-                .await
-            {
+            match write().await {
                 Err(WarehouseError::Delta { source, .. })
                     if is_conflict(&source) && attempt < COMMIT_ATTEMPTS =>
                 {
                     let ms = rand::random_range(10..=50u64) << attempt.min(6);
-                    tracing::debug!(schema, table, attempt, error = %source, "commit conflict; merging again");
+                    tracing::debug!(schema, table, attempt, error = %source, "commit conflict; writing again");
                     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
                     attempt += 1;
                 }
@@ -312,7 +278,10 @@ impl Lake {
         }
     }
 
-    async fn upsert_once(
+    /// One attempt of an upsert of `batch` into `schema.table` (created on first write),
+    /// moving the cursor (or committing a plain `txn`) in the same commit. Called through
+    /// [`super::table::UpsertBuilder`], which retries conflicts.
+    pub(super) async fn upsert_once(
         &self,
         schema: &str,
         table: &str,
@@ -321,44 +290,26 @@ impl Lake {
         txn: Option<CursorMove<'_>>,
     ) -> Result<WriteMetrics> {
         let err = |e: DeltaTableError| WarehouseError::delta(schema, table, e);
-        let batch = dedup(&batch, spec.keys, spec.version_column)
-            .map_err(|e| WarehouseError::Arrow(e.to_string()))?;
+        let batch = dedup(&batch, spec.keys, spec.version_column)?;
         let rows = batch.num_rows();
         let existing = self.open(schema, table).await?;
-        let mut props = CommitProperties::default();
         // The `txn` actions this commit writes, when it moves anything (a re-run of an
         // older window moves nothing), and the cursor it leaves.
-        let mut advance: Vec<Transaction> = Vec::new();
-        let mut cursor = None;
-        if let Some(mv) = txn {
-            let (txns, c) = cursor_txns(existing.as_ref(), &mv).await.map_err(err)?;
-            cursor = c;
-            advance = txns;
-            props = props.with_application_transactions(advance.clone());
-        }
+        let (advance, cursor) = match txn {
+            Some(mv) => cursor_txns(existing.as_ref(), &mv).await.map_err(err)?,
+            None => (Vec::new(), None),
+        };
+        let metrics = WriteMetrics {
+            rows,
+            cursor,
+            ..Default::default()
+        };
         let Some(target) = existing else {
-            let t = self.new_table(schema, table).await?;
-            if let Some(v) = spec.schema_version {
-                // Before the first commit: a crash in between leaves a version file beside
-                // no table, which the next creation overwrites.
-                self.write_schema_file(schema, table, &t, v).await?;
-            }
-            let t = t
-                .write(vec![batch])
-                .with_save_mode(SaveMode::Append)
-                .with_partition_columns(spec.partition_by.iter().map(|s| s.to_string()))
-                .with_table_name(table)
-                .with_commit_properties(props)
-                .await
-                .map_err(err)?;
+            let version = self.create(schema, table, batch, spec, advance).await?;
             return Ok(WriteMetrics {
-                rows,
                 inserted: rows,
-                updated: 0,
-                version: t.version().map_or(0, |v| v as i64),
-                cursor,
-                evolved: false,
-                stale_schema: false,
+                version,
+                ..metrics
             });
         };
         let stale_schema = match spec.schema_version {
@@ -376,114 +327,17 @@ impl Lake {
                     .await?
             };
             return Ok(WriteMetrics {
-                rows,
-                inserted: 0,
-                updated: 0,
                 version,
-                cursor,
-                evolved: false,
                 stale_schema,
+                ..metrics
             });
         }
         if let (Some(shop), Some(max)) = (spec.snapshot_of, spec.max_delete_share) {
             check_snapshot_deletes(schema, table, &target, &batch, spec.keys, shop, max).await?;
         }
         let before = target.version();
-        // Columns the table has: a batch carrying more is a schema upgrade (a column added
-        // to schemas/ since these rows landed), added by the merge.
-        let stored: std::collections::HashSet<String> = target
-            .snapshot()
-            .map_err(err)?
-            .schema()
-            .fields()
-            .map(|f| f.name().to_string())
-            .collect();
-        let ctx = SessionContext::new();
-        let source = ctx
-            .read_batch(batch.clone())
-            .map_err(|e| WarehouseError::Arrow(e.to_string()))?;
-        let on = spec
-            .keys
-            .iter()
-            .map(|k| format!("target.\"{k}\" = source.\"{k}\""))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let columns: Vec<String> = batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let has_fetch_time = columns.iter().any(|c| c == FETCH_COLUMNS[0]);
-        let newer = match spec.version_column {
-            Some(v) => format!("source.\"{v}\" > target.\"{v}\""),
-            // Without a version column (snapshots, statements whose status changes in
-            // place) a row replaces the stored one only when some value changed, so a
-            // re-read of unchanged data writes nothing — and never with a fetch older
-            // than the stored row's: of two overlapping runs, the later fetch wins
-            // whichever commits last.
-            None => {
-                let changed = columns
-                    .iter()
-                    .filter(|c| !FETCH_COLUMNS.contains(&c.as_str()))
-                    .map(|c| {
-                        if stored.contains(c) {
-                            format!("(source.\"{c}\" IS DISTINCT FROM target.\"{c}\")")
-                        } else {
-                            format!("(source.\"{c}\" IS NOT NULL)")
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" OR ");
-                if has_fetch_time {
-                    format!(
-                        "({changed}) AND (target.\"_extracted_at\" IS NULL OR source.\"_extracted_at\" >= target.\"_extracted_at\")"
-                    )
-                } else {
-                    changed
-                }
-            }
-        };
-        let evolves = columns.iter().any(|c| !stored.contains(c));
-        let mut merge = target
-            .merge(source, on)
-            .with_source_alias("source")
-            .with_target_alias("target")
-            .with_merge_schema(evolves)
-            .with_commit_properties(props);
-        if let Some(shop) = spec.snapshot_of {
-            let shop = shop.replace('\'', "''");
-            // Only rows fetched before this snapshot: a newer snapshot's rows stay.
-            let fetched = match spec.fetched_at_us {
-                Some(us) if has_fetch_time => format!(
-                    " AND (target.\"_extracted_at\" IS NULL OR target.\"_extracted_at\" <= to_timestamp_micros({us}))"
-                ),
-                _ => String::new(),
-            };
-            merge = merge
-                .when_not_matched_by_source_delete(|d| {
-                    d.predicate(format!("target.\"_shop_id\" = '{shop}'{fetched}"))
-                })
-                .map_err(err)?;
-        }
-        let (t, m) = merge
-            .when_matched_update(|mut u| {
-                u = u.predicate(newer.as_str());
-                for c in &columns {
-                    u = u.update(format!("\"{c}\""), format!("source.\"{c}\""));
-                }
-                u
-            })
-            .map_err(err)?
-            .when_not_matched_insert(|mut i| {
-                for c in &columns {
-                    i = i.set(format!("\"{c}\""), format!("source.\"{c}\""));
-                }
-                i
-            })
-            .map_err(err)?
-            .await
-            .map_err(err)?;
+        let props = CommitProperties::default().with_application_transactions(advance.clone());
+        let (t, m, evolved) = merge(schema, table, target, &batch, spec, props).await?;
         // A merge that changed no row writes no commit, and so no cursor: move it alone.
         let mut version = if !advance.is_empty() && t.version() == before {
             self.commit_txn_only(schema, table, &t, advance).await?
@@ -497,14 +351,39 @@ impl Lake {
             version = v.unwrap_or(version);
         }
         Ok(WriteMetrics {
-            rows,
             inserted: m.num_target_rows_inserted,
             updated: m.num_target_rows_updated + m.num_target_rows_deleted + pruned,
             version,
-            cursor,
-            evolved: evolves,
+            evolved,
             stale_schema,
+            ..metrics
         })
+    }
+
+    /// Creates `schema.table` with `batch` as its first commit; returns its version.
+    async fn create(
+        &self,
+        schema: &str,
+        table: &str,
+        batch: RecordBatch,
+        spec: &UpsertSpec<'_>,
+        txns: Vec<Transaction>,
+    ) -> Result<i64> {
+        let t = self.new_table(schema, table).await?;
+        if let Some(v) = spec.schema_version {
+            // Before the first commit: a crash in between leaves a version file beside
+            // no table, which the next creation overwrites.
+            self.write_schema_file(schema, table, &t, v).await?;
+        }
+        let t = t
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .with_partition_columns(spec.partition_by.iter().map(|s| s.to_string()))
+            .with_table_name(table)
+            .with_commit_properties(CommitProperties::default().with_application_transactions(txns))
+            .await
+            .map_err(|e| WarehouseError::delta(schema, table, e))?;
+        Ok(t.version().map_or(0, |v| v as i64))
     }
 
     /// A commit holding only a `txn` action: the cursor moves, no data changes.
@@ -536,7 +415,7 @@ impl Lake {
     /// Fails as a snapshot upsert of `batch` would when it deletes too much of a shop
     /// ([`UpsertSpec::max_delete_share`]); writes nothing. Lets a writer check the table
     /// that matters before committing others of the same answer.
-    pub async fn check_snapshot(
+    pub(super) async fn check_snapshot(
         &self,
         schema: &str,
         table: &str,
@@ -562,7 +441,7 @@ impl Lake {
         let Some(t) = self.open(schema, table).await? else {
             return Ok(Vec::new());
         };
-        let arrow = |e: datafusion::error::DataFusionError| WarehouseError::Arrow(e.to_string());
+        let arrow = WarehouseError::DataFusion;
         let provider = t.table_provider().await.map_err(arrow)?;
         SessionContext::new()
             .read_table(provider)
@@ -607,31 +486,26 @@ impl Lake {
         if batch.num_rows() == 0 {
             return Ok(0);
         }
-        let source = SessionContext::new()
-            .read_batch(batch)
-            .map_err(|e| WarehouseError::Arrow(e.to_string()))?;
-        let on = keys
-            .iter()
-            .map(|k| format!("target.\"{k}\" = source.\"{k}\""))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let source = SessionContext::new().read_batch(batch)?;
         let (_, m) = target
-            .merge(source, on)
+            .merge(source, keys_match(keys))
             .with_source_alias("source")
             .with_target_alias("target")
             // Only rows unchanged since the scan: a newer write by another process wins.
             .when_matched_update(|mut u| {
-                u = u.predicate(
-                    "target.\"_extracted_at\" IS NOT DISTINCT FROM source.\"_extracted_at\"",
-                );
+                u = u.predicate(binary_expr(
+                    target_col(EXTRACTED_AT),
+                    Operator::IsNotDistinctFrom,
+                    source_col(EXTRACTED_AT),
+                ));
                 for c in fill {
                     u = u.update(
-                        format!("\"{c}\""),
-                        format!("coalesce(target.\"{c}\", source.\"{c}\")"),
+                        Column::new_unqualified(c),
+                        coalesce(vec![target_col(c), source_col(c)]),
                     );
                 }
                 for c in replace {
-                    u = u.update(format!("\"{c}\""), format!("source.\"{c}\""));
+                    u = u.update(Column::new_unqualified(c), source_col(c));
                 }
                 u
             })
@@ -671,7 +545,7 @@ impl Lake {
     /// With `replace_where`, only the rows matching that SQL predicate are replaced (every
     /// new row must match it); the rest of the table stays. `txn` (app id, version) rides
     /// in the same commit: a model's build state moves with its data or not at all.
-    pub async fn replace(
+    pub(super) async fn replace(
         &self,
         schema: &str,
         table: &str,
@@ -699,8 +573,8 @@ impl Lake {
             .with_partition_columns(spec.partition_by.iter().cloned())
             .with_table_name(table)
             .with_commit_properties(props);
-        write = match spec.replace_where {
-            Some(p) => write.with_replace_where(p.to_string()),
+        write = match &spec.replace_where {
+            Some(p) => write.with_replace_where(p.clone()),
             None => write.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite),
         };
         let t = write.await.map_err(err)?;
@@ -716,13 +590,13 @@ impl Lake {
     }
 }
 
-/// How [`Lake::replace`] writes.
-#[derive(Debug, Clone, Copy, Default)]
+/// How a replace ([`super::table::ReplaceBuilder`]) writes.
+#[derive(Debug, Clone, Default)]
 pub struct ReplaceSpec<'a> {
     /// Partition columns (a full replace may change them).
     pub partition_by: &'a [String],
-    /// Replace only rows matching this SQL predicate; `None`: the whole table.
-    pub replace_where: Option<&'a str>,
+    /// Replace only rows matching this predicate; `None`: the whole table.
+    pub replace_where: Option<Expr>,
     /// `txn`s (app id, version) committed with the data.
     pub txns: &'a [(String, i64)],
 }
@@ -831,6 +705,144 @@ fn cursor_txns_from(
     (txns, moved)
 }
 
+/// A column of the merge target (`target.<c>`).
+fn target_col(c: &str) -> Expr {
+    Expr::Column(Column::new(Some("target"), c))
+}
+
+/// A column of the merge source (`source.<c>`).
+fn source_col(c: &str) -> Expr {
+    Expr::Column(Column::new(Some("source"), c))
+}
+
+/// `target.k = source.k` for every key.
+fn keys_match(keys: &[String]) -> Expr {
+    conjunction(keys.iter().map(|k| target_col(k).eq(source_col(k)))).unwrap_or(lit(true))
+}
+
+/// A fetch time literal (µs, UTC), typed as `_extracted_at` is.
+fn fetch_time(us: i64) -> Expr {
+    lit(ScalarValue::TimestampMicrosecond(
+        Some(us),
+        Some("UTC".into()),
+    ))
+}
+
+/// When a matched stored row is replaced by the incoming one. With a version column: a
+/// larger version. Without one (snapshots, statements whose status changes in place): only
+/// when some value changed, so a re-read of unchanged data writes nothing — and never with
+/// a fetch older than the stored row's: of two overlapping runs, the later fetch wins
+/// whichever commits last.
+fn newer(
+    spec: &UpsertSpec<'_>,
+    columns: &[String],
+    stored: &std::collections::HashSet<String>,
+) -> Expr {
+    if let Some(v) = spec.version_column {
+        return source_col(v).gt(target_col(v));
+    }
+    let changed = disjunction(
+        columns
+            .iter()
+            .filter(|c| !FETCH_COLUMNS.contains(&c.as_str()))
+            .map(|c| {
+                if stored.contains(c) {
+                    binary_expr(source_col(c), Operator::IsDistinctFrom, target_col(c))
+                } else {
+                    source_col(c).is_not_null()
+                }
+            }),
+    )
+    .unwrap_or(lit(false));
+    if columns.iter().any(|c| c == EXTRACTED_AT) {
+        changed.and(
+            target_col(EXTRACTED_AT)
+                .is_null()
+                .or(source_col(EXTRACTED_AT).gt_eq(target_col(EXTRACTED_AT))),
+        )
+    } else {
+        changed
+    }
+}
+
+/// Rows of a snapshot's shop the snapshot lacks — only rows fetched before it: a newer
+/// snapshot's rows stay.
+fn snapshot_deletes(shop: &str, spec: &UpsertSpec<'_>, has_fetch_time: bool) -> Expr {
+    let of_shop = target_col(SHOP_ID).eq(lit(shop));
+    match spec.fetched_at_us {
+        Some(us) if has_fetch_time => of_shop.and(
+            target_col(EXTRACTED_AT)
+                .is_null()
+                .or(target_col(EXTRACTED_AT).lt_eq(fetch_time(us))),
+        ),
+        _ => of_shop,
+    }
+}
+
+/// The MERGE of an upsert: matched rows replaced when [`newer`], new rows inserted, a
+/// snapshot's missing rows deleted; columns the table lacks are added (schema evolution).
+/// Returns the table, the merge metrics and whether it added columns.
+async fn merge(
+    schema: &str,
+    table: &str,
+    target: DeltaTable,
+    batch: &RecordBatch,
+    spec: &UpsertSpec<'_>,
+    props: CommitProperties,
+) -> Result<(DeltaTable, deltalake::operations::merge::MergeMetrics, bool)> {
+    let err = |e: DeltaTableError| WarehouseError::delta(schema, table, e);
+    // Columns the table has: a batch carrying more is a schema upgrade (a column added to
+    // schemas/ since these rows landed), added by the merge.
+    let stored: std::collections::HashSet<String> = target
+        .snapshot()
+        .map_err(err)?
+        .schema()
+        .fields()
+        .map(|f| f.name().to_string())
+        .collect();
+    let source = SessionContext::new().read_batch(batch.clone())?;
+    let columns: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let has_fetch_time = columns.iter().any(|c| c == EXTRACTED_AT);
+    let newer = newer(spec, &columns, &stored);
+    let evolves = columns.iter().any(|c| !stored.contains(c));
+    let mut merge = target
+        .merge(source, keys_match(spec.keys))
+        .with_source_alias("source")
+        .with_target_alias("target")
+        .with_merge_schema(evolves)
+        .with_commit_properties(props);
+    if let Some(shop) = spec.snapshot_of {
+        let delete = snapshot_deletes(shop, spec, has_fetch_time);
+        merge = merge
+            .when_not_matched_by_source_delete(|d| d.predicate(delete))
+            .map_err(err)?;
+    }
+    let (t, m) = merge
+        .when_matched_update(|mut u| {
+            u = u.predicate(newer);
+            for c in &columns {
+                u = u.update(Column::new_unqualified(c), source_col(c));
+            }
+            u
+        })
+        .map_err(err)?
+        .when_not_matched_insert(|mut i| {
+            for c in &columns {
+                i = i.set(Column::new_unqualified(c), source_col(c));
+            }
+            i
+        })
+        .map_err(err)?
+        .await
+        .map_err(err)?;
+    Ok((t, m, evolves))
+}
+
 /// Deletes the children of `batch`'s parents that the parents' versions in `batch` no
 /// longer list: stored rows of those parents whose key is not in `batch` and that are older
 /// (by the version column, or by fetch time without one). A stale fetch (older parent
@@ -845,103 +857,12 @@ async fn prune_children(
     spec: &UpsertSpec<'_>,
 ) -> Result<(usize, Option<i64>)> {
     let err = |e: DeltaTableError| WarehouseError::delta(schema, table, e);
-    let arrow = |e: datafusion::error::DataFusionError| WarehouseError::Arrow(e.to_string());
+    let arrow = WarehouseError::DataFusion;
     if batch.num_rows() == 0 {
         return Ok((0, None));
     }
     let ctx = SessionContext::new();
-    let provider = target.table_provider().await.map_err(arrow)?;
-    ctx.register_table("t", provider).map_err(arrow)?;
-    ctx.register_batch("b", batch.clone()).map_err(arrow)?;
-    let q = |c: &str| format!("\"{c}\"");
-    // The parent of a row: its parent keys within its partition.
-    let parent: Vec<String> = spec
-        .partition_by
-        .iter()
-        .map(|c| c.to_string())
-        .chain(spec.parent_keys.iter().cloned())
-        .collect();
-    let on = |a: &str, b: &str| {
-        parent
-            .iter()
-            .map(|c| format!("{a}.{} = {b}.{}", q(c), q(c)))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    };
-    let keys = spec
-        .keys
-        .iter()
-        .map(|c| format!("t.{}", q(c)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let group = parent.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
-    let s_group = parent
-        .iter()
-        .map(|c| format!("s.{}", q(c)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    // Only the partitions the batch touches are read (as the merge itself does).
-    let mut touched = Vec::new();
-    for c in spec.partition_by {
-        let Some(values) = batch
-            .column_by_name(c)
-            .and_then(|a| a.as_any().downcast_ref::<arrow::array::StringArray>())
-        else {
-            continue;
-        };
-        let set: std::collections::BTreeSet<&str> = values.iter().flatten().collect();
-        let list = set
-            .iter()
-            .map(|v| format!("'{}'", v.replace('\'', "''")))
-            .collect::<Vec<_>>()
-            .join(", ");
-        touched.push((q(c), list));
-    }
-    let prune = |prefix: &str| {
-        touched
-            .iter()
-            .map(|(c, list)| format!("{prefix}{c} IN ({list})"))
-            .chain(std::iter::once("TRUE".to_string()))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    };
-    let sql = match spec.version_column {
-        // A parent's children are its rows of the newest version stored — which also
-        // drops a child a stale fetch of an older version just put back.
-        Some(v) => format!(
-            "WITH p AS (SELECT DISTINCT {group} FROM b), \
-             s AS (SELECT *, {v} AS v_ FROM t WHERE {tprune}), \
-             m AS (SELECT {s_group}, max(s.v_) AS mv FROM s JOIN p ON {sp} GROUP BY {s_group}) \
-             SELECT {keys} FROM s AS t JOIN m ON {tm} WHERE t.v_ < m.mv",
-            v = q(v),
-            tprune = prune(""),
-            sp = on("s", "p"),
-            tm = on("t", "m"),
-        ),
-        // Without a version (unchanged rows keep their fetch time): the rows of those
-        // parents this batch lacks, fetched no later than it.
-        None => {
-            let same_key = spec
-                .keys
-                .iter()
-                .map(|c| format!("b.{} = t.{}", q(c), q(c)))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            format!(
-                "WITH p AS (SELECT {group}, max({f}) AS v_ FROM b GROUP BY {group}) \
-                 SELECT {keys} FROM t JOIN p ON {tp} \
-                 WHERE {tprune} AND t.{f} <= p.v_ AND NOT EXISTS (SELECT 1 FROM b WHERE {same_key})",
-                f = q(FETCH_COLUMNS[0]),
-                tp = on("t", "p"),
-                tprune = prune("t."),
-            )
-        }
-    };
-    let stale = ctx
-        .sql(&sql)
-        .await
-        .map_err(arrow)?
-        .collect()
+    let stale = stale_children(&ctx, &target, batch, spec)
         .await
         .map_err(arrow)?;
     let n: usize = stale.iter().map(RecordBatch::num_rows).sum();
@@ -949,14 +870,8 @@ async fn prune_children(
         return Ok((0, None));
     }
     let source = ctx.read_batches(stale).map_err(arrow)?;
-    let on = spec
-        .keys
-        .iter()
-        .map(|k| format!("target.{} = source.{}", q(k), q(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
     let (t, m) = target
-        .merge(source, on)
+        .merge(source, keys_match(spec.keys))
         .with_source_alias("source")
         .with_target_alias("target")
         .when_matched_delete(|d| d)
@@ -964,6 +879,95 @@ async fn prune_children(
         .await
         .map_err(err)?;
     Ok((m.num_target_rows_deleted, t.version().map(|v| v as i64)))
+}
+
+/// The keys of stored children of `batch`'s parents that those parents' versions in
+/// `batch` no longer list (see [`prune_children`]).
+async fn stale_children(
+    ctx: &SessionContext,
+    target: &DeltaTable,
+    batch: &RecordBatch,
+    spec: &UpsertSpec<'_>,
+) -> datafusion::error::Result<Vec<RecordBatch>> {
+    let provider = target
+        .table_provider()
+        .await
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+    // Only the partitions the batch touches are read (as the merge itself does).
+    let stored = ctx
+        .read_table(provider)?
+        .filter(touched_partitions(batch, spec.partition_by))?;
+    ctx.register_table("t", stored.into_view())?;
+    ctx.register_batch("b", batch.clone())?;
+    ctx.sql(&stale_children_sql(spec)).await?.collect().await
+}
+
+/// `c IN (values of c in batch)` for every partition column `batch` carries as strings.
+fn touched_partitions(batch: &RecordBatch, partition_by: &[&str]) -> Expr {
+    let per_column = partition_by.iter().filter_map(|c| {
+        let values = batch
+            .column_by_name(c)?
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()?;
+        let set: std::collections::BTreeSet<&str> = values.iter().flatten().collect();
+        let list = set.into_iter().map(lit).collect();
+        Some(Expr::Column(Column::new_unqualified(*c)).in_list(list, false))
+    });
+    conjunction(per_column).unwrap_or(lit(true))
+}
+
+/// The query over stored rows `t` (already limited to the touched partitions) and the
+/// batch `b` that lists stale children's keys. Identifiers only: every value stays in the
+/// tables.
+fn stale_children_sql(spec: &UpsertSpec<'_>) -> String {
+    let q = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
+    let list = |prefix: &str, cols: &[String]| {
+        cols.iter()
+            .map(|c| format!("{prefix}{}", q(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // The parent of a row: its parent keys within its partition.
+    let parent: Vec<String> = spec
+        .partition_by
+        .iter()
+        .map(|c| c.to_string())
+        .chain(spec.parent_keys.iter().cloned())
+        .collect();
+    let on = |a: &str, b: &str, cols: &[String]| {
+        cols.iter()
+            .map(|c| format!("{a}.{} = {b}.{}", q(c), q(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let (keys, group, s_group) = (
+        list("t.", spec.keys),
+        list("", &parent),
+        list("s.", &parent),
+    );
+    match spec.version_column {
+        // A parent's children are its rows of the newest version stored — which also
+        // drops a child a stale fetch of an older version just put back.
+        Some(v) => format!(
+            "WITH p AS (SELECT DISTINCT {group} FROM b), \
+             s AS (SELECT *, {v} AS v_ FROM t), \
+             m AS (SELECT {s_group}, max(s.v_) AS mv FROM s JOIN p ON {sp} GROUP BY {s_group}) \
+             SELECT {keys} FROM s AS t JOIN m ON {tm} WHERE t.v_ < m.mv",
+            v = q(v),
+            sp = on("s", "p", &parent),
+            tm = on("t", "m", &parent),
+        ),
+        // Without a version (unchanged rows keep their fetch time): the rows of those
+        // parents this batch lacks, fetched no later than it.
+        None => format!(
+            "WITH p AS (SELECT {group}, max({f}) AS v_ FROM b GROUP BY {group}) \
+             SELECT {keys} FROM t JOIN p ON {tp} \
+             WHERE t.{f} <= p.v_ AND NOT EXISTS (SELECT 1 FROM b WHERE {same_key})",
+            f = q(FETCH_COLUMNS[0]),
+            tp = on("t", "p", &parent),
+            same_key = on("b", "t", spec.keys),
+        ),
+    }
 }
 
 /// Fails when a snapshot of `shop` would delete more than `max` of the shop's stored rows:
@@ -980,13 +984,13 @@ async fn check_snapshot_deletes(
 ) -> Result<()> {
     use datafusion::common::JoinType;
     use datafusion::prelude::{col, lit};
-    let arrow = |e: datafusion::error::DataFusionError| WarehouseError::Arrow(e.to_string());
+    let arrow = WarehouseError::DataFusion;
     let ctx = SessionContext::new();
     let provider = target.table_provider().await.map_err(arrow)?;
     let stored = ctx
         .read_table(provider)
         .map_err(arrow)?
-        .filter(col("_shop_id").eq(lit(shop)))
+        .filter(col(SHOP_ID).eq(lit(shop)))
         .map_err(arrow)?
         .alias("t")
         .map_err(arrow)?;
@@ -999,7 +1003,7 @@ async fn check_snapshot_deletes(
     let k: Vec<&str> = keys
         .iter()
         .map(String::as_str)
-        .filter(|k| *k != "_month")
+        .filter(|k| *k != MONTH)
         .collect();
     let incoming = ctx
         .read_batch(batch.clone())

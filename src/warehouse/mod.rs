@@ -5,9 +5,14 @@
 //! - [`catalog`]: registers every table in a DataFusion session as catalog `shoplake`.
 
 pub mod catalog;
+pub mod columns;
 pub mod delta;
+pub mod maintain;
+mod store;
+pub mod table;
 
-pub use delta::{Lake, ReplaceSpec, UpsertSpec, WriteMetrics};
+pub use delta::{CursorMove, Lake, UpsertSpec, WriteMetrics};
+pub use table::{Layer, Table, TableRef};
 
 /// The three schemas of the lake.
 pub const SCHEMAS: [&str; 3] = ["raw", "staging", "marts"];
@@ -34,9 +39,15 @@ pub enum WarehouseError {
         /// Why.
         message: String,
     },
-    /// Arrow/DataFusion error while preparing data.
+    /// Arrow error while preparing data.
     #[error("arrow: {0}")]
-    Arrow(String),
+    Arrow(#[from] arrow::error::ArrowError),
+    /// DataFusion error while planning or running a read of the lake.
+    #[error("datafusion: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// Table maintenance could not run.
+    #[error("maintain: {0}")]
+    Maintain(String),
     /// Reading or writing a file of the lake's storage failed.
     #[error("storage: {0}")]
     Storage(String),
@@ -62,6 +73,18 @@ pub enum WarehouseError {
 }
 
 impl WarehouseError {
+    /// Names `schema.table` on a Delta error raised without one.
+    fn on(self, schema: &str, table: &str) -> WarehouseError {
+        match self {
+            WarehouseError::Delta { source, .. } => WarehouseError::Delta {
+                schema: schema.to_string(),
+                table: table.to_string(),
+                source,
+            },
+            other => other,
+        }
+    }
+
     fn delta(schema: &str, table: &str, e: deltalake::DeltaTableError) -> WarehouseError {
         WarehouseError::Delta {
             schema: schema.to_string(),

@@ -69,18 +69,13 @@ async fn collaborations_samples_and_conversations_agree() {
     // Target collaboration search only takes page sizes 20, 50 and 100.
     let client = app.client().unwrap();
     let cipher = truth["shops"][0]["shop_cipher"].as_str().unwrap();
-    let e = client
-        .send(
-            &ApiRequest::post(
-                "/affiliate_seller/202508/target_collaborations/search",
-                &serde_json::json!({}),
-            )
-            .query("page_size", "30")
-            .shop(cipher),
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+    let search = ApiRequest::post(
+        "/affiliate_seller/202508/target_collaborations/search",
+        &serde_json::json!({}),
+    )
+    .query("page_size", "30")
+    .shop(cipher);
+    let e = api_error(&client, &search).await;
     assert!(e.contains("20, 50 or 100"), "{e}");
     sb.stop().await;
 }

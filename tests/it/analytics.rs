@@ -16,120 +16,102 @@ async fn reports_match_the_orders_by_shop_local_day() {
     let (app, sb) = demo(dir.path(), 2_000, 5).await;
     let truth = truth(&sb).await;
 
-    let q = |sql: &str| {
-        let app = &app;
-        let sql = sql.to_string();
-        async move { scalar_i64(&app.query(&sql).await.unwrap()) }
-    };
-    for (sql, field) in [
-        (
-            "select _shop_id, count(*) from raw.shop_performance where orders_count > 0 group by 1",
-            "analytics_days",
-        ),
-        (
-            "select _shop_id, count(*) from raw.product_performance group by 1",
-            "product_performance",
-        ),
-    ] {
-        let want = truth_per_shop(&truth, field);
-        assert!(want.values().all(|n| *n > 0), "{field}: {want:?}");
-        let got = key_counts(&app.query(sql).await.unwrap());
-        assert_eq!(got, want, "{field} per shop");
-    }
-    assert_eq!(
-        q(
-            "select count(*) from (select _shop_id, date from raw.shop_performance \
-           group by 1, 2 having count(*) > 1)"
-        )
-        .await,
-        0,
-        "one row per shop and day"
-    );
+    assert_counts_per_shop(
+        &app,
+        &truth,
+        "analytics_days",
+        "select _shop_id, count(*) from raw.shop_performance where orders_count > 0 group by 1",
+    )
+    .await;
+    assert_counts_per_shop(
+        &app,
+        &truth,
+        "product_performance",
+        "select _shop_id, count(*) from raw.product_performance group by 1",
+    )
+    .await;
+    assert_none_break(&app, REPORTS_AGREE).await;
+    assert!(query_i64(&app, "select count(*) from raw.sku_performance").await > 0);
+    let cipher = truth["shops"][0]["shop_cipher"].as_str().unwrap();
+    the_api_parameter_rules_hold(&app, cipher).await;
+    sb.stop().await;
+}
 
+/// What the daily, hourly, product and SKU reports must agree on: each query counts the
+/// rows that break it.
+const REPORTS_AGREE: &[(&str, &str)] = &[
+    (
+        "one row per shop and day",
+        "select count(*) from (select _shop_id, date from raw.shop_performance \
+           group by 1, 2 having count(*) > 1)",
+    ),
     // Against raw.orders: the day's paid orders, by shop-local create date.
-    let mismatches = q("select count(*) from raw.shop_performance p full join ( \
+    (
+        "daily GMV and orders equal the orders table's",
+        "select count(*) from raw.shop_performance p full join ( \
            select _shop_id, create_date, count(*) as n, sum(sub_total) as gmv \
            from raw.orders where paid_time is not null \
              and create_date < (select max(date) + interval '1 day' from raw.shop_performance) \
            group by 1, 2) o \
          on o._shop_id = p._shop_id and o.create_date = p.date \
          where coalesce(p.orders_count, 0) <> coalesce(o.n, 0) \
-            or coalesce(p.gmv, 0) <> coalesce(o.gmv, 0)")
-    .await;
-    assert_eq!(
-        mismatches, 0,
-        "daily GMV and orders equal the orders table's"
-    );
-    let product_vs_shop = q("select count(*) from raw.shop_performance p join ( \
+            or coalesce(p.gmv, 0) <> coalesce(o.gmv, 0)",
+    ),
+    (
+        "products add up to the shop's day",
+        "select count(*) from raw.shop_performance p join ( \
            select _shop_id, date, sum(gmv) as gmv, sum(units_sold) as units \
            from raw.product_performance group by 1, 2) x \
          on x._shop_id = p._shop_id and x.date = p.date \
-         where x.gmv <> p.gmv or x.units <> p.items_sold")
-    .await;
-    assert_eq!(product_vs_shop, 0, "products add up to the shop's day");
-    assert_eq!(
-        q(
-            "select count(*) from raw.shop_performance where orders_count > 0 \
-           and (conversion_rate < 0.01 or conversion_rate > 0.05 or page_views < visitors)"
-        )
-        .await,
-        0,
-        "traffic is plausible"
-    );
-
+         where x.gmv <> p.gmv or x.units <> p.items_sold",
+    ),
+    (
+        "traffic is plausible",
+        "select count(*) from raw.shop_performance where orders_count > 0 \
+           and (conversion_rate < 0.01 or conversion_rate > 0.05 or page_views < visitors)",
+    ),
     // Per hour (a detail call per landed day) and per SKU add up to the day.
-    assert_eq!(
-        q(
-            "select count(*) from (select _shop_id, date, count(*) as n \
-             from raw.shop_performance_hourly group by 1, 2) where n not in (23, 24, 25)"
-        )
-        .await,
-        0,
-        "every landed day has its local hours (23 or 25 on a DST change)"
-    );
-    assert_eq!(
-        q("select count(*) from raw.shop_performance p left join ( \
+    (
+        "every landed day has its local hours (23 or 25 on a DST change)",
+        "select count(*) from (select _shop_id, date, count(*) as n \
+             from raw.shop_performance_hourly group by 1, 2) where n not in (23, 24, 25)",
+    ),
+    (
+        "every landed day has its hours",
+        "select count(*) from raw.shop_performance p left join ( \
              select distinct _shop_id, date from raw.shop_performance_hourly) h \
-           on h._shop_id = p._shop_id and h.date = p.date where h.date is null")
-        .await,
-        0,
-        "every landed day has its hours"
-    );
-    assert_eq!(
-        q("select count(*) from raw.shop_performance p join ( \
+           on h._shop_id = p._shop_id and h.date = p.date where h.date is null",
+    ),
+    (
+        "hours add up to their day",
+        "select count(*) from raw.shop_performance p join ( \
              select _shop_id, date, sum(gmv) as gmv, sum(orders_count) as n \
              from raw.shop_performance_hourly group by 1, 2) h \
            on h._shop_id = p._shop_id and h.date = p.date \
-           where h.gmv <> p.gmv or h.n <> p.orders_count")
-        .await,
-        0,
-        "hours add up to their day"
-    );
-    assert_eq!(
-        q("select count(*) from (select _shop_id, date, \
+           where h.gmv <> p.gmv or h.n <> p.orders_count",
+    ),
+    (
+        "the hours are the day's local hours 0–23",
+        "select count(*) from (select _shop_id, date, \
              count(distinct extract(hour from hour_local)) as hours, \
              min(cast(hour_local as date)) as first, max(cast(hour_local as date)) as last \
            from raw.shop_performance_hourly group by 1, 2) \
-           where hours not in (23, 24) or first <> date or last <> date")
-        .await,
-        0,
-        "the hours are the day's local hours 0–23"
-    );
-    assert_eq!(
-        q("select count(*) from raw.product_performance p join ( \
+           where hours not in (23, 24) or first <> date or last <> date",
+    ),
+    (
+        "SKUs add up to their product",
+        "select count(*) from raw.product_performance p join ( \
              select _shop_id, product_id, date, sum(gmv) as gmv, sum(units_sold) as units \
              from raw.sku_performance group by 1, 2, 3) k \
            on k._shop_id = p._shop_id and k.product_id = p.product_id and k.date = p.date \
-           where k.gmv <> p.gmv or k.units <> p.units_sold")
-        .await,
-        0,
-        "SKUs add up to their product"
-    );
-    assert!(q("select count(*) from raw.sku_performance").await > 0);
+           where k.gmv <> p.gmv or k.units <> p.units_sold",
+    ),
+];
 
-    // Parameters: currency must be LOCAL or USD.
+/// Currency must be LOCAL or USD, and product and SKU lists name their sort fields
+/// differently (the documented quirk).
+async fn the_api_parameter_rules_hold(app: &shoplake::app::App, cipher: &str) {
     let client = app.client().unwrap();
-    let cipher = truth["shops"][0]["shop_cipher"].as_str().unwrap();
     let req = |currency: &str| {
         ApiRequest::get("/analytics/202509/shop/performance")
             .shop(cipher)
@@ -138,7 +120,7 @@ async fn reports_match_the_orders_by_shop_local_day() {
             .query("granularity", "1D")
             .query("currency", currency)
     };
-    let e = client.send(&req("EUR")).await.unwrap_err().to_string();
+    let e = api_error(&client, &req("EUR")).await;
     assert!(
         e.contains("36009004") && e.contains("currency"),
         "a wrong currency is refused: {e}"
@@ -165,11 +147,7 @@ async fn reports_match_the_orders_by_shop_local_day() {
         ),
     ] {
         client.send(&list(path, ok)).await.unwrap();
-        let e = client
-            .send(&list(path, wrong))
-            .await
-            .unwrap_err()
-            .to_string();
+        let e = api_error(&client, &list(path, wrong)).await;
         assert!(
             e.contains("36009004") && e.contains("sort_field"),
             "{path}: {e}"
@@ -179,7 +157,6 @@ async fn reports_match_the_orders_by_shop_local_day() {
     let intervals = usd.data["performance"]["intervals"].as_array().unwrap();
     assert_eq!(intervals.len(), 2);
     assert_eq!(intervals[0]["gmv"]["currency"], "USD");
-    sb.stop().await;
 }
 
 /// The per-product, per-SKU and per-video detail reports (off by default: one call per
@@ -200,11 +177,7 @@ async fn detail_reports_and_overviews_agree_with_the_lists() {
     let sb = start(small(2, 2_000)).await;
     let app = app_for(&sb, &dir.path().join("data"), Some(&project)).await;
     let clock = shoplake_sandbox::DEFAULT_CLOCK;
-    let sum = app
-        .backfill(clock - 8 * 86_400, clock + 1, None, Some("analytics"))
-        .await
-        .unwrap();
-    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    backfill_ok(&app, clock - 8 * 86_400, clock + 1, Some("analytics")).await;
 
     // Each pair of queries must return the same rows, and some.
     let same = [

@@ -38,64 +38,105 @@ fn shoplake_env(
     (out.status.success(), text)
 }
 
+/// Runs of the binary against one data dir and sandbox, every output kept.
+struct Runs<'a> {
+    dir: &'a std::path::Path,
+    base: String,
+    outputs: Vec<String>,
+}
+
+impl Runs<'_> {
+    /// Runs `args` with `env`; it must succeed (or fail) as `ok` says.
+    fn run(&mut self, args: &[&str], env: &[(&str, &str)], ok: bool) -> String {
+        let (success, out) = shoplake_env(self.dir, &self.base, args, env);
+        assert_eq!(success, ok, "{args:?}: {out}");
+        self.outputs.push(out.clone());
+        out
+    }
+
+    /// Runs `args` with the app secret `secret` configured.
+    fn with(&mut self, secret: &'static str, args: &[&str], ok: bool) -> String {
+        self.run(args, &[("SHOPLAKE_API__APP_SECRET", secret)], ok)
+    }
+
+    fn all(&self) -> String {
+        self.outputs.join("\n")
+    }
+}
+
+/// Checks every token file in `tokens_dir` (0600, sealed: no token in clear) and adds
+/// the tokens the store holds to `secrets`; returns the number of files.
+fn check_token_files(tokens_dir: &std::path::Path, secrets: &mut Vec<String>) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(tokens_dir).unwrap() {
+        let path = entry.unwrap().path();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{} mode {mode:o}", path.display());
+        }
+        // Sealed at rest: the file holds neither token.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("chacha20poly1305"), "{text}");
+        assert!(
+            !text.contains("TTP_"),
+            "a token in clear in {}",
+            path.display()
+        );
+        n += 1;
+    }
+    // The tokens themselves, through the store (which holds the key).
+    let store = shoplake::api::auth::TokenStore::open(tokens_dir).unwrap();
+    for shop in store.shops() {
+        let t = store.get(&shop.cipher).unwrap();
+        secrets.push(t.access_token.expose().to_string());
+        secrets.push(t.refresh_token.expose().to_string());
+    }
+    n
+}
+
+/// The token files' bytes, sorted.
+fn token_files(tokens_dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let mut v: Vec<_> = std::fs::read_dir(tokens_dir)
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_commands_store_tokens_securely_and_never_print_secrets() {
     let mut cfg = small(3, 200);
     cfg.app_secret = KNOWN_SECRET.into();
     let sb = start(cfg).await;
     let dir = tempfile::tempdir().unwrap();
-    let base = sb.base_url();
+    let mut runs = Runs {
+        dir: dir.path(),
+        base: sb.base_url(),
+        outputs: Vec::new(),
+    };
 
-    let mut outputs = Vec::new();
-    let (ok, url) = shoplake(dir.path(), &base, &["auth", "url", "--state", "s1"]);
-    assert!(ok, "{url}");
+    let url = runs.run(&["auth", "url", "--state", "s1"], &[], true);
     assert!(
         url.contains("/oauth/authorize?app_key=sandbox_app_key&state=s1"),
         "{url}"
     );
-    outputs.push(url);
-
-    let (ok, out) = shoplake(
-        dir.path(),
-        &base,
+    let out = runs.run(
         &["-vv", "auth", "exchange", "--code", DEFAULT_AUTH_CODE],
+        &[],
+        true,
     );
-    assert!(ok, "{out}");
     assert_eq!(out.matches("authorized shop").count(), 3, "{out}");
-    outputs.push(out);
 
     let tokens_dir = dir.path().join("secrets").join("tokens");
     let mut secrets = vec![KNOWN_SECRET.to_string()];
-    let collect = |secrets: &mut Vec<String>| {
-        let mut n = 0;
-        for entry in std::fs::read_dir(&tokens_dir).unwrap() {
-            let path = entry.unwrap().path();
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-                assert_eq!(mode, 0o600, "{} mode {mode:o}", path.display());
-            }
-            // Sealed at rest: the file holds neither token.
-            let text = std::fs::read_to_string(&path).unwrap();
-            assert!(text.contains("chacha20poly1305"), "{text}");
-            assert!(
-                !text.contains("TTP_"),
-                "a token in clear in {}",
-                path.display()
-            );
-            n += 1;
-        }
-        // The tokens themselves, through the store (which holds the key).
-        let store = shoplake::api::auth::TokenStore::open(&tokens_dir).unwrap();
-        for shop in store.shops() {
-            let t = store.get(&shop.cipher).unwrap();
-            secrets.push(t.access_token.expose().to_string());
-            secrets.push(t.refresh_token.expose().to_string());
-        }
-        n
-    };
-    assert_eq!(collect(&mut secrets), 3, "one token file per shop");
+    assert_eq!(
+        check_token_files(&tokens_dir, &mut secrets),
+        3,
+        "one token file per shop"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -105,72 +146,67 @@ async fn auth_commands_store_tokens_securely_and_never_print_secrets() {
         );
     }
 
-    let (ok, out) = shoplake(dir.path(), &base, &["-vv", "auth", "refresh"]);
-    assert!(ok, "{out}");
+    let out = runs.run(&["-vv", "auth", "refresh"], &[], true);
     assert!(out.contains("refreshed 1 grant"), "{out}");
-    outputs.push(out);
-    collect(&mut secrets);
-
-    // Key rotation: files re-sealed under a new key, the tokens unchanged and still usable.
-    let key_file = dir.path().join("secrets").join("token.key");
-    let (old_key, before) = (
-        std::fs::read_to_string(&key_file).unwrap(),
-        std::fs::read_dir(&tokens_dir)
-            .unwrap()
-            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-            .collect::<Vec<_>>(),
-    );
-    let (ok, out) = shoplake(dir.path(), &base, &["-vv", "auth", "rotate-key"]);
-    assert!(ok, "{out}");
-    assert!(out.contains("sealed 3 token file(s)"), "{out}");
-    outputs.push(out);
-    assert_ne!(std::fs::read_to_string(&key_file).unwrap(), old_key);
-    for f in std::fs::read_dir(&tokens_dir).unwrap() {
-        assert!(!before.contains(&std::fs::read(f.unwrap().path()).unwrap()));
-    }
-    let mut after = Vec::new();
-    collect(&mut after);
-    let mut sorted = secrets[secrets.len() - 6..].to_vec();
-    sorted.sort();
-    after.sort();
-    assert_eq!(sorted, after, "the same tokens after rotation");
-    let (ok, out) = shoplake(dir.path(), &base, &["-vv", "auth", "refresh"]);
-    assert!(ok, "tokens still open and refresh after rotation: {out}");
-    outputs.push(out);
-    collect(&mut secrets);
-    // With another key, the files do not open, and the error says why.
-    let (ok, out) = shoplake_env(
-        dir.path(),
-        &base,
-        &["auth", "refresh"],
-        &[(
-            "SHOPLAKE_TOKEN_KEY",
-            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-        )],
-    );
-    assert!(!ok);
-    assert!(out.contains("cannot be opened"), "{out}");
-    outputs.push(out);
+    check_token_files(&tokens_dir, &mut secrets);
+    the_key_rotates_and_the_tokens_stay(&mut runs, &tokens_dir, &mut secrets);
 
     // A failing run (wrong code) must not leak either.
-    let (ok, out) = shoplake(
-        dir.path(),
-        &base,
-        &["-vv", "auth", "exchange", "--code", "WRONG"],
-    );
-    assert!(!ok);
+    let out = runs.run(&["-vv", "auth", "exchange", "--code", "WRONG"], &[], false);
     assert!(
         out.contains("36004004"),
         "the error says what failed: {out}"
     );
-    outputs.push(out);
 
-    let all = outputs.join("\n");
+    let all = runs.all();
     assert!(all.contains("api response"), "debug logs were on: {all}");
     for s in &secrets {
         assert!(!all.contains(s.as_str()), "secret leaked into output");
     }
     assert!(!all.contains("panicked"));
+}
+
+/// Key rotation: files re-sealed under a new key, the tokens unchanged and still usable;
+/// with another key the files do not open, and the error says why.
+fn the_key_rotates_and_the_tokens_stay(
+    runs: &mut Runs<'_>,
+    tokens_dir: &std::path::Path,
+    secrets: &mut Vec<String>,
+) {
+    let key_file = runs.dir.join("secrets").join("token.key");
+    let (old_key, before) = (
+        std::fs::read_to_string(&key_file).unwrap(),
+        std::fs::read_dir(tokens_dir)
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect::<Vec<_>>(),
+    );
+    let out = runs.run(&["-vv", "auth", "rotate-key"], &[], true);
+    assert!(out.contains("sealed 3 token file(s)"), "{out}");
+    assert_ne!(std::fs::read_to_string(&key_file).unwrap(), old_key);
+    for f in std::fs::read_dir(tokens_dir).unwrap() {
+        assert!(!before.contains(&std::fs::read(f.unwrap().path()).unwrap()));
+    }
+    let mut after = Vec::new();
+    check_token_files(tokens_dir, &mut after);
+    let mut sorted = secrets[secrets.len() - 6..].to_vec();
+    sorted.sort();
+    after.sort();
+    assert_eq!(sorted, after, "the same tokens after rotation");
+    let (ok, out) = shoplake(runs.dir, &runs.base, &["-vv", "auth", "refresh"]);
+    assert!(ok, "tokens still open and refresh after rotation: {out}");
+    runs.outputs.push(out);
+    check_token_files(tokens_dir, secrets);
+    // With another key, the files do not open, and the error says why.
+    let out = runs.run(
+        &["auth", "refresh"],
+        &[(
+            "SHOPLAKE_TOKEN_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )],
+        false,
+    );
+    assert!(out.contains("cannot be opened"), "{out}");
 }
 
 /// App secret rotation (the seller resets it in the Partner Center): requests signed with
@@ -187,13 +223,10 @@ async fn app_secret_rotation_keeps_granted_tokens_until_refreshed() {
     let sb = start(cfg).await;
     let dir = tempfile::tempdir().unwrap();
     let base = sb.base_url();
-    let with = |secret: &'static str, args: &[&str]| {
-        shoplake_env(
-            dir.path(),
-            &base,
-            args,
-            &[("SHOPLAKE_API__APP_SECRET", secret)],
-        )
+    let mut runs = Runs {
+        dir: dir.path(),
+        base: base.clone(),
+        outputs: Vec::new(),
     };
     let day = |d: i64| {
         chrono::DateTime::from_timestamp(shoplake_sandbox::DEFAULT_CLOCK - d * 86_400, 0)
@@ -201,51 +234,25 @@ async fn app_secret_rotation_keeps_granted_tokens_until_refreshed() {
             .to_rfc3339()
     };
     let (start, early, late) = (day(10), day(5), day(0));
-    let mut outputs = Vec::new();
-    let mut step = |secret: &'static str, args: &[&str], ok: bool| {
-        let (success, out) = with(secret, args);
-        assert_eq!(success, ok, "{args:?} with the {secret}: {out}");
-        outputs.push(out.clone());
-        out
-    };
-    step(
+    runs.with(
         OLD,
         &["auth", "exchange", "--code", DEFAULT_AUTH_CODE],
         true,
     );
-    step(
-        OLD,
-        &[
-            "backfill",
-            "--pipeline",
-            "orders",
-            "--from",
-            &start,
-            "--to",
-            &early,
-        ],
-        true,
-    );
+    let backfill = [
+        "backfill",
+        "--pipeline",
+        "orders",
+        "--from",
+        &start,
+        "--to",
+        &early,
+    ];
+    runs.with(OLD, &backfill, true);
     let tokens_dir = dir.path().join("secrets").join("tokens");
-    let files = || {
-        let mut v: Vec<_> = std::fs::read_dir(&tokens_dir)
-            .unwrap()
-            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-            .collect();
-        v.sort();
-        v
-    };
-    let granted = files();
-    let cursors = |out: &str| {
-        let v: serde_json::Value = serde_json::from_str(&out[out.find('{').unwrap()..]).unwrap();
-        v["streams"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["cursor"].to_string())
-            .collect::<Vec<_>>()
-    };
-    let before = cursors(&step(OLD, &["status", "--format", "json"], true));
+    let granted = token_files(&tokens_dir);
+    let status = ["status", "--format", "json"];
+    let before = cursors(&runs.with(OLD, &status, true));
 
     // The reset, through the sandbox's control endpoint.
     let r = reqwest::Client::new()
@@ -257,44 +264,34 @@ async fn app_secret_rotation_keeps_granted_tokens_until_refreshed() {
     assert_eq!(r.status(), 204);
 
     // Still configured with the old secret: refused, and told what to change.
-    let out = step(
-        OLD,
-        &["-vv", "extract", "--pipeline", "orders", "--until", &late],
-        false,
-    );
+    let extract = ["-vv", "extract", "--pipeline", "orders", "--until", &late];
+    let out = runs.with(OLD, &extract, false);
     assert!(
         out.contains("106001") && out.contains("api.app_secret"),
         "{out}"
     );
     assert_eq!(
-        cursors(&step(OLD, &["status", "--format", "json"], true)),
+        cursors(&runs.with(OLD, &status, true)),
         before,
         "a refused run moves no cursor"
     );
     // The new secret, the old tokens: the sync carries on without re-authorizing.
-    step(
-        NEW,
-        &["-vv", "extract", "--pipeline", "orders", "--until", &late],
-        true,
+    runs.with(NEW, &extract, true);
+    assert_eq!(
+        token_files(&tokens_dir),
+        granted,
+        "no refresh and no new grant were needed"
     );
-    assert_eq!(files(), granted, "no refresh and no new grant were needed");
-    assert_ne!(
-        cursors(&step(NEW, &["status", "--format", "json"], true)),
-        before
-    );
+    assert_ne!(cursors(&runs.with(NEW, &status, true)), before);
     // Refreshing takes the new secret; the refreshed token then works.
-    let out = step(OLD, &["auth", "refresh"], false);
+    let out = runs.with(OLD, &["auth", "refresh"], false);
     assert!(out.contains("api.app_secret"), "{out}");
-    assert_eq!(files(), granted);
-    step(NEW, &["-vv", "auth", "refresh"], true);
-    assert_ne!(files(), granted, "refreshed tokens stored");
-    step(
-        NEW,
-        &["extract", "--pipeline", "orders", "--until", &late],
-        true,
-    );
+    assert_eq!(token_files(&tokens_dir), granted);
+    runs.with(NEW, &["-vv", "auth", "refresh"], true);
+    assert_ne!(token_files(&tokens_dir), granted, "refreshed tokens stored");
+    runs.with(NEW, &extract[1..], true);
 
-    let all = outputs.join("\n");
+    let all = runs.all();
     assert!(all.contains("api response"), "debug logs were on");
     assert!(
         !all.contains(OLD) && !all.contains(NEW),
@@ -302,6 +299,17 @@ async fn app_secret_rotation_keeps_granted_tokens_until_refreshed() {
     );
     assert!(!all.contains("TTP_"), "a token leaked");
     sb.stop().await;
+}
+
+/// The streams' cursors in `status --format json` output.
+fn cursors(out: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(&out[out.find('{').unwrap()..]).unwrap();
+    v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cursor"].to_string())
+        .collect()
 }
 
 #[test]

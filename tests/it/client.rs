@@ -235,6 +235,7 @@ async fn rate_limits_are_respected_client_side_and_retried_server_side() {
     // With the client limiter under the sandbox's limit, the limit is approached but not hit.
     // The greedy run left the sandbox's bucket empty while the new client starts with a
     // full one: let the sandbox's bucket (one second of burst) refill first.
+    // Kept: the refill is wall-clock time the sandbox does not expose to poll.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let mut cc = client_config(&sb);
     cc.max_rps = 16.0;

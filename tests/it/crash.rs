@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::helpers::*;
-use shoplake_sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
+use shoplake_sandbox::{DEFAULT_CLOCK, SandboxConfig};
 
 /// Runs `args`, SIGKILLs it after `after` if still running; true if it was killed.
 async fn run_and_kill(dir: &std::path::Path, args: &[&str], after: Duration) -> bool {
@@ -22,6 +22,7 @@ async fn run_and_kill(dir: &std::path::Path, args: &[&str], after: Duration) -> 
         if child.try_wait().unwrap().is_some() {
             return false;
         }
+        // Kept: the kill after `after` of wall-clock time is the kill point under test.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     child.kill().unwrap();
@@ -103,6 +104,7 @@ async fn kill_at_first_new_data_file(
             child.wait().unwrap();
             return true;
         }
+        // Kept: a 1 ms aim (no deadline: the run ends by itself) to land inside a commit.
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -116,56 +118,67 @@ fn run_ok(dir: &std::path::Path, args: &[&str]) {
     );
 }
 
+/// Kills `args` at its first new data file under `lake` until two kills landed inside a
+/// commit (or eight tries); returns (kills inside a commit, tries). A kill that left a
+/// data file no commit adds landed between writing the data and committing it.
+async fn aimed_kills(dir: &std::path::Path, lake: &std::path::Path, args: &[&str]) -> (u32, u32) {
+    let (mut mid_commit, mut tries) = (0, 0);
+    while mid_commit < 2 && tries < 8 {
+        tries += 1;
+        let orphans = uncommitted(lake);
+        if kill_at_first_new_data_file(dir, lake, args).await && uncommitted(lake) > orphans {
+            mid_commit += 1;
+        }
+    }
+    (mid_commit, tries)
+}
+
+/// Runs `args` once per kill point in `after_ms`; returns how many runs were still going
+/// when killed.
+async fn timed_kills(dir: &std::path::Path, args: &[&str], after_ms: &[u64]) -> u32 {
+    let mut killed = 0;
+    for ms in after_ms {
+        if run_and_kill(dir, args, Duration::from_millis(*ms)).await {
+            killed += 1;
+        }
+    }
+    killed
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_backfills_and_builds_end_equal_to_a_clean_run() {
-    let mut cfg = small(2, 2_000);
-    cfg.rps = 25.0;
-    let sb = start(cfg).await;
+    let sb = start(SandboxConfig {
+        rps: 25.0,
+        ..small(2, 2_000)
+    })
+    .await;
     let project = project_with_order_window("3days");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("shoplake.toml"),
-        format!(
-            "[api]\nbase_url = \"{}\"\nmax_rps = 20\n[project]\ndir = \"{}\"\n[jobs]\nheartbeat = \"1s\"\nretry_backoff = \"100ms\"\nhttp_addr = \"\"\n",
-            sb.base_url(),
-            project.path().display()
-        ),
-    )
-    .unwrap();
-    run_ok(
-        dir.path(),
-        &["auth", "exchange", "--code", DEFAULT_AUTH_CODE],
-    );
+    let dir = dir_with_config(&format!(
+        "[api]\nbase_url = \"{}\"\nmax_rps = 20\n[project]\ndir = \"{}\"\n[jobs]\nheartbeat = \"1s\"\nretry_backoff = \"100ms\"\nhttp_addr = \"\"\n",
+        sb.base_url(),
+        project.path().display()
+    ));
+    authorize_cli(dir.path());
     let from = chrono::DateTime::from_timestamp(DEFAULT_CLOCK - 31 * 86_400, 0).unwrap();
     let to = chrono::DateTime::from_timestamp(DEFAULT_CLOCK, 0).unwrap();
     let (from_s, to_s) = (from.to_rfc3339(), to.to_rfc3339());
     let backfill = ["backfill", "--from", &from_s, "--to", &to_s];
 
-    // Kills aimed inside a Delta commit: at the first new data file. A kill that left a
-    // data file no commit adds landed between writing the data and committing it.
+    // Kills aimed inside a Delta commit: at the first new data file.
     let lake = dir.path().join("lake").join("raw");
-    let (mut mid_commit, mut tries) = (0, 0);
-    while mid_commit < 2 && tries < 8 {
-        tries += 1;
-        let orphans = uncommitted(&lake);
-        if kill_at_first_new_data_file(dir.path(), &lake, &backfill).await
-            && uncommitted(&lake) > orphans
-        {
-            mid_commit += 1;
-        }
-    }
+    let (mid_commit, tries) = aimed_kills(dir.path(), &lake, &backfill).await;
     eprintln!("{mid_commit} of {tries} aimed kills landed inside a commit");
     assert!(
         mid_commit >= 1,
         "no kill landed between a commit's data files and its log entry"
     );
     // Kill points from the first requests to late commits.
-    let mut killed = 0;
-    for ms in [300, 700, 1_200, 1_800, 2_600, 3_500] {
-        if run_and_kill(dir.path(), &backfill, Duration::from_millis(ms)).await {
-            killed += 1;
-        }
-    }
+    let killed = timed_kills(
+        dir.path(),
+        &backfill,
+        &[300, 700, 1_200, 1_800, 2_600, 3_500],
+    )
+    .await;
     assert!(
         killed >= 3,
         "only {killed} runs were still going when killed"
@@ -176,44 +189,31 @@ async fn killed_backfills_and_builds_end_equal_to_a_clean_run() {
         "{killed} backfills killed; the last run took {:?}",
         t.elapsed()
     );
-    let mut builds_killed = 0;
-    for ms in [80, 160, 240, 320] {
-        if run_and_kill(dir.path(), &["build"], Duration::from_millis(ms)).await {
-            builds_killed += 1;
-        }
-    }
+    let builds_killed = timed_kills(dir.path(), &["build"], &[80, 160, 240, 320]).await;
     assert!(builds_killed >= 1, "every build finished before its kill");
     eprintln!("{builds_killed} builds killed");
     let marts = dir.path().join("lake").join("marts");
-    let (mut build_mid, mut tries) = (0, 0);
-    while build_mid < 2 && tries < 8 {
-        tries += 1;
-        let orphans = uncommitted(&marts);
-        if kill_at_first_new_data_file(dir.path(), &marts, &["build"]).await
-            && uncommitted(&marts) > orphans
-        {
-            build_mid += 1;
-        }
-    }
+    let (build_mid, tries) = aimed_kills(dir.path(), &marts, &["build"]).await;
     eprintln!("{build_mid} of {tries} aimed build kills landed inside a mart's commit");
     assert!(build_mid >= 1, "no build kill landed inside a commit");
     run_ok(dir.path(), &["build"]);
     run_ok(dir.path(), &["test"]);
 
     // The clean run.
-    let ref_dir = tempfile::tempdir().unwrap();
-    let reference = reference_backfill(
-        ref_dir.path(),
-        &sb,
-        project.path(),
-        from.timestamp(),
-        to.timestamp(),
-    )
-    .await;
+    let (reference, _ref_dir) =
+        reference_run(&sb, project.path(), from.timestamp(), to.timestamp()).await;
     reference.build(None, &Default::default()).await.unwrap();
+    assert_equal_to_the_clean_run(&reference, &app_from_dir(dir.path())).await;
+    sb.stop().await;
+}
 
-    let crashed = app_from_dir(dir.path());
-    let mut tables: Vec<String> = raw_tables(&reference)
+/// Every raw table and the incremental marts of `crashed` equal the clean run's, row for
+/// row (a differing mart's lines are printed).
+async fn assert_equal_to_the_clean_run(
+    reference: &shoplake::app::App,
+    crashed: &shoplake::app::App,
+) {
+    let mut tables: Vec<String> = raw_tables(reference)
         .into_iter()
         .map(|t| format!("raw.{t}"))
         .collect();
@@ -229,8 +229,8 @@ async fn killed_backfills_and_builds_end_equal_to_a_clean_run() {
     }
     for t in &tables {
         let (a, b) = (
-            qualified_rows(&reference, t).await,
-            qualified_rows(&crashed, t).await,
+            qualified_rows(reference, t).await,
+            qualified_rows(crashed, t).await,
         );
         assert!(!a.is_empty() || !expect_rows(t.as_ref()), "{t} is empty");
         assert_eq!(a.len(), b.len(), "{t} row count");
@@ -256,5 +256,4 @@ async fn killed_backfills_and_builds_end_equal_to_a_clean_run() {
         }
         assert!(a == b, "{t} content differs");
     }
-    sb.stop().await;
 }

@@ -10,8 +10,6 @@ use std::path::Path;
 
 use crate::helpers::*;
 use arrow::datatypes::{DataType, TimeUnit};
-use shoplake::config::UserEntry;
-use shoplake::serve::access::hash_password;
 
 const FROM: &str = "2025-11-01T00:00:00Z";
 const TO: &str = "2026-11-01T00:00:00Z";
@@ -34,23 +32,26 @@ fn grafana_reads(t: &DataType) -> bool {
     )
 }
 
+type Client = arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_runs_on_the_demo_warehouse() {
     let dir = tempfile::tempdir().unwrap();
     demo_warehouse(dir.path()).await;
     let server = serve_with(dir.path(), |c| {
-        c.serve.users = vec![UserEntry {
-            name: "grafana".into(),
-            role: "analyst".into(),
-            password_hash: Some(hash_password("dash-pw")),
-            password_env: None,
-        }]
+        c.serve.users = vec![user("grafana", "analyst", "dash-pw")]
     })
     .await;
     let mut c = flight_client(server.addr).await;
     c.handshake("grafana", "dash-pw").await.unwrap();
+    every_grafana_panel_runs(&mut c).await;
+    every_superset_dataset_and_chart_runs(&mut c).await;
+    server.stop().await;
+}
 
-    // Grafana.
+/// Every panel query returns rows of types the plugin reads (a nanosecond `time` for time
+/// series), and every panel points at the provisioned data source.
+async fn every_grafana_panel_runs(c: &mut Client) {
     let queries = shoplake::serve::dashboards::grafana_queries(
         &deploy().join("grafana/dashboards"),
         FROM,
@@ -60,7 +61,7 @@ async fn every_dashboard_query_runs_on_the_demo_warehouse() {
     let mut panels = 0;
     for q in &queries {
         let title = &q.title;
-        let batches = flight_query(&mut c, &q.sql)
+        let batches = flight_query(c, &q.sql)
             .await
             .unwrap_or_else(|e| panic!("{title}: {e}\n{}", q.sql));
         assert!(rows(&batches) > 0, "{title}: no rows");
@@ -98,12 +99,16 @@ async fn every_dashboard_query_runs_on_the_demo_warehouse() {
         }
     }
     assert!(panels >= 6, "{panels} Grafana queries");
+}
 
-    // Superset.
+fn yaml(p: &Path) -> serde_yaml::Value {
+    serde_yaml::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// Every dataset's SQL runs with its declared columns; every chart is on the dashboard and
+/// its query runs.
+async fn every_superset_dataset_and_chart_runs(c: &mut Client) {
     let root = deploy().join("superset/shoplake_dashboard");
-    let yaml = |p: &Path| -> serde_yaml::Value {
-        serde_yaml::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-    };
     let db = yaml(&root.join("databases/shoplake.yaml"));
     assert!(
         db["sqlalchemy_uri"]
@@ -119,7 +124,7 @@ async fn every_dashboard_query_runs_on_the_demo_warehouse() {
         let name = d["table_name"].as_str().unwrap().to_string();
         assert_eq!(d["database_uuid"], db["uuid"], "{name}");
         let sql = d["sql"].as_str().unwrap().to_string();
-        let batches = flight_query(&mut c, &sql)
+        let batches = flight_query(c, &sql)
             .await
             .unwrap_or_else(|e| panic!("dataset {name}: {e}"));
         assert!(rows(&batches) > 0, "dataset {name}: no rows");
@@ -153,53 +158,56 @@ async fn every_dashboard_query_runs_on_the_demo_warehouse() {
             placed.contains(ch["uuid"].as_str().unwrap()),
             "{title} is not on the dashboard"
         );
-        let d = &datasets[ch["dataset_uuid"].as_str().unwrap()];
-        let p = &ch["params"];
-        // The query Superset sends for the chart: metrics as the dataset defines them,
-        // grouped by the chart's dimensions, over the virtual dataset.
-        let metric_sql = |name: &str| -> String {
-            let m = d["metrics"]
-                .as_sequence()
-                .unwrap()
-                .iter()
-                .find(|m| m["metric_name"] == name)
-                .unwrap_or_else(|| panic!("{title}: metric {name} not in its dataset"));
-            format!("{} AS \"{name}\"", m["expression"].as_str().unwrap())
-        };
-        let mut metrics: Vec<String> = p["metrics"]
-            .as_sequence()
-            .map(|s| s.iter().map(|m| metric_sql(m.as_str().unwrap())).collect())
-            .unwrap_or_default();
-        if let Some(m) = p["metric"].as_str() {
-            metrics.push(metric_sql(m));
-        }
-        let mut dims: Vec<String> = p["groupby"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|g| format!("\"{}\"", g.as_str().unwrap()))
-            .collect();
-        if let Some(x) = p["x_axis"].as_str() {
-            dims.insert(0, format!("\"{x}\""));
-        }
-        let select: Vec<String> = dims.iter().cloned().chain(metrics).collect();
-        let group = if dims.is_empty() {
-            String::new()
-        } else {
-            format!(" GROUP BY {}", dims.join(", "))
-        };
-        let sql = format!(
-            "SELECT {} FROM ({}) AS virtual_table{group} LIMIT {}",
-            select.join(", "),
-            d["sql"].as_str().unwrap(),
-            p["row_limit"].as_u64().unwrap()
-        );
-        let batches = flight_query(&mut c, &sql)
+        let sql = chart_sql(&ch, &datasets[ch["dataset_uuid"].as_str().unwrap()]);
+        let batches = flight_query(c, &sql)
             .await
             .unwrap_or_else(|e| panic!("chart {title}: {e}\n{sql}"));
         assert!(rows(&batches) > 0, "chart {title}: no rows");
         charts += 1;
     }
     assert_eq!(charts, placed.len());
-    server.stop().await;
+}
+
+/// The query Superset sends for chart `ch` over its dataset `d`: metrics as the dataset
+/// defines them, grouped by the chart's dimensions, over the virtual dataset.
+fn chart_sql(ch: &serde_yaml::Value, d: &serde_yaml::Value) -> String {
+    let title = ch["slice_name"].as_str().unwrap();
+    let p = &ch["params"];
+    let metric_sql = |name: &str| -> String {
+        let m = d["metrics"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric_name"] == name)
+            .unwrap_or_else(|| panic!("{title}: metric {name} not in its dataset"));
+        format!("{} AS \"{name}\"", m["expression"].as_str().unwrap())
+    };
+    let mut metrics: Vec<String> = p["metrics"]
+        .as_sequence()
+        .map(|s| s.iter().map(|m| metric_sql(m.as_str().unwrap())).collect())
+        .unwrap_or_default();
+    if let Some(m) = p["metric"].as_str() {
+        metrics.push(metric_sql(m));
+    }
+    let mut dims: Vec<String> = p["groupby"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|g| format!("\"{}\"", g.as_str().unwrap()))
+        .collect();
+    if let Some(x) = p["x_axis"].as_str() {
+        dims.insert(0, format!("\"{x}\""));
+    }
+    let select: Vec<String> = dims.iter().cloned().chain(metrics).collect();
+    let group = if dims.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", dims.join(", "))
+    };
+    format!(
+        "SELECT {} FROM ({}) AS virtual_table{group} LIMIT {}",
+        select.join(", "),
+        d["sql"].as_str().unwrap(),
+        p["row_limit"].as_u64().unwrap()
+    )
 }

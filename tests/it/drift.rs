@@ -40,37 +40,7 @@ async fn drifted_answers_keep_every_value_and_only_an_unusable_record_fails_its_
     let clean = reference_backfill(a.path(), &clean_sb, project.path(), FROM, DEFAULT_CLOCK).await;
     let drifted =
         reference_backfill(b.path(), &drift_sb, project.path(), FROM, DEFAULT_CLOCK).await;
-
-    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
-    let warned = text
-        .lines()
-        .filter(|l| l.contains("unknown field kept in _extra") && l.contains("x_promo_badge"))
-        .count();
-    assert_eq!(
-        warned, 1,
-        "one warning for the new field over every window and shop:\n{text}"
-    );
-    let total = count(&clean, "select count(*) from raw.orders").await;
-    assert!(total > 1_000);
-    assert_eq!(
-        digest(&clean).await,
-        digest(&drifted).await,
-        "every known value kept, numbers sent as strings included"
-    );
-    assert_eq!(
-        count(
-            &drifted,
-            "select count(*) from raw.orders where _extra like '%x_promo_badge%flash_sale%'"
-        )
-        .await,
-        total,
-        "the unknown field is in _extra on every row"
-    );
-    assert!(count(&clean, "select count(buyer_message) from raw.orders").await > 0);
-    assert_eq!(
-        count(&drifted, "select count(buyer_message) from raw.orders").await,
-        0
-    );
+    let total = drift_keeps_every_value(&clean, &drifted, &logs).await;
 
     // One unusable record: its window fails (named), the rest lands.
     let bad: String = {
@@ -84,24 +54,20 @@ async fn drifted_answers_keep_every_value_and_only_an_unusable_record_fails_its_
         .value(0)
         .to_string()
     };
-    let (app, bad_sb, sum, _dir) = backfill_with(
+    let (app, bad_sb, _, _dir) = one_failed_window(
         Drift {
             bad_order: Some(bad.clone()),
             ..Drift::default()
         },
         project.path(),
+        &[
+            "stream orders window 20",
+            "table orders column create_time",
+            "\"soon\"",
+            "shop ",
+        ],
     )
     .await;
-    assert_eq!(sum.errors.len(), 1, "{:?}", sum.errors);
-    let e = &sum.errors[0];
-    for part in [
-        "stream orders window 20",
-        "table orders column create_time",
-        "\"soon\"",
-        "shop ",
-    ] {
-        assert!(e.contains(part), "{part} missing from: {e}");
-    }
     let landed = count(&app, "select count(*) from raw.orders").await;
     assert!(landed > 0 && landed < total, "{landed} of {total} landed");
     assert_eq!(
@@ -115,25 +81,21 @@ async fn drifted_answers_keep_every_value_and_only_an_unusable_record_fails_its_
 
     // Bytes that are not UTF-8 in one record: that page cannot be read at all. Its window
     // fails at once (asking again gets the same bytes), named, and the rest lands.
-    let (app, utf8_sb, sum, _dir2) = backfill_with(
+    let (app, utf8_sb, e, _dir2) = one_failed_window(
         Drift {
             bad_utf8_order: Some(bad.clone()),
             ..Drift::default()
         },
         project.path(),
+        &[
+            "stream orders window 20",
+            "shop ",
+            "/order/202309/orders/search",
+            "not valid UTF-8 at byte",
+            "caf\u{FFFD}(",
+        ],
     )
     .await;
-    assert_eq!(sum.errors.len(), 1, "{:?}", sum.errors);
-    let e = &sum.errors[0];
-    for part in [
-        "stream orders window 20",
-        "shop ",
-        "/order/202309/orders/search",
-        "not valid UTF-8 at byte",
-        "caf\u{FFFD}(",
-    ] {
-        assert!(e.contains(part), "{part} missing from: {e}");
-    }
     assert!(!e.contains("attempts failed"), "not retried: {e}");
     let landed_utf8 = count(&app, "select count(*) from raw.orders").await;
     assert!(
@@ -159,6 +121,68 @@ async fn drifted_answers_keep_every_value_and_only_an_unusable_record_fails_its_
     }
 }
 
+/// The drifted run kept every value: one warning for the new field, the known columns
+/// equal to the clean run's, the unknown field in `_extra` on every row, the dropped field
+/// empty. Returns the clean run's orders.
+async fn drift_keeps_every_value(
+    clean: &shoplake::app::App,
+    drifted: &shoplake::app::App,
+    logs: &std::sync::Mutex<Vec<u8>>,
+) -> i64 {
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let warned = text
+        .lines()
+        .filter(|l| l.contains("unknown field kept in _extra") && l.contains("x_promo_badge"))
+        .count();
+    assert_eq!(
+        warned, 1,
+        "one warning for the new field over every window and shop:\n{text}"
+    );
+    let total = count(clean, "select count(*) from raw.orders").await;
+    assert!(total > 1_000);
+    assert_eq!(
+        digest(clean).await,
+        digest(drifted).await,
+        "every known value kept, numbers sent as strings included"
+    );
+    assert_eq!(
+        count(
+            drifted,
+            "select count(*) from raw.orders where _extra like '%x_promo_badge%flash_sale%'"
+        )
+        .await,
+        total,
+        "the unknown field is in _extra on every row"
+    );
+    assert!(count(clean, "select count(buyer_message) from raw.orders").await > 0);
+    assert_eq!(
+        count(drifted, "select count(buyer_message) from raw.orders").await,
+        0
+    );
+    total
+}
+
+/// A backfill against a sandbox with `drift` fails exactly one window, its error naming
+/// every one of `parts`; returns the app, the sandbox, the error and the data dir.
+async fn one_failed_window(
+    drift: Drift,
+    project: &std::path::Path,
+    parts: &[&str],
+) -> (
+    shoplake::app::App,
+    shoplake_sandbox::RunningSandbox,
+    String,
+    tempfile::TempDir,
+) {
+    let (app, sb, sum, dir) = backfill_with(drift, project).await;
+    assert_eq!(sum.errors.len(), 1, "{:?}", sum.errors);
+    let e = sum.errors[0].to_string();
+    for part in parts {
+        assert!(e.contains(part), "{part} missing from: {e}");
+    }
+    (app, sb, e, dir)
+}
+
 /// A backfill of the orders against a sandbox with `drift`, in a fresh data dir.
 async fn backfill_with(
     drift: Drift,
@@ -173,17 +197,7 @@ async fn backfill_with(
     cfg.drift = Some(drift);
     let sb = start(cfg).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = shoplake::config::Config::default();
-    config.project.dir = Some(project.to_path_buf());
-    let app = shoplake::app::App::new(config, dir.path())
-        .unwrap()
-        .with_client_config(client_config(&sb));
-    shoplake::api::auth::exchange_and_store(
-        &app.client().unwrap(),
-        shoplake_sandbox::DEFAULT_AUTH_CODE,
-    )
-    .await
-    .unwrap();
+    let app = app_for(&sb, dir.path(), Some(project)).await;
     let sum = app
         .backfill(FROM, DEFAULT_CLOCK, None, Some("orders"))
         .await

@@ -35,9 +35,10 @@ fn dec(s: &str) -> i128 {
 }
 
 /// (shop_id, date) → (orders, cancelled, units, gross, net, total) from the truth.
-fn truth_days(
-    truth: &serde_json::Value,
-) -> BTreeMap<(String, String), (u64, u64, u64, i128, i128, i128)> {
+/// Per (shop, day): three counts and three money sums, as the sandbox's truth has them.
+type DayTruth = BTreeMap<(String, String), (u64, u64, u64, i128, i128, i128)>;
+
+fn truth_days(truth: &serde_json::Value) -> DayTruth {
     let mut out = BTreeMap::new();
     for s in truth["shops"].as_array().unwrap() {
         for d in s["days"].as_array().unwrap() {
@@ -89,6 +90,7 @@ async fn marts_over_flight(
     .map(|c| strings(&b, c))
     .collect();
     let mut out = BTreeMap::new();
+    #[allow(clippy::needless_range_loop)] // one row across parallel column vectors
     for i in 0..cols[0].len() {
         out.insert(
             (cols[0][i].clone(), cols[1][i].clone()),
@@ -120,125 +122,16 @@ async fn backfill_build_serve_equals_ground_truth_and_reruns_change_nothing() {
     let app = app_for(&sb, dir.path(), None).await;
 
     let from = CLOCK - 32 * 86_400;
-    let sum = app.backfill(from, CLOCK + 1, None, None).await.unwrap();
-    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    let sum = backfill_ok(&app, from, CLOCK + 1, None).await;
     assert!(sum.rows > 3000, "landed {} rows", sum.rows);
-
-    let built = app.build(None, &Default::default()).await.unwrap();
-    let names: Vec<_> = built.iter().map(|b| b.model.as_str()).collect();
-    for m in [
-        "staging.stg_orders",
-        "staging.stg_order_lines",
-        "staging.stg_products",
-        "marts.gmv_daily",
-        "marts.order_status_daily",
-        "marts.brand_daily",
-        "marts.sku_daily",
-    ] {
-        assert!(names.contains(&m), "{m} built: {names:?}");
-    }
-    let tests = app.test(None).await.unwrap();
-    let failed: Vec<_> = tests.iter().filter(|t| !t.passed()).collect();
-    assert!(failed.is_empty(), "data tests failed: {failed:?}");
-    assert!(tests.len() >= 15, "{} tests", tests.len());
+    build_and_pass_the_data_tests(&app).await;
 
     // Flight SQL: metadata without a catalog, SqlInfo, and the marts against the truth.
     let server = app.serve("127.0.0.1:0").await.unwrap();
     let mut c = flight_client(server.addr).await;
-    let info = c
-        .get_tables(CommandGetTables {
-            catalog: None,
-            db_schema_filter_pattern: Some("marts".into()),
-            table_name_filter_pattern: Some("gmv%".into()),
-            table_types: vec![],
-            include_schema: true,
-        })
-        .await
-        .unwrap();
-    let tables = fetch(&mut c, info).await;
-    assert_eq!(
-        strings(&tables, "table_name"),
-        vec!["gmv_daily", "gmv_forecast", "gmv_monthly", "gmv_weekly"]
-    );
-    let info = c
-        .get_db_schemas(CommandGetDbSchemas {
-            catalog: None,
-            db_schema_filter_pattern: None,
-        })
-        .await
-        .unwrap();
-    let schemas = strings(&fetch(&mut c, info).await, "db_schema_name");
-    for s in ["marts", "raw", "staging"] {
-        assert!(schemas.contains(&s.to_string()), "{schemas:?}");
-    }
-    let info = c
-        .get_sql_info(vec![
-            SqlInfo::FlightSqlServerName,
-            SqlInfo::FlightSqlServerArrowVersion,
-            SqlInfo::FlightSqlServerReadOnly,
-            SqlInfo::SqlIdentifierQuoteChar,
-        ])
-        .await
-        .unwrap();
-    let ids = strings(&fetch(&mut c, info).await, "info_name");
-    assert_eq!(ids, vec!["0", "2", "3", "504"]);
-
-    // Partition columns (dictionaries in the plan) and strings reach clients as plain
-    // Utf8, and the FlightInfo schema is exactly the stream's schema.
-    let info = c
-        .execute(
-            "select _shop_id, _month, id, total_amount from raw.orders limit 5".into(),
-            None,
-        )
-        .await
-        .unwrap();
-    let announced = arrow::datatypes::Schema::try_from(info.clone()).unwrap();
-    let rows = fetch(&mut c, info).await;
-    assert_eq!(rows[0].schema().fields(), announced.fields());
-    assert_eq!(
-        announced.field(0).data_type(),
-        &arrow::datatypes::DataType::Utf8
-    );
-    assert_eq!(
-        announced.field(2).data_type(),
-        &arrow::datatypes::DataType::Utf8
-    );
-
-    // A prepared statement with a bound parameter (stateless handle rewritten by DoPut).
-    let shop = strings(&rows, "_shop_id")[0].clone();
-    let mut stmt = c
-        .prepare(
-            "select count(*) as n from marts.gmv_daily where shop_id = ?".into(),
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(stmt.parameter_schema().unwrap().fields().len(), 1);
-    let param = RecordBatch::try_from_iter(vec![(
-        "$1",
-        std::sync::Arc::new(StringArray::from(vec![shop.clone()])) as arrow::array::ArrayRef,
-    )])
-    .unwrap();
-    stmt.set_parameters(param).unwrap();
-    let info = stmt.execute().await.unwrap();
-    let bound = strings(&fetch(&mut c, info).await, "n");
-    let direct = app
-        .query(&format!(
-            "select count(*) as n from marts.gmv_daily where shop_id = '{shop}'"
-        ))
-        .await
-        .unwrap();
-    assert_eq!(bound, strings(&direct, "n"));
-    assert_ne!(bound, vec!["0"]);
-    // Read-only over Flight SQL too.
-    for sql in [
-        "drop table raw.orders",
-        "create table marts.x as select 1",
-        "set datafusion.execution.batch_size = 1",
-    ] {
-        let err = c.execute(sql.into(), None).await.unwrap_err().to_string();
-        assert!(err.contains("not supported"), "{sql}: {err}");
-    }
+    flight_metadata_and_sql_info(&mut c).await;
+    let shop = flight_schemas_are_plain_utf8(&mut c).await;
+    flight_binds_parameters_and_refuses_writes(&mut c, &app, &shop).await;
 
     let want = truth_days(&truth(&sb).await);
     let got = marts_over_flight(server.addr).await;
@@ -249,20 +142,11 @@ async fn backfill_build_serve_equals_ground_truth_and_reruns_change_nothing() {
     );
 
     // A second backfill of the same range changes nothing.
-    let before = (
-        snapshot(&app, "orders", "_shop_id, id").await,
-        snapshot(&app, "order_line_items", "_shop_id, order_id, id").await,
-        snapshot(&app, "products", "_shop_id, id").await,
-    );
-    let again = app.backfill(from, CLOCK + 1, None, None).await.unwrap();
-    assert!(again.errors.is_empty(), "{:?}", again.errors);
+    let before = raw_snapshots(&app).await;
+    let again = backfill_ok(&app, from, CLOCK + 1, None).await;
     assert_eq!(again.changed, 0, "a rerun inserts or updates nothing");
     assert_eq!(again.rows, sum.rows, "the rerun fetched the same rows");
-    let after = (
-        snapshot(&app, "orders", "_shop_id, id").await,
-        snapshot(&app, "order_line_items", "_shop_id, order_id, id").await,
-        snapshot(&app, "products", "_shop_id, id").await,
-    );
+    let after = raw_snapshots(&app).await;
     assert!(before == after, "a rerun changed raw tables");
 
     // Buyer PII is not landed, not even in _extra; the detail stream landed its fields.
@@ -297,16 +181,149 @@ async fn backfill_build_serve_equals_ground_truth_and_reruns_change_nothing() {
     server.stop().await;
 }
 
+/// Builds every model (the core ones among them) and runs the data tests: all pass.
+async fn build_and_pass_the_data_tests(app: &App) {
+    let built = app.build(None, &Default::default()).await.unwrap();
+    let names: Vec<_> = built.iter().map(|b| b.model.as_str()).collect();
+    for m in [
+        "staging.stg_orders",
+        "staging.stg_order_lines",
+        "staging.stg_products",
+        "marts.gmv_daily",
+        "marts.order_status_daily",
+        "marts.brand_daily",
+        "marts.sku_daily",
+    ] {
+        assert!(names.contains(&m), "{m} built: {names:?}");
+    }
+    let tests = app.test(None).await.unwrap();
+    let failed: Vec<_> = tests.iter().filter(|t| !t.passed()).collect();
+    assert!(failed.is_empty(), "data tests failed: {failed:?}");
+    assert!(tests.len() >= 15, "{} tests", tests.len());
+}
+
+async fn flight_metadata_and_sql_info(c: &mut FlightSqlServiceClient<tonic::transport::Channel>) {
+    let info = c
+        .get_tables(CommandGetTables {
+            catalog: None,
+            db_schema_filter_pattern: Some("marts".into()),
+            table_name_filter_pattern: Some("gmv%".into()),
+            table_types: vec![],
+            include_schema: true,
+        })
+        .await
+        .unwrap();
+    let tables = fetch(c, info).await;
+    assert_eq!(
+        strings(&tables, "table_name"),
+        vec!["gmv_daily", "gmv_forecast", "gmv_monthly", "gmv_weekly"]
+    );
+    let info = c
+        .get_db_schemas(CommandGetDbSchemas {
+            catalog: None,
+            db_schema_filter_pattern: None,
+        })
+        .await
+        .unwrap();
+    let schemas = strings(&fetch(c, info).await, "db_schema_name");
+    for s in ["marts", "raw", "staging"] {
+        assert!(schemas.contains(&s.to_string()), "{schemas:?}");
+    }
+    let info = c
+        .get_sql_info(vec![
+            SqlInfo::FlightSqlServerName,
+            SqlInfo::FlightSqlServerArrowVersion,
+            SqlInfo::FlightSqlServerReadOnly,
+            SqlInfo::SqlIdentifierQuoteChar,
+        ])
+        .await
+        .unwrap();
+    let ids = strings(&fetch(c, info).await, "info_name");
+    assert_eq!(ids, vec!["0", "2", "3", "504"]);
+}
+
+/// Partition columns (dictionaries in the plan) and strings reach clients as plain Utf8,
+/// and the FlightInfo schema is exactly the stream's schema. Returns a shop id.
+async fn flight_schemas_are_plain_utf8(
+    c: &mut FlightSqlServiceClient<tonic::transport::Channel>,
+) -> String {
+    let info = c
+        .execute(
+            "select _shop_id, _month, id, total_amount from raw.orders limit 5".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let announced = arrow::datatypes::Schema::try_from(info.clone()).unwrap();
+    let rows = fetch(c, info).await;
+    assert_eq!(rows[0].schema().fields(), announced.fields());
+    assert_eq!(
+        announced.field(0).data_type(),
+        &arrow::datatypes::DataType::Utf8
+    );
+    assert_eq!(
+        announced.field(2).data_type(),
+        &arrow::datatypes::DataType::Utf8
+    );
+    strings(&rows, "_shop_id")[0].clone()
+}
+
+/// A prepared statement with a bound parameter (stateless handle rewritten by DoPut)
+/// answers what a direct query answers; writes are refused over Flight SQL too.
+async fn flight_binds_parameters_and_refuses_writes(
+    c: &mut FlightSqlServiceClient<tonic::transport::Channel>,
+    app: &App,
+    shop: &str,
+) {
+    let mut stmt = c
+        .prepare(
+            "select count(*) as n from marts.gmv_daily where shop_id = ?".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stmt.parameter_schema().unwrap().fields().len(), 1);
+    let param = RecordBatch::try_from_iter(vec![(
+        "$1",
+        std::sync::Arc::new(StringArray::from(vec![shop.to_string()])) as arrow::array::ArrayRef,
+    )])
+    .unwrap();
+    stmt.set_parameters(param).unwrap();
+    let info = stmt.execute().await.unwrap();
+    let bound = strings(&fetch(c, info).await, "n");
+    let direct = app
+        .query(&format!(
+            "select count(*) as n from marts.gmv_daily where shop_id = '{shop}'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(bound, strings(&direct, "n"));
+    assert_ne!(bound, vec!["0"]);
+    // Read-only over Flight SQL too.
+    for sql in [
+        "drop table raw.orders",
+        "create table marts.x as select 1",
+        "set datafusion.execution.batch_size = 1",
+    ] {
+        let err = c.execute(sql.into(), None).await.unwrap_err().to_string();
+        assert!(err.contains("not supported"), "{sql}: {err}");
+    }
+}
+
+/// The raw tables a rerun must leave alone, printed in key order.
+async fn raw_snapshots(app: &App) -> (String, String, String) {
+    (
+        snapshot(app, "orders", "_shop_id, id").await,
+        snapshot(app, "order_line_items", "_shop_id, order_id, id").await,
+        snapshot(app, "products", "_shop_id, id").await,
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_extract_follows_the_clock_and_replaces_updated_orders() {
     let sb = start(small(2, 2000)).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = app_for(&sb, dir.path(), None).await;
-    let sum = app
-        .backfill(CLOCK - 32 * 86_400, CLOCK + 1, None, None)
-        .await
-        .unwrap();
-    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    let app = backfilled(&sb, dir.path(), CLOCK - 32 * 86_400, CLOCK + 1).await;
     app.build(None, &Default::default()).await.unwrap();
     // The server runs through the whole test: it must see later builds without a restart.
     let server = app.serve("127.0.0.1:0").await.unwrap();
@@ -315,8 +332,7 @@ async fn incremental_extract_follows_the_clock_and_replaces_updated_orders() {
     // The world moves on three days: orders ship, deliver, cancel; update_time moves.
     let advance = 3 * 86_400;
     sb.sandbox.set_clock(CLOCK + advance);
-    let sum = app.extract(CLOCK + advance + 1, None, None).await.unwrap();
-    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    let sum = extract_ok(&app, CLOCK + advance + 1, None).await;
     assert!(sum.rows > 0, "updates landed");
 
     app.build(None, &Default::default()).await.unwrap();

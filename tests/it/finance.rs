@@ -15,52 +15,21 @@ async fn finance_tables_match_the_truth_and_settle_real_orders() {
     let (app, sb) = demo(dir.path(), 2_000, 7).await;
     let truth = truth(&sb).await;
 
-    for (table, field) in [
-        ("statements", "finance.statements"),
-        ("statement_transactions", "finance.statement_transactions"),
-        ("payments", "finance.payments"),
-        ("withdrawals", "finance.withdrawals"),
-        ("unsettled_transactions", "finance.unsettled_transactions"),
+    for table in [
+        "statements",
+        "statement_transactions",
+        "payments",
+        "withdrawals",
+        "unsettled_transactions",
     ] {
-        let want = truth_per_shop(&truth, field);
-        assert!(
-            want.values().all(|n| *n > 0),
-            "{table}: the seed has some: {want:?}"
-        );
-        let got = key_counts(
-            &app.query(&format!(
-                "select _shop_id, count(*) from raw.{table} group by _shop_id"
-            ))
-            .await
-            .unwrap(),
-        );
-        assert_eq!(got, want, "raw.{table} per shop vs the truth");
+        let sql = format!("select _shop_id, count(*) from raw.{table} group by _shop_id");
+        assert_counts_per_shop(&app, &truth, &format!("finance.{table}"), &sql).await;
     }
-    let n = scalar_i64(
-        &app.query("select count(*) from raw.tax_information")
-            .await
-            .unwrap(),
-    );
+    let n = query_i64(&app, "select count(*) from raw.tax_information").await;
     assert_eq!(n, 2, "one tax registration per shop");
 
     // Settled orders: revenue = the order's items after seller discounts.
-    let zero = |sql: &str| {
-        let app = &app;
-        let sql = sql.to_string();
-        async move { scalar_i64(&app.query(&sql).await.unwrap()) }
-    };
-    assert_eq!(
-        zero(
-            "select count(*) from raw.statement_transactions t \
-             left join raw.orders o on o.id = t.order_id and o._shop_id = t._shop_id \
-             where t.transaction_type = 'ORDER' and (o.id is null \
-                or t.revenue_amount <> o.sub_total + o.platform_discount \
-                or t.currency <> o.currency or o.status <> 'COMPLETED')"
-        )
-        .await,
-        0,
-        "every settled order exists, is completed, and its revenue is its items after seller discounts"
-    );
+    assert_none_break(&app, &SETTLEMENTS_ADD_UP[..1]).await;
     let settled_gmv = app
         .query(
             "select t._shop_id, sum(t.revenue_amount) = sum(o.sub_total + o.platform_discount) as ok, \
@@ -72,41 +41,60 @@ async fn finance_tables_match_the_truth_and_settle_real_orders() {
         .await
         .unwrap();
     assert_eq!(rows(&settled_gmv), 2);
-    assert_eq!(
-        zero(
-            "select count(*) from raw.statements s left join ( \
-               select statement_id, _shop_id, sum(settlement_amount) as total, \
-                      sum(revenue_amount) as revenue, sum(fee_amount) as fees \
-               from raw.statement_transactions group by 1, 2) t \
-             on t.statement_id = s.id and t._shop_id = s._shop_id \
-             where t.total is null or t.total <> s.settlement_amount \
-                or t.revenue <> s.revenue_amount or t.fees <> s.fee_amount \
-                or s.settlement_amount <> s.revenue_amount + s.fee_amount + s.adjustment_amount"
-        )
-        .await,
-        0,
-        "a statement is the sum of its transactions"
-    );
-    assert_eq!(
-        zero(
-            "select count(*) from raw.statements s left join raw.payments p \
-               on p.id = s.payment_id and p._shop_id = s._shop_id \
-             where p.id is null or p.amount <> s.settlement_amount or p.status <> s.payment_status"
-        )
-        .await,
-        0,
-        "each statement's payout pays it, with the same status"
-    );
-    assert_eq!(
-        zero(
-            "select count(*) from raw.unsettled_transactions u join raw.statement_transactions t \
-               on t.order_id = u.order_id and t._shop_id = u._shop_id"
-        )
-        .await,
-        0,
-        "no order is both settled and unsettled"
-    );
-    // Σ settlement per shop equals the truth's.
+    assert_none_break(&app, &SETTLEMENTS_ADD_UP[1..]).await;
+    settlements_per_shop_equal_the_truth(&app, &truth).await;
+    processing_statements_are_paid_a_day_later(&app, &sb, &truth).await;
+
+    // The API's required parameters.
+    let client = app.client().unwrap();
+    let cipher = truth["shops"][0]["shop_cipher"].as_str().unwrap();
+    for (path, why) in [
+        ("/finance/202309/statements", "sort_field is required"),
+        ("/finance/202309/payments", "sort_field is required"),
+        ("/finance/202309/withdrawals", "types is required"),
+    ] {
+        let e = api_error(&client, &ApiRequest::get(path).shop(cipher)).await;
+        assert!(e.contains(why), "{path}: {e}");
+    }
+    sb.stop().await;
+}
+
+/// How the money adds up across categories: each query counts the rows that break it.
+const SETTLEMENTS_ADD_UP: [(&str, &str); 4] = [
+    (
+        "every settled order exists, is completed, and its revenue is its items after seller discounts",
+        "select count(*) from raw.statement_transactions t \
+         left join raw.orders o on o.id = t.order_id and o._shop_id = t._shop_id \
+         where t.transaction_type = 'ORDER' and (o.id is null \
+            or t.revenue_amount <> o.sub_total + o.platform_discount \
+            or t.currency <> o.currency or o.status <> 'COMPLETED')",
+    ),
+    (
+        "a statement is the sum of its transactions",
+        "select count(*) from raw.statements s left join ( \
+           select statement_id, _shop_id, sum(settlement_amount) as total, \
+                  sum(revenue_amount) as revenue, sum(fee_amount) as fees \
+           from raw.statement_transactions group by 1, 2) t \
+         on t.statement_id = s.id and t._shop_id = s._shop_id \
+         where t.total is null or t.total <> s.settlement_amount \
+            or t.revenue <> s.revenue_amount or t.fees <> s.fee_amount \
+            or s.settlement_amount <> s.revenue_amount + s.fee_amount + s.adjustment_amount",
+    ),
+    (
+        "each statement's payout pays it, with the same status",
+        "select count(*) from raw.statements s left join raw.payments p \
+           on p.id = s.payment_id and p._shop_id = s._shop_id \
+         where p.id is null or p.amount <> s.settlement_amount or p.status <> s.payment_status",
+    ),
+    (
+        "no order is both settled and unsettled",
+        "select count(*) from raw.unsettled_transactions u join raw.statement_transactions t \
+           on t.order_id = u.order_id and t._shop_id = u._shop_id",
+    ),
+];
+
+/// Σ settlement per shop equals the truth's.
+async fn settlements_per_shop_equal_the_truth(app: &shoplake::app::App, truth: &serde_json::Value) {
     let sums = app
         .query(
             "select _shop_id, cast(sum(settlement_amount) as varchar) from raw.statements group by 1",
@@ -124,51 +112,38 @@ async fn finance_tables_match_the_truth_and_settle_real_orders() {
             "shop {id}: Σ settlement {have} vs truth {want}"
         );
     }
+}
 
-    // A statement still PROCESSING at the backfill's end is PAID a day later: the
-    // statements and payments streams re-read their last 2 days (window lookback).
+/// A statement still PROCESSING at the backfill's end is PAID a day later: the
+/// statements and payments streams re-read their last 2 days (window lookback).
+async fn processing_statements_are_paid_a_day_later(
+    app: &shoplake::app::App,
+    sb: &shoplake_sandbox::RunningSandbox,
+    truth: &serde_json::Value,
+) {
     let processing = "select count(*) from raw.statements where payment_status = 'PROCESSING'";
-    let before = zero(processing).await;
+    let before = query_i64(app, processing).await;
     assert!(before > 0, "the newest statements are not paid out yet");
     let clock = truth["clock"].as_i64().unwrap() + 86_400;
     sb.sandbox.set_clock(clock);
-    let sum = app.extract(clock, None, Some("finance")).await.unwrap();
-    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
-    let still = zero(&format!(
-        "{processing} and statement_time < to_timestamp({})",
-        clock - 86_400
-    ))
+    extract_ok(app, clock, Some("finance")).await;
+    let still = query_i64(
+        app,
+        &format!(
+            "{processing} and statement_time < to_timestamp({})",
+            clock - 86_400
+        ),
+    )
     .await;
     assert_eq!(
         still, 0,
         "{before} statements were PROCESSING; re-read, they are PAID"
     );
-    assert_eq!(
-        zero(&format!(
-            "select count(*) from raw.payments where status = 'PROCESSING' and create_time < to_timestamp({})",
-            clock - 86_400
-        ))
-        .await,
-        0,
-        "payouts too"
+    let paid = format!(
+        "select count(*) from raw.payments where status = 'PROCESSING' and create_time < to_timestamp({})",
+        clock - 86_400
     );
-
-    // The API's required parameters.
-    let client = app.client().unwrap();
-    let cipher = truth["shops"][0]["shop_cipher"].as_str().unwrap();
-    for (path, why) in [
-        ("/finance/202309/statements", "sort_field is required"),
-        ("/finance/202309/payments", "sort_field is required"),
-        ("/finance/202309/withdrawals", "types is required"),
-    ] {
-        let e = client
-            .send(&ApiRequest::get(path).shop(cipher))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains(why), "{path}: {e}");
-    }
-    sb.stop().await;
+    assert_eq!(query_i64(app, &paid).await, 0, "payouts too");
 }
 
 fn string_pairs(

@@ -11,6 +11,8 @@ use shoplake::app::App;
 use shoplake::config::{Config, UserEntry};
 use shoplake::serve::access::hash_password;
 
+type Client = arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analyst_sees_only_marts_and_every_query_is_audited() {
     let dir = tempfile::tempdir().unwrap();
@@ -18,12 +20,7 @@ async fn analyst_sees_only_marts_and_every_query_is_audited() {
 
     let mut config = Config::default();
     config.serve.users = vec![
-        UserEntry {
-            name: "ana".into(),
-            role: "analyst".into(),
-            password_hash: Some(hash_password("ana-pw")),
-            password_env: None,
-        },
+        user("ana", "analyst", "ana-pw"),
         UserEntry {
             name: "eng".into(),
             role: "engineer".into(),
@@ -40,9 +37,33 @@ async fn analyst_sees_only_marts_and_every_query_is_audited() {
 
     let mut ana = flight_client(server.addr).await;
     ana.handshake("ana", "ana-pw").await.unwrap();
+    the_analyst_reads_marts_not_raw(&mut ana).await;
+    metadata_hides_what_the_analyst_cannot_read(&mut ana).await;
 
-    // Statements: marts yes, raw no — refused by name, before planning.
-    let ok = flight_query(&mut ana, "select count(*) as n from marts.gmv_daily")
+    // The engineer reads raw.
+    let mut eng = flight_query_client_as(server.addr, "eng", "eng-pw").await;
+    let raw = flight_query(&mut eng, "select id from raw.orders limit 7")
+        .await
+        .unwrap();
+    assert_eq!(rows(&raw), 7);
+
+    // Wrong passwords: refused, then the name is locked for a while.
+    for _ in 0..5 {
+        let mut c = flight_client(server.addr).await;
+        let e = c.handshake("ana", "guess").await.unwrap_err().to_string();
+        assert!(e.contains("wrong user name or password"), "{e}");
+    }
+    let mut c = flight_client(server.addr).await;
+    let e = c.handshake("ana", "ana-pw").await.unwrap_err().to_string();
+    assert!(e.contains("too many failed logins"), "{e}");
+    server.stop().await;
+    one_audit_line_per_query(&audit);
+}
+
+/// Statements: marts yes, raw no — refused by name, before planning; prepared statements
+/// obey the same rule.
+async fn the_analyst_reads_marts_not_raw(ana: &mut Client) {
+    let ok = flight_query(ana, "select count(*) as n from marts.gmv_daily")
         .await
         .unwrap();
     assert_eq!(rows(&ok), 1);
@@ -51,7 +72,7 @@ async fn analyst_sees_only_marts_and_every_query_is_audited() {
         "select o.id from marts.gmv_daily g join raw.orders o on true",
         "with x as (select * from staging.stg_orders) select count(*) from x",
     ] {
-        let e = flight_query(&mut ana, sql).await.unwrap_err().to_string();
+        let e = flight_query(ana, sql).await.unwrap_err().to_string();
         assert!(
             e.contains("permission") && e.contains("role analyst) may not read"),
             "{sql}: {e}"
@@ -64,13 +85,16 @@ async fn analyst_sees_only_marts_and_every_query_is_audited() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("may not read raw.orders"), "{e}");
+}
 
-    // Metadata hides what the role cannot read.
+/// Metadata (schemas, tables, patterns, information_schema) hides what the role cannot
+/// read; the serialized table schema is the table's.
+async fn metadata_hides_what_the_analyst_cannot_read(ana: &mut Client) {
     let info = ana
         .get_db_schemas(CommandGetDbSchemas::default())
         .await
         .unwrap();
-    let schemas = flight_fetch(&mut ana, info).await.unwrap();
+    let schemas = flight_fetch(ana, info).await.unwrap();
     assert_eq!(strings(&schemas, "db_schema_name"), ["marts", "seeds"]);
     let info = ana
         .get_tables(CommandGetTables {
@@ -79,7 +103,7 @@ async fn analyst_sees_only_marts_and_every_query_is_audited() {
         })
         .await
         .unwrap();
-    let tables = flight_fetch(&mut ana, info).await.unwrap();
+    let tables = flight_fetch(ana, info).await.unwrap();
     let table_schemas = strings(&tables, "db_schema_name");
     assert!(table_schemas.iter().all(|s| s == "marts" || s == "seeds"));
     assert!(strings(&tables, "table_name").contains(&"gmv_daily".to_string()));
@@ -95,7 +119,7 @@ async fn analyst_sees_only_marts_and_every_query_is_audited() {
         })
         .await
         .unwrap();
-    let tables = flight_fetch(&mut ana, info).await.unwrap();
+    let tables = flight_fetch(ana, info).await.unwrap();
     let names = strings(&tables, "table_name");
     assert!(names.contains(&"gmv_daily".to_string()) && names.contains(&"sku_daily".to_string()));
     assert!(names.iter().all(|n| n.ends_with("_daily")), "{names:?}");
@@ -116,10 +140,10 @@ async fn analyst_sees_only_marts_and_every_query_is_audited() {
         })
         .await
         .unwrap();
-    let none = flight_fetch(&mut ana, info).await.unwrap();
+    let none = flight_fetch(ana, info).await.unwrap();
     assert_eq!(rows(&none), 0, "raw.orders is invisible to the analyst");
     let is = flight_query(
-        &mut ana,
+        ana,
         "select distinct table_schema from information_schema.tables order by 1",
     )
     .await
@@ -128,27 +152,11 @@ async fn analyst_sees_only_marts_and_every_query_is_audited() {
         strings(&is, "table_schema"),
         ["information_schema", "marts", "seeds"]
     );
+}
 
-    // The engineer reads raw.
-    let mut eng = flight_query_client_as(server.addr, "eng", "eng-pw").await;
-    let raw = flight_query(&mut eng, "select id from raw.orders limit 7")
-        .await
-        .unwrap();
-    assert_eq!(rows(&raw), 7);
-
-    // Wrong passwords: refused, then the name is locked for a while.
-    for _ in 0..5 {
-        let mut c = flight_client(server.addr).await;
-        let e = c.handshake("ana", "guess").await.unwrap_err().to_string();
-        assert!(e.contains("wrong user name or password"), "{e}");
-    }
-    let mut c = flight_client(server.addr).await;
-    let e = c.handshake("ana", "ana-pw").await.unwrap_err().to_string();
-    assert!(e.contains("too many failed logins"), "{e}");
-    server.stop().await;
-
-    // One audit line per query: who, role, SQL, rows, status. No password anywhere.
-    let text = std::fs::read_to_string(&audit).unwrap();
+/// One audit line per query: who, role, SQL, rows, status. No password anywhere.
+fn one_audit_line_per_query(audit: &std::path::Path) {
+    let text = std::fs::read_to_string(audit).unwrap();
     assert!(!text.contains("ana-pw") && !text.contains("eng-pw"));
     let lines: Vec<serde_json::Value> = text
         .lines()
@@ -218,9 +226,12 @@ fn serve_config_errors_name_the_key() {
     c.serve.query_memory = "8GiB".into();
     assert_eq!(opts(&c).unwrap_err().key, "serve.query_memory");
     c.serve.query_memory = "1GiB".into();
-    c.serve.query_timeout = "soon".into();
-    assert_eq!(opts(&c).unwrap_err().key, "serve.query_timeout");
-    c.serve.query_timeout = "5s".into();
+    // A bad duration fails when the config loads, under its key.
+    let bad = dir.path().join("bad-timeout.toml");
+    std::fs::write(&bad, "[serve]\nquery_timeout = \"soon\"\n").unwrap();
+    let e = Config::load_with_env(Some(&bad), Vec::new()).unwrap_err();
+    assert_eq!(e.key, "serve.query_timeout");
+    c.serve.query_timeout = std::time::Duration::from_secs(5);
     c.serve.tls_cert = Some(dir.path().join("missing.pem"));
     assert_eq!(opts(&c).unwrap_err().key, "serve.tls_key");
     c.serve.tls_key = Some(dir.path().join("missing-key.pem"));
@@ -234,31 +245,34 @@ fn serve_config_errors_name_the_key() {
 /// widen what a prepared statement reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_hold_for_replayed_tickets_prepared_writes_and_parameters() {
-    use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
-    use futures::TryStreamExt;
-    use prost::Message;
-
     let dir = tempfile::tempdir().unwrap();
     demo_warehouse(dir.path()).await;
     let server = serve_with(dir.path(), |c| {
         c.serve.users = vec![
-            UserEntry {
-                name: "ana".into(),
-                role: "analyst".into(),
-                password_hash: Some(hash_password("ana-pw")),
-                password_env: None,
-            },
-            UserEntry {
-                name: "eng".into(),
-                role: "engineer".into(),
-                password_hash: Some(hash_password("eng-pw")),
-                password_env: None,
-            },
+            user("ana", "analyst", "ana-pw"),
+            user("eng", "engineer", "eng-pw"),
         ];
     })
     .await;
     let mut eng = flight_query_client_as(server.addr, "eng", "eng-pw").await;
     let mut ana = flight_query_client_as(server.addr, "ana", "ana-pw").await;
+    replayed_and_forged_tickets_are_refused(server.addr, &mut eng, &mut ana).await;
+    writes_are_refused_for_both_roles(&mut ana, &mut eng).await;
+    bound_parameters_are_values_never_sql(&mut ana).await;
+    server.stop().await;
+}
+
+/// The engineer's tickets (a statement and a prepared statement on raw.orders), replayed
+/// by the analyst or by a client that never logged in, and a ticket the analyst writes by
+/// hand: all refused.
+async fn replayed_and_forged_tickets_are_refused(
+    addr: std::net::SocketAddr,
+    eng: &mut Client,
+    ana: &mut Client,
+) {
+    use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
+    use futures::TryStreamExt;
+    use prost::Message;
 
     // The engineer's tickets: a statement and a prepared statement on raw.orders.
     let info = eng
@@ -272,7 +286,7 @@ async fn roles_hold_for_replayed_tickets_prepared_writes_and_parameters() {
         .unwrap();
     let info = prepared.execute().await.unwrap();
     let prep_ticket = info.endpoint[0].ticket.clone().unwrap();
-    assert_eq!(rows(&flight_fetch(&mut eng, info).await.unwrap()), 3);
+    assert_eq!(rows(&flight_fetch(eng, info).await.unwrap()), 3);
 
     for (what, ticket) in [("statement", &stmt_ticket), ("prepared", &prep_ticket)] {
         let e = match ana.do_get(ticket.clone()).await {
@@ -288,7 +302,7 @@ async fn roles_hold_for_replayed_tickets_prepared_writes_and_parameters() {
                 .contains("role analyst) may not read raw.orders"),
             "{what}: {e}"
         );
-        let mut anon = flight_client(server.addr).await;
+        let mut anon = flight_client(addr).await;
         let e = match anon.do_get(ticket.clone()).await {
             Ok(s) => s.try_collect::<Vec<_>>().await.map(|_| ()),
             Err(e) => Err(e),
@@ -316,8 +330,11 @@ async fn roles_hold_for_replayed_tickets_prepared_writes_and_parameters() {
         e.to_string().contains("may not read raw.order_lines"),
         "{e}"
     );
+}
 
-    // Writes and DDL, for both roles, as statements and prepared statements.
+/// Writes and DDL, for both roles, as statements, prepared statements and an update
+/// command: refused, the marts untouched.
+async fn writes_are_refused_for_both_roles(ana: &mut Client, eng: &mut Client) {
     for sql in [
         "insert into marts.gmv_daily select * from marts.gmv_daily",
         "create table marts.x as select 1 as a",
@@ -326,7 +343,7 @@ async fn roles_hold_for_replayed_tickets_prepared_writes_and_parameters() {
         "copy (select 1 as a) to '/tmp/shoplake-should-not-exist.csv'",
         "set datafusion.execution.batch_size = 1",
     ] {
-        for (who, c) in [("ana", &mut ana), ("eng", &mut eng)] {
+        for (who, c) in [("ana", &mut *ana), ("eng", &mut *eng)] {
             let e = flight_query(c, sql).await.unwrap_err().to_string();
             assert!(e.contains("read-only"), "{who} statement {sql}: {e}");
             let e = c.prepare(sql.into(), None).await.unwrap_err().to_string();
@@ -340,12 +357,14 @@ async fn roles_hold_for_replayed_tickets_prepared_writes_and_parameters() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("read-only"), "{e}");
-    let n = flight_query(&mut eng, "select count(*) from marts.gmv_daily")
+    let n = flight_query(eng, "select count(*) from marts.gmv_daily")
         .await
         .unwrap();
     assert!(scalar_i64(&n) > 0, "marts untouched");
+}
 
-    // Parameters are values, never SQL: a bound string naming a raw table stays a string.
+/// Parameters are values, never SQL: a bound string naming a raw table stays a string.
+async fn bound_parameters_are_values_never_sql(ana: &mut Client) {
     let mut p = ana
         .prepare(
             "select count(*) as n from marts.gmv_daily where shop_id = $1".into(),
@@ -365,11 +384,10 @@ async fn roles_hold_for_replayed_tickets_prepared_writes_and_parameters() {
     .unwrap();
     p.set_parameters(bound).unwrap();
     let info = p.execute().await.unwrap();
-    let out = flight_fetch(&mut ana, info).await.unwrap();
+    let out = flight_fetch(ana, info).await.unwrap();
     assert_eq!(
         scalar_i64(&out),
         0,
         "the injection is a shop id that matches nothing"
     );
-    server.stop().await;
 }

@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use shoplake::app::App;
 use shoplake::config::Config;
 use shoplake::jobs::{self, Job, Producer, Queue, Runtime};
+use shoplake::pipeline::{Pipelines, Shop};
 use shoplake_sandbox::{DEFAULT_CLOCK, RunningSandbox};
 use tokio::sync::watch;
 
@@ -21,7 +22,7 @@ async fn app_in(
     f: impl FnOnce(&mut Config),
 ) -> Arc<App> {
     let app = app_with(sb, dir, Some(project), |c| {
-        c.jobs.retry_backoff = "10ms".into();
+        c.jobs.retry_backoff = std::time::Duration::from_millis(10);
         f(c);
     })
     .await;
@@ -70,8 +71,7 @@ async fn queued_backfill_lands_what_one_run_lands_and_resumes() {
 
     // A: one direct run.
     let a = app_in(a_dir.path(), &sb, project.path(), |_| {}).await;
-    let sum = a.backfill(from, to, None, None).await.unwrap();
-    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    backfill_ok(&a, from, to, None).await;
 
     // B: the same range as window jobs on the queue, run by a worker.
     let b = app_in(b_dir.path(), &sb, project.path(), |c| {
@@ -159,103 +159,50 @@ fn pairs(jobs: &[Job]) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// (shop, stream) of every stream on schedule `s`.
+fn by_schedule(shops: &[Shop], pipelines: &Pipelines, s: &str) -> BTreeSet<(String, String)> {
+    shops
+        .iter()
+        .flat_map(|shop| {
+            pipelines
+                .streams
+                .iter()
+                .filter(move |st| st.schedule.as_deref() == Some(s))
+                .map(move |st| (shop.id.clone(), st.name.clone()))
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cron_producer_follows_the_clock_and_builds_after_extracts_land() {
     let sb = start(small(2, 600)).await;
     let project = project_with_order_window("4days");
     let dir = tempfile::tempdir().unwrap();
     let app = app_in(dir.path(), &sb, project.path(), |c| {
-        c.jobs.initial_lookback = "40days".into();
+        c.jobs.initial_lookback = std::time::Duration::from_secs(40 * 86_400);
     })
     .await;
     let shops = app.shops(None).unwrap();
     let (pipelines, _) = app.pipelines().unwrap();
-    let by_schedule = |s: &str| -> BTreeSet<(String, String)> {
-        shops
-            .iter()
-            .flat_map(|shop| {
-                pipelines
-                    .streams
-                    .iter()
-                    .filter(move |st| st.schedule.as_deref() == Some(s))
-                    .map(move |st| (shop.id.clone(), st.name.clone()))
-            })
-            .collect()
-    };
     let producer = Producer::new(&shops, &pipelines, &BTreeMap::new()).unwrap();
-
-    // 00:15 UTC: only the 15-minute streams; 01:00 UTC: the hourly ones too.
-    let t = at("2026-11-01T00:15:00Z");
-    let due = producer.due(t - chrono::Duration::minutes(1), t);
-    assert_eq!(pairs(&due), by_schedule("15m"));
-    assert!(!by_schedule("15m").is_empty() && !by_schedule("1h").is_empty());
-    let t1 = at("2026-11-01T01:00:00Z");
-    let due = producer.due(t1 - chrono::Duration::minutes(1), t1);
-    let want: BTreeSet<_> = by_schedule("15m")
-        .union(&by_schedule("1h"))
-        .cloned()
-        .collect();
-    assert_eq!(pairs(&due), want);
-    // Every fire time is the window end: `to` = the clock's minute.
-    assert!(
-        due.iter().all(
-            |j| matches!(j, Job::ExtractWindow { to, from: None, .. } if *to == t1.timestamp())
-        )
-    );
-    // Daily streams fire at each shop's local midnight, one shop at a time.
-    let shop = &shops[0];
-    let local_midnight = shop
-        .tz
-        .with_ymd_and_hms(2026, 11, 3, 0, 0, 0)
-        .single()
-        .unwrap()
-        .with_timezone(&Utc);
-    let due = producer.due(
-        local_midnight - chrono::Duration::minutes(1),
-        local_midnight,
-    );
-    let daily: BTreeSet<_> = by_schedule("1d")
-        .into_iter()
-        .filter(|(s, _)| s == &shop.id)
-        .collect();
-    assert!(!daily.is_empty());
-    assert!(daily.is_subset(&pairs(&due)), "{due:?}");
-    if shops[1].tz != shop.tz {
-        assert!(
-            pairs(&due)
-                .iter()
-                .all(|(s, st)| s == &shop.id
-                    || !by_schedule("1d").contains(&(s.clone(), st.clone())))
-        );
-    }
-    // An override by stream name wins; an unknown name is an error naming the key.
-    let o: BTreeMap<String, String> = [("orders".to_string(), "5m".to_string())].into();
-    let p5 = Producer::new(&shops, &pipelines, &o).unwrap();
-    let t5 = at("2026-11-01T00:05:00Z");
-    assert!(
-        pairs(&p5.due(t5 - chrono::Duration::minutes(1), t5))
-            .iter()
-            .any(|(_, s)| s == "orders")
-    );
-    let bad: BTreeMap<String, String> = [("nope".to_string(), "5m".to_string())].into();
-    let e = Producer::new(&shops, &pipelines, &bad).unwrap_err();
-    assert!(e.to_string().contains("jobs.schedule.nope"), "{e}");
+    due_jobs_follow_the_clock(&shops, &pipelines, &producer);
 
     // tick(): enqueue once per fire, then a build once those extracts landed. As after
     // an install: backfill first, then the schedule takes over from the cursors.
-    let sum = app
-        .backfill(
-            DEFAULT_CLOCK - 31 * 86_400,
-            DEFAULT_CLOCK - 2 * 86_400,
-            None,
-            None,
-        )
-        .await
-        .unwrap();
-    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    let t = at("2026-11-01T00:15:00Z");
+    backfill_ok(
+        &app,
+        DEFAULT_CLOCK - 31 * 86_400,
+        DEFAULT_CLOCK - 2 * 86_400,
+        None,
+    )
+    .await;
     let q = Queue::open("sqlite", dir.path()).await.unwrap();
     let r = producer.tick(&q, t, 3).await.unwrap();
-    assert_eq!(r.extracts as usize, by_schedule("15m").len());
+    assert_eq!(
+        r.extracts as usize,
+        by_schedule(&shops, &pipelines, "15m").len()
+    );
     assert_eq!(r.builds, 0);
     let r2 = producer.tick(&q, t, 3).await.unwrap();
     assert_eq!(r2.extracts, 0, "the same clock enqueues nothing new");
@@ -277,50 +224,140 @@ async fn cron_producer_follows_the_clock_and_builds_after_extracts_land() {
     let after = format!("tick-{}", t.timestamp());
     let follow = vec![format!("build/{after}"), format!("test/{after}")];
     // The build enqueues the data tests; wait until both exist and finished.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
+    let finished = poll("the build and its data tests", 120, async || {
         let rows = q.by_keys(&follow).await.unwrap();
-        if rows.len() == 2 && rows.iter().all(|r| r.is_finished()) {
-            for r in &rows {
-                assert_eq!(r.status, "Done", "{r:?} {:?}", r.last_error());
-            }
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{rows:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        (rows.len() == 2 && rows.iter().all(|r| r.is_finished())).then_some(rows)
+    })
+    .await;
+    for r in &finished {
+        assert_eq!(r.status, "Done", "{r:?} {:?}", r.last_error());
     }
     let gmv = app
         .query("select count(*) from marts.gmv_daily")
         .await
         .unwrap();
     assert!(scalar_i64(&gmv) > 0, "the scheduled build built the marts");
+    cursors_move_to_the_fire_time_even_when_quiet(&app, &shops, &pipelines, &q, &producer, t).await;
+    maintenance_runs_daily_as_a_job(&shops, &q).await;
+    w.stop().await;
+    sb.stop().await;
+}
 
-    // The cursor moved to the fire time, and keeps moving through a quiet window (no
-    // records after the sandbox's data clock): the next run does not start further back.
+/// `[jobs] maintain = "1d"`: the tick that crosses UTC midnight queues one maintenance job
+/// (the next tick none), and a worker runs it to the end.
+async fn maintenance_runs_daily_as_a_job(shops: &[Shop], q: &Queue) {
+    let mut maintainer = Producer::new(shops, &Pipelines::default(), &BTreeMap::new()).unwrap();
+    maintainer.maintain = Some("1d".parse().unwrap());
+    let r = maintainer
+        .tick(q, at("2026-11-02T00:00:30Z"), 3)
+        .await
+        .unwrap();
+    assert_eq!((r.extracts, r.maintains), (0, 1), "{r:?}");
+    let again = maintainer
+        .tick(q, at("2026-11-02T00:01:30Z"), 3)
+        .await
+        .unwrap();
+    assert_eq!(again.maintains, 0, "one maintenance per fire time");
+    let key = format!("maintain/{}", at("2026-11-02T00:00:00Z").timestamp());
+    let done = poll("the maintenance job", 180, async || {
+        let rows = q.by_keys(std::slice::from_ref(&key)).await.unwrap();
+        (rows.len() == 1 && rows[0].is_finished()).then_some(rows)
+    })
+    .await;
+    assert_eq!(done[0].status, "Done", "{:?}", done[0].last_error());
+}
+
+/// Which jobs are due at a given clock: the 15-minute and hourly streams, the daily ones
+/// at each shop's local midnight, and schedule overrides by stream name.
+fn due_jobs_follow_the_clock(shops: &[Shop], pipelines: &Pipelines, producer: &Producer) {
+    let scheduled = |s: &str| by_schedule(shops, pipelines, s);
+    // 00:15 UTC: only the 15-minute streams; 01:00 UTC: the hourly ones too.
+    let t = at("2026-11-01T00:15:00Z");
+    let due = producer.due(t - chrono::Duration::minutes(1), t);
+    assert_eq!(pairs(&due), scheduled("15m"));
+    assert!(!scheduled("15m").is_empty() && !scheduled("1h").is_empty());
+    let t1 = at("2026-11-01T01:00:00Z");
+    let due = producer.due(t1 - chrono::Duration::minutes(1), t1);
+    let want: BTreeSet<_> = scheduled("15m").union(&scheduled("1h")).cloned().collect();
+    assert_eq!(pairs(&due), want);
+    // Every fire time is the window end: `to` = the clock's minute.
+    assert!(
+        due.iter().all(
+            |j| matches!(j, Job::ExtractWindow { to, from: None, .. } if *to == t1.timestamp())
+        )
+    );
+    // Daily streams fire at each shop's local midnight, one shop at a time.
+    let shop = &shops[0];
+    let local_midnight = shop
+        .tz
+        .with_ymd_and_hms(2026, 11, 3, 0, 0, 0)
+        .single()
+        .unwrap()
+        .with_timezone(&Utc);
+    let due = producer.due(
+        local_midnight - chrono::Duration::minutes(1),
+        local_midnight,
+    );
+    let daily: BTreeSet<_> = scheduled("1d")
+        .into_iter()
+        .filter(|(s, _)| s == &shop.id)
+        .collect();
+    assert!(!daily.is_empty());
+    assert!(daily.is_subset(&pairs(&due)), "{due:?}");
+    if shops[1].tz != shop.tz {
+        assert!(
+            pairs(&due)
+                .iter()
+                .all(|(s, st)| s == &shop.id
+                    || !scheduled("1d").contains(&(s.clone(), st.clone())))
+        );
+    }
+    // An override by stream name wins; an unknown name is an error naming the key.
+    let o: BTreeMap<String, String> = [("orders".to_string(), "5m".to_string())].into();
+    let p5 = Producer::new(shops, pipelines, &o).unwrap();
+    let t5 = at("2026-11-01T00:05:00Z");
+    assert!(
+        pairs(&p5.due(t5 - chrono::Duration::minutes(1), t5))
+            .iter()
+            .any(|(_, s)| s == "orders")
+    );
+    let bad: BTreeMap<String, String> = [("nope".to_string(), "5m".to_string())].into();
+    let e = Producer::new(shops, pipelines, &bad).unwrap_err();
+    assert!(e.to_string().contains("jobs.schedule.nope"), "{e}");
+}
+
+/// The cursor moved to the fire time `t`, and keeps moving through a quiet window (no
+/// records after the sandbox's data clock): the next run does not start further back.
+async fn cursors_move_to_the_fire_time_even_when_quiet(
+    app: &App,
+    shops: &[Shop],
+    pipelines: &Pipelines,
+    q: &Queue,
+    producer: &Producer,
+    t: DateTime<Utc>,
+) {
     let ex = app.extractor().unwrap();
     let orders = pipelines.get("orders").unwrap();
-    for s in &shops {
+    for s in shops {
         assert_eq!(ex.cursor(&s.id, orders).await.unwrap(), Some(t.timestamp()));
     }
     let t2 = t + chrono::Duration::minutes(15);
-    assert!(producer.tick(&q, t2, 3).await.unwrap().extracts > 0);
+    assert!(producer.tick(q, t2, 3).await.unwrap().extracts > 0);
     let quiet: Vec<String> = producer
         .due(t2 - chrono::Duration::minutes(1), t2)
         .iter()
         .map(Job::key)
         .collect();
-    let (p, dead) = jobs::backfill::wait(&q, &quiet).await.unwrap();
+    let (p, dead) = jobs::backfill::wait(q, &quiet).await.unwrap();
     assert!(dead.is_empty(), "{dead:?}");
     assert_eq!(p.rows, 0, "nothing changed after the data clock");
-    for s in &shops {
+    for s in shops {
         assert_eq!(
             ex.cursor(&s.id, orders).await.unwrap(),
             Some(t2.timestamp()),
             "an empty window still advances the cursor"
         );
     }
-    w.stop().await;
-    sb.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -391,6 +428,7 @@ async fn leases_cap_holders_and_free_up_on_release_or_expiry() {
         q.try_lease("family/x", 1, "live", short).await.unwrap(),
         None
     );
+    // Kept: the ttl lapsing on the wall clock is what is under test.
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     assert_eq!(
         q.try_lease("family/x", 1, "live", short).await.unwrap(),
@@ -428,8 +466,7 @@ async fn a_queued_full_history_backfill_lists_each_window_once() {
 
     // The direct run: products start in 2016 (full_history), each window listed once.
     let a = app_in(a_dir.path(), &sb, project.path(), |_| {}).await;
-    let sum = a.backfill(from, to, None, Some("products")).await.unwrap();
-    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    backfill_ok(&a, from, to, Some("products")).await;
 
     // The same backfill as queued window jobs lists each window once (a page or two), not
     // again from 2016 in every window (n windows would make ~n²/2 calls).

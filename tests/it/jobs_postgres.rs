@@ -4,25 +4,24 @@
 //! ends identical to one direct run: every job done, none run twice except the interrupted
 //! ones, no duplicate rows.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::helpers::*;
 use shoplake::jobs::Queue;
-use shoplake_sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
+use shoplake_sandbox::{DEFAULT_CLOCK, SandboxConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_on_one_postgres_queue_run_every_window_once_and_survive_kills() {
     let pg = pg::Postgres::start();
     // Rate-limited like the real API, so jobs take long enough to be interrupted.
-    let mut cfg = small(2, 2_000);
-    cfg.rps = 8.0;
-    let sb = start(cfg).await;
+    let sb = start(SandboxConfig {
+        rps: 8.0,
+        ..small(2, 2_000)
+    })
+    .await;
     let project = project_with_order_window("3days");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("shoplake.toml"),
-        format!(
-            r#"
+    let dir = dir_with_config(&format!(
+        r#"
 [api]
 base_url = "{}"
 max_rps = 6
@@ -38,16 +37,11 @@ concurrency = 2
 heartbeat = "1s"
 retry_backoff = "200ms"
 "#,
-            sb.base_url(),
-            project.path().display(),
-            pg.url
-        ),
-    )
-    .unwrap();
-    run_ok(shoplake_in(
-        dir.path(),
-        &["auth", "exchange", "--code", DEFAULT_AUTH_CODE],
+        sb.base_url(),
+        project.path().display(),
+        pg.url
     ));
+    authorize_cli(dir.path());
     let from = chrono::DateTime::from_timestamp(DEFAULT_CLOCK - 31 * 86_400, 0).unwrap();
     let to = chrono::DateTime::from_timestamp(DEFAULT_CLOCK, 0).unwrap();
     let (from_s, to_s) = (from.to_rfc3339(), to.to_rfc3339());
@@ -64,7 +58,28 @@ retry_backoff = "200ms"
     ));
     assert!(out.contains("queued"), "{out}");
     let q = Queue::open(&pg.url, dir.path()).await.unwrap();
-    // The shared tables speak Postgres too (the same statements as on SQLite).
+    the_shared_tables_speak_postgres(&q).await;
+    let total = extract_jobs(&q).await.len();
+    assert!(total > 20, "{total} window jobs");
+
+    run_workers_through_a_stop_and_a_kill(dir.path(), &q).await;
+    every_job_ran_once_but_the_interrupted(&q, total).await;
+
+    // The lake equals one direct run of the same range: nothing lost, nothing doubled.
+    let lake = app_from_dir(dir.path());
+    let (reference, _ref_dir) =
+        reference_run(&sb, project.path(), from.timestamp(), to.timestamp()).await;
+    assert_same_raw_counts(&lake, &reference).await;
+    let dup = lake
+        .query("select count(*) from (select _shop_id, id from raw.orders group by 1, 2 having count(*) > 1)")
+        .await
+        .unwrap();
+    assert_eq!(scalar_i64(&dup), 0, "no duplicate orders");
+    sb.stop().await;
+}
+
+/// The shared tables speak Postgres too (the same statements as on SQLite).
+async fn the_shared_tables_speak_postgres(q: &Queue) {
     q.set("probe", "v1").await.unwrap();
     q.set("probe", "v2").await.unwrap();
     assert_eq!(q.get("probe").await.unwrap().as_deref(), Some("v2"));
@@ -78,41 +93,33 @@ retry_backoff = "200ms"
         q.reserve_rate("rate/probe", 10.0, 1.0).await.unwrap(),
         Duration::ZERO
     );
-    let total = extract_jobs(&q).await.len();
-    assert!(total > 20, "{total} window jobs");
+}
 
+/// Worker A is stopped with SIGTERM mid-run; workers B and C share the rest, B is killed
+/// mid-job and D takes its place, until every window is done.
+async fn run_workers_through_a_stop_and_a_kill(dir: &std::path::Path, q: &Queue) {
     // Worker A: SIGTERM while it runs a job; it stops cleanly and its job is not lost.
-    let mut a = worker_process(dir.path(), "wa");
-    until(&q, "wa running a job", 60, |js| {
+    let mut a = worker_process(dir, "wa");
+    until(q, "wa running a job", 60, |js| {
         running_by(js, "wa").count() > 0
     })
     .await;
     unsafe { libc::kill(a.id() as i32, libc::SIGTERM) };
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = a.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "worker A did not stop"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = exited(&mut a, "worker A to stop", 30).await;
     assert!(status.success(), "graceful stop exits 0: {status:?}");
     assert_eq!(q.counts().await.unwrap()["dead"], 0);
 
     // Workers B and C share the rest; B is killed mid-job, D takes its place.
-    let mut b = worker_process(dir.path(), "wb");
-    let mut c = worker_process(dir.path(), "wc");
-    until(&q, "wb running a job after some progress", 120, |js| {
+    let mut b = worker_process(dir, "wb");
+    let mut c = worker_process(dir, "wc");
+    until(q, "wb running a job after some progress", 120, |js| {
         js.iter().filter(|j| j.status == "Done").count() >= 4 && running_by(js, "wb").count() > 0
     })
     .await;
     b.kill().unwrap();
     b.wait().unwrap();
-    let mut d = worker_process(dir.path(), "wd");
-    until(&q, "every window done", 300, |js| {
+    let mut d = worker_process(dir, "wd");
+    until(q, "every window done", 300, |js| {
         js.iter().all(|j| j.is_finished())
     })
     .await;
@@ -120,8 +127,12 @@ retry_backoff = "200ms"
         unsafe { libc::kill(w.id() as i32, libc::SIGTERM) };
         w.wait().unwrap();
     }
+}
 
-    let js = extract_jobs(&q).await;
+/// All `total` jobs are done, by more than one worker, and only the interrupted ones ran
+/// more than once.
+async fn every_job_ran_once_but_the_interrupted(q: &Queue, total: usize) {
+    let js = extract_jobs(q).await;
     assert_eq!(js.len(), total);
     for j in &js {
         assert_eq!(j.status, "Done", "{j:?} {:?}", j.last_error());
@@ -148,34 +159,4 @@ retry_backoff = "200ms"
         rerun <= 2 * (2 + 1),
         "{rerun} jobs ran more than once: {reruns:#?}"
     );
-
-    // The lake equals one direct run of the same range: nothing lost, nothing doubled.
-    let lake = app_from_dir(dir.path());
-    let ref_dir = tempfile::tempdir().unwrap();
-    let reference = reference_backfill(
-        ref_dir.path(),
-        &sb,
-        project.path(),
-        from.timestamp(),
-        to.timestamp(),
-    )
-    .await;
-    let (p, _) = lake.pipelines().unwrap();
-    for st in p.streams.iter().filter(|s| s.enabled) {
-        for t in &st.tables {
-            let sql = format!("select count(*) from raw.{t}");
-            let (n_lake, n_ref) = (
-                scalar_i64(&lake.query(&sql).await.unwrap()),
-                scalar_i64(&reference.query(&sql).await.unwrap()),
-            );
-            assert_eq!(n_lake, n_ref, "raw.{t} rows");
-            assert!(n_ref > 0 || !expect_rows(t.as_ref()), "raw.{t} is empty");
-        }
-    }
-    let dup = lake
-        .query("select count(*) from (select _shop_id, id from raw.orders group by 1, 2 having count(*) > 1)")
-        .await
-        .unwrap();
-    assert_eq!(scalar_i64(&dup), 0, "no duplicate orders");
-    sb.stop().await;
 }

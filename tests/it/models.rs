@@ -40,11 +40,7 @@ async fn incremental_builds_rebuild_changed_windows_and_equal_a_full_rebuild() {
     sb.sandbox.set_clock(CLOCK - 2 * DAY);
     let dir = tempfile::tempdir().unwrap();
     let app = app_for(&sb, dir.path(), None).await;
-    let sum = app
-        .backfill(CLOCK - 122 * DAY, CLOCK - 2 * DAY + 1, None, None)
-        .await
-        .unwrap();
-    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    backfill_ok(&app, CLOCK - 122 * DAY, CLOCK - 2 * DAY + 1, None).await;
     let first = by_model(&app.build(None, &exact()).await.unwrap());
     let incremental: Vec<String> = first
         .keys()
@@ -77,8 +73,7 @@ async fn incremental_builds_rebuild_changed_windows_and_equal_a_full_rebuild() {
     for day in [1, 0] {
         let clock = CLOCK - day * DAY;
         sb.sandbox.set_clock(clock);
-        let sum = app.extract(clock + 1, None, None).await.unwrap();
-        assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+        extract_ok(&app, clock + 1, None).await;
         let built = by_model(&app.build(None, &exact()).await.unwrap());
         for m in &incremental {
             let b = &built[m];
@@ -190,7 +185,9 @@ async fn late_commit_of_an_old_fetch(app: &App) {
     };
     let w = app
         .lake
-        .upsert("raw", "orders", batch, &spec, None)
+        .table(shoplake::warehouse::TableRef::raw("orders"))
+        .upsert(batch)
+        .options(spec)
         .await
         .unwrap();
     assert_eq!(w.updated, 1, "the late window replaced the order");
@@ -202,12 +199,15 @@ async fn edits_failures_parallelism_sql_tests_and_docs() {
     let dir = tempfile::tempdir().unwrap();
     let project = copy_project(&dir.path().join("project"));
     let app = app_for(&sb, &dir.path().join("data"), Some(&project)).await;
-    let sum = app
-        .backfill(CLOCK - 32 * DAY, CLOCK + 1, None, None)
-        .await
-        .unwrap();
-    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    backfill_ok(&app, CLOCK - 32 * DAY, CLOCK + 1, None).await;
+    independent_models_build_at_the_same_time(&app).await;
+    edited_models_rebuild_in_full(&app, &project).await;
+    a_failing_model_skips_only_what_is_downstream(&app, &project).await;
+    sql_tests_count_failing_rows_and_name_broken_files(&app, &project).await;
+    docs_catalog_every_table(&app).await;
+}
 
+async fn independent_models_build_at_the_same_time(app: &App) {
     // Independent models build at the same time with 2 threads, never with 1.
     let overlaps = |r: &[BuildReport]| {
         let mut n = 0;
@@ -235,7 +235,6 @@ async fn edits_failures_parallelism_sql_tests_and_docs() {
             &BuildOptions {
                 threads: 2,
                 full_refresh: true,
-                ..exact()
             },
         )
         .await
@@ -248,7 +247,9 @@ async fn edits_failures_parallelism_sql_tests_and_docs() {
     let at: BTreeMap<&str, &BuildReport> = two.iter().map(|b| (b.model.as_str(), b)).collect();
     assert!(at["staging.stg_orders"].span.1 <= at["marts.gmv_daily"].span.0);
     assert!(at["marts.gmv_daily"].span.1 <= at["marts.gmv_weekly"].span.0);
+}
 
+async fn edited_models_rebuild_in_full(app: &App, project: &std::path::Path) {
     // Editing an incremental model rebuilds it in full; its neighbours stay incremental.
     let gmv = project.join("sql/marts/gmv_daily.sql");
     let mut sql = std::fs::read_to_string(&gmv).unwrap();
@@ -268,7 +269,9 @@ async fn edits_failures_parallelism_sql_tests_and_docs() {
     assert_eq!(built["marts.hourly_sales"].kind, BuildKind::Full);
     let built = by_model(&app.build(None, &exact()).await.unwrap());
     assert_eq!(built["marts.gmv_daily"].kind, BuildKind::UpToDate);
+}
 
+async fn a_failing_model_skips_only_what_is_downstream(app: &App, project: &std::path::Path) {
     // A model that fails skips what is downstream of it, and only that.
     let returns = project.join("sql/staging/stg_returns.sql");
     let good = std::fs::read_to_string(&returns).unwrap();
@@ -298,7 +301,9 @@ async fn edits_failures_parallelism_sql_tests_and_docs() {
     }
     assert!(err.contains("built: "), "{err}");
     std::fs::write(&returns, &good).unwrap();
+}
 
+async fn sql_tests_count_failing_rows_and_name_broken_files(app: &App, project: &std::path::Path) {
     // Custom SQL tests: failing rows are counted, a broken one names its file and line.
     std::fs::write(
         project.join("sql/tests/days_with_orders.sql"),
@@ -349,7 +354,9 @@ async fn edits_failures_parallelism_sql_tests_and_docs() {
             .iter()
             .any(|t| t.model == "tests.gmv_equals_order_lines")
     );
+}
 
+async fn docs_catalog_every_table(app: &App) {
     // docs: every table, its columns with types and docs, and lineage.
     let md = app.docs().await.unwrap();
     let ctx = app.session().await.unwrap();
@@ -360,7 +367,7 @@ async fn edits_failures_parallelism_sql_tests_and_docs() {
             m.qualified()
         );
     }
-    for t in raw_tables(&app) {
+    for t in raw_tables(app) {
         assert!(md.contains(&format!("\n## raw.{t}\n")), "raw.{t} in docs");
     }
     assert!(

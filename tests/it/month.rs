@@ -24,7 +24,7 @@ use chrono::{TimeZone, Utc};
 use shoplake::app::App;
 use shoplake::config::Config;
 use shoplake::jobs::{self, Job, Producer, Queue};
-use shoplake::models::{BuildKind, BuildOptions};
+use shoplake::models::{BuildKind, BuildOptions, BuildReport};
 use shoplake_sandbox::realism::{self, Realism};
 use shoplake_sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK as CLOCK, RunningSandbox, SandboxConfig};
 
@@ -83,7 +83,7 @@ fn producer(app: &App) -> Producer {
     let (mut pipelines, _) = app.pipelines().unwrap();
     pipelines
         .streams
-        .retain(|s| STREAMS.contains(&s.name.as_str()) || s.parent.is_some());
+        .retain(|s| STREAMS.contains(&s.name.as_str()) || s.parent().is_some());
     let daily: BTreeMap<String, String> = STREAMS
         .iter()
         .map(|s| (s.to_string(), "1d".to_string()))
@@ -93,10 +93,9 @@ fn producer(app: &App) -> Producer {
     p
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_rebuild() {
-    let day0 = CLOCK - 10 * DAY;
-    let late_field = day0 + 10 * DAY;
+/// The month's sandbox: every real-world switch on but the unknown region, the new field
+/// appearing at `late_field`, and 10% of requests faulty.
+fn month_sandbox(late_field: i64) -> SandboxConfig {
     let mut cfg = SandboxConfig {
         realism: Realism {
             index_lag: Some(Duration::from_secs(600)),
@@ -111,157 +110,61 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
     };
     cfg.faults = 0.1;
     cfg.fault_delay = Duration::from_millis(600);
-    let sb = start(cfg).await;
+    cfg
+}
+
+async fn build(app: &App) -> Vec<BuildReport> {
+    app.build(Some(MODELS), &BuildOptions::default())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_rebuild() {
+    let day0 = CLOCK - 10 * DAY;
+    let late_field = day0 + 10 * DAY;
+    let sb = start(month_sandbox(late_field)).await;
     sb.sandbox.set_clock(day0);
     let dir = tempfile::tempdir().unwrap();
     let project = tempfile::tempdir().unwrap();
     copy_project(project.path());
     write_config(&sb, dir.path(), project.path());
-    let mut app = app(dir.path());
+    let app = app(dir.path());
     shoplake::api::auth::exchange_and_store(&app.client().unwrap(), DEFAULT_AUTH_CODE)
         .await
         .unwrap();
     // History before the month, one direct backfill per stream.
     for s in STREAMS {
-        let sum = app
-            .backfill(day0 - 60 * DAY, day0 - 120, None, Some(s))
-            .await
-            .unwrap();
-        assert!(sum.errors.is_empty(), "{s}: {:?}", sum.errors);
+        backfill_ok(&app, day0 - 60 * DAY, day0 - 120, Some(s)).await;
     }
-    let q = Queue::open("sqlite", dir.path()).await.unwrap();
-    let mut p = producer(&app);
-    let mut workers = vec![
-        worker_process(dir.path(), "w-a"),
-        worker_process(dir.path(), "w-b"),
-    ];
-    let build = |app: Arc<App>| async move {
-        app.build(Some(MODELS), &BuildOptions::default())
-            .await
-            .unwrap()
+    let mut month = Month {
+        sb: &sb,
+        dir: dir.path(),
+        project: project.path(),
+        q: Queue::open("sqlite", dir.path()).await.unwrap(),
+        p: producer(&app),
+        app,
+        workers: vec![
+            worker_process(dir.path(), "w-a"),
+            worker_process(dir.path(), "w-b"),
+        ],
+        clock: day0,
     };
     // The scheduler's first tick: from here each tick enqueues what fired since the last.
-    p.tick(&q, Utc.timestamp_opt(day0, 0).unwrap(), 8)
+    month
+        .p
+        .tick(&month.q, Utc.timestamp_opt(day0, 0).unwrap(), 8)
         .await
         .unwrap();
-    let mut clock = day0;
     for day in 1..=30 {
-        // The data moves on a day (and further while pages are walked).
-        let clock_before = clock;
-        clock = (clock + DAY).max(sb.sandbox.view().clock);
-        sb.sandbox.set_clock(clock);
-        let now = Utc.timestamp_opt(clock, 0).unwrap();
-        if day == 3 {
-            sb.sandbox.omit_list_once("/logistics/202309/warehouses");
-        }
-        let before = Utc.timestamp_opt(clock_before, 0).unwrap();
-        let r = p.tick(&q, now, 8).await.unwrap();
-        let keys: Vec<String> = p.due(before, now).iter().map(Job::key).collect();
-        assert!(
-            r.extracts > 0 && r.extracts as usize == keys.len(),
-            "day {day}: {} queued, {} due",
-            r.extracts,
-            keys.len()
-        );
-        if day == 8 || day == 20 {
-            // SIGKILL mid-job: its jobs' leases lapse and the other worker (or its
-            // replacement) runs them again.
-            let name = format!("w-{}", if day == 8 { "a" } else { "c" });
-            until(&q, &format!("{name} running a job"), 120, |js| {
-                running_by(js, &name).count() > 0 || js.iter().all(|j| j.is_finished())
-            })
-            .await;
-            let mut w = workers.remove(0);
-            w.kill().unwrap();
-            w.wait().unwrap();
-            workers.push(worker_process(dir.path(), &format!("w-day{day}")));
-        }
-        let (_, dead) = jobs::backfill::wait(&q, &keys).await.unwrap();
-        assert!(dead.is_empty(), "day {day}: {dead:?}");
-        if day == 15 {
-            // A release that knows the field the API started sending on day 10.
-            for w in workers.drain(..) {
-                stop_process(w);
-            }
-            edit_file(
-                &project.path().join("schemas/orders.toml"),
-                "  { name = \"user_id\"",
-                "  { name = \"delivery_option_tier\", type = \"string\", doc = \"Delivery tier (new field).\" },\n  { name = \"user_id\"",
-                1,
-            );
-            app = self::app(dir.path());
-            p = producer(&app);
-            workers = vec![
-                worker_process(dir.path(), "w-c"),
-                worker_process(dir.path(), "w-d"),
-            ];
-        }
-        if day == 25 {
-            edit_file(
-                &project.path().join("sql/staging/stg_orders.sql"),
-                "select * from renamed",
-                "select * from renamed where order_id is not null",
-                1,
-            );
-        }
-        if day % 5 == 0 {
-            let built = build(app.clone()).await;
-            let marts = || built.iter().filter(|b| b.model.starts_with("marts."));
-            if day == 25 {
-                for b in marts() {
-                    assert_eq!(
-                        b.kind,
-                        BuildKind::Full,
-                        "{}: an upstream edit rebuilds in full",
-                        b.model
-                    );
-                }
-            }
-            if day == 30 {
-                // Five days of changes since the full build: rebuilt by window, so the
-                // comparison with a full rebuild below compares two different paths.
-                for b in marts() {
-                    assert_ne!(
-                        b.kind,
-                        BuildKind::Full,
-                        "{}: day 30 is incremental",
-                        b.model
-                    );
-                }
-                assert!(
-                    marts().any(|b| b.kind == BuildKind::Incremental && b.windows > 0),
-                    "day 30 rebuilt no window: {built:?}"
-                );
-            }
-        }
+        month.day(day).await;
     }
-    for w in workers.drain(..) {
+    for w in month.workers.drain(..) {
         stop_process(w);
     }
+    let (app, clock) = (month.app, month.clock);
 
-    // No gap: every stream's cursor is where its last day ended.
-    let status = app.status().await.unwrap();
-    assert_eq!(
-        status
-            .iter()
-            .filter(|r| STREAMS.contains(&r.stream.as_str()))
-            .count(),
-        STREAMS.len() * 2,
-        "a status row per shop × stream"
-    );
-    for r in status
-        .iter()
-        .filter(|r| STREAMS.contains(&r.stream.as_str()))
-    {
-        assert!(
-            r.gap_until.is_none(),
-            "{} {}: gap {:?}",
-            r.shop,
-            r.stream,
-            r.gap_until
-        );
-    }
-
+    assert_no_gap(&app).await;
     // Raw equals the truth at the last window's end (rows per shop).
     let end = clock - 120; // the settle margin
     let last = sb.sandbox.view().clock;
@@ -283,19 +186,176 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
         &[],
     )
     .await;
-    // Orders: every order placed by the end and not changed since is landed as it was.
-    let got: BTreeMap<String, (String, String)> = {
-        let b = app
-            .query("select id, status, coalesce(delivery_option_tier, '') as tier from raw.orders")
-            .await
-            .unwrap();
-        let (ids, st, tier) = (
-            strings(&b, "id"),
-            strings(&b, "status"),
-            strings(&b, "tier"),
+    assert_orders_landed_as_they_were(&app, &sb, end, last, late_field).await;
+    assert_deletes_and_churn_landed(&app, &truth).await;
+    assert_incremental_marts_equal_a_rebuild(&app).await;
+    sb.stop().await;
+}
+
+/// The month's moving parts: the scheduler, the worker processes and the test's app.
+struct Month<'a> {
+    sb: &'a RunningSandbox,
+    dir: &'a std::path::Path,
+    project: &'a std::path::Path,
+    q: Queue,
+    app: Arc<App>,
+    p: Producer,
+    workers: Vec<std::process::Child>,
+    clock: i64,
+}
+
+impl Month<'_> {
+    /// One simulated day: the clock moves, the scheduler ticks and the day's jobs run;
+    /// on some days a worker dies, a release ships or a model is edited; every fifth
+    /// day the models build.
+    async fn day(&mut self, day: i64) {
+        // The data moves on a day (and further while pages are walked).
+        let clock_before = self.clock;
+        self.clock = (self.clock + DAY).max(self.sb.sandbox.view().clock);
+        self.sb.sandbox.set_clock(self.clock);
+        let now = Utc.timestamp_opt(self.clock, 0).unwrap();
+        if day == 3 {
+            self.sb
+                .sandbox
+                .omit_list_once("/logistics/202309/warehouses");
+        }
+        let before = Utc.timestamp_opt(clock_before, 0).unwrap();
+        let r = self.p.tick(&self.q, now, 8).await.unwrap();
+        let keys: Vec<String> = self.p.due(before, now).iter().map(Job::key).collect();
+        assert!(
+            r.extracts > 0 && r.extracts as usize == keys.len(),
+            "day {day}: {} queued, {} due",
+            r.extracts,
+            keys.len()
         );
-        ids.into_iter().zip(st.into_iter().zip(tier)).collect()
-    };
+        if day == 8 || day == 20 {
+            self.kill_a_worker_mid_job(day).await;
+        }
+        let (_, dead) = jobs::backfill::wait(&self.q, &keys).await.unwrap();
+        assert!(dead.is_empty(), "day {day}: {dead:?}");
+        if day == 15 {
+            self.release_the_new_field();
+        }
+        if day == 25 {
+            edit_file(
+                &self.project.join("sql/staging/stg_orders.sql"),
+                "select * from renamed",
+                "select * from renamed where order_id is not null",
+                1,
+            );
+        }
+        if day % 5 == 0 {
+            self.build(day).await;
+        }
+    }
+
+    /// SIGKILL mid-job: its jobs' leases lapse and the other worker (or its replacement)
+    /// runs them again.
+    async fn kill_a_worker_mid_job(&mut self, day: i64) {
+        let name = format!("w-{}", if day == 8 { "a" } else { "c" });
+        until(&self.q, &format!("{name} running a job"), 120, |js| {
+            running_by(js, &name).count() > 0 || js.iter().all(|j| j.is_finished())
+        })
+        .await;
+        let mut w = self.workers.remove(0);
+        w.kill().unwrap();
+        w.wait().unwrap();
+        self.workers
+            .push(worker_process(self.dir, &format!("w-day{day}")));
+    }
+
+    /// A release that knows the field the API started sending on day 10.
+    fn release_the_new_field(&mut self) {
+        for w in self.workers.drain(..) {
+            stop_process(w);
+        }
+        edit_file(
+            &self.project.join("schemas/orders.toml"),
+            "  { name = \"user_id\"",
+            "  { name = \"delivery_option_tier\", type = \"string\", doc = \"Delivery tier (new field).\" },\n  { name = \"user_id\"",
+            1,
+        );
+        self.app = app(self.dir);
+        self.p = producer(&self.app);
+        self.workers = vec![
+            worker_process(self.dir, "w-c"),
+            worker_process(self.dir, "w-d"),
+        ];
+    }
+
+    /// The fifth days' build: in full after the upstream edit (day 25), by window after
+    /// five days of changes (day 30).
+    async fn build(&self, day: i64) {
+        let built = build(&self.app).await;
+        let marts = || built.iter().filter(|b| b.model.starts_with("marts."));
+        if day == 25 {
+            for b in marts() {
+                assert_eq!(
+                    b.kind,
+                    BuildKind::Full,
+                    "{}: an upstream edit rebuilds in full",
+                    b.model
+                );
+            }
+        }
+        if day == 30 {
+            // Five days of changes since the full build: rebuilt by window, so the
+            // comparison with a full rebuild below compares two different paths.
+            for b in marts() {
+                assert_ne!(
+                    b.kind,
+                    BuildKind::Full,
+                    "{}: day 30 is incremental",
+                    b.model
+                );
+            }
+            assert!(
+                marts().any(|b| b.kind == BuildKind::Incremental && b.windows > 0),
+                "day 30 rebuilt no window: {built:?}"
+            );
+        }
+    }
+}
+
+/// No gap: every stream's cursor is where its last day ended.
+async fn assert_no_gap(app: &App) {
+    let status = app.status().await.unwrap();
+    assert_eq!(
+        status
+            .iter()
+            .filter(|r| STREAMS.contains(&r.stream.as_str()))
+            .count(),
+        STREAMS.len() * 2,
+        "a status row per shop × stream"
+    );
+    for r in status
+        .iter()
+        .filter(|r| STREAMS.contains(&r.stream.as_str()))
+    {
+        assert!(
+            r.gap_until.is_none(),
+            "{} {}: gap {:?}",
+            r.shop,
+            r.stream,
+            r.gap_until
+        );
+    }
+}
+
+/// Orders: every order placed by `end` and not changed since (up to `last`) is landed as it
+/// was, the late field included once it was fetched after the field appeared.
+async fn assert_orders_landed_as_they_were(
+    app: &App,
+    sb: &RunningSandbox,
+    end: i64,
+    last: i64,
+    late_field: i64,
+) {
+    let got: BTreeMap<String, (String, String)> = keyed(
+        app,
+        "select id, status, coalesce(delivery_option_tier, '') as tier from raw.orders",
+    )
+    .await;
     let mut wrong = Vec::new();
     let (mut compared, mut tiers) = (0, 0);
     for o in sb.sandbox.data.orders.iter().filter(|o| o.ev.create < end) {
@@ -326,7 +386,11 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
         got.len()
     );
     assert!(tiers > 50, "only {tiers} orders carry the late field");
-    // Deleted products are DELETED; churned products list exactly their SKUs now.
+}
+
+/// Deleted products are DELETED; churned products list exactly their SKUs now; deleted
+/// activities are gone — and the switches acted during the month (not only before it).
+async fn assert_deletes_and_churn_landed(app: &App, truth: &serde_json::Value) {
     let shops = truth["shops"].as_array().unwrap();
     let count = |field: &str| -> usize {
         shops
@@ -342,14 +406,16 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
     for f in ["deleted_products", "churned_products", "deleted_activities"] {
         assert!(count(f) > 0, "the month saw no {f}");
     }
+    let strings_of = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
     for shop in shops {
         let sid = shop["shop_id"].as_str().unwrap();
-        let deleted: BTreeSet<String> = shop["deleted_products"]
-            .as_array()
-            .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
-            .unwrap_or_default();
+        let deleted: BTreeSet<String> = strings_of(&shop["deleted_products"]).into_iter().collect();
         let landed = ids(
-            &app,
+            app,
             &format!("select id from raw.products where _shop_id = '{sid}' and status = 'DELETED'"),
         )
         .await;
@@ -365,24 +431,23 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
                 .iter()
                 .map(|v| v.as_str().unwrap().to_string())
                 .collect();
-            let got = ids(&app, &format!("select id from raw.product_skus where _shop_id = '{sid}' and product_id = '{pid}'")).await;
+            let got = ids(app, &format!("select id from raw.product_skus where _shop_id = '{sid}' and product_id = '{pid}'")).await;
             assert_eq!(got, want, "{sid}: SKUs of product {pid}");
         }
-        let gone: Vec<String> = shop["deleted_activities"]
-            .as_array()
-            .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
-            .unwrap_or_default();
-        for a in &gone {
+        for a in &strings_of(&shop["deleted_activities"]) {
             let n = query_i64(
-                &app,
+                app,
                 &format!("select count(*) from raw.promotion_activities where id = '{a}'"),
             )
             .await;
             assert_eq!(n, 0, "{sid}: deleted activity {a} still landed");
         }
     }
-    // Incremental marts equal a full rebuild, row for row.
-    let built = build(app.clone()).await;
+}
+
+/// Incremental marts equal a full rebuild, row for row.
+async fn assert_incremental_marts_equal_a_rebuild(app: &App) {
+    let built = build(app).await;
     for b in built.iter().filter(|b| b.model.starts_with("marts.")) {
         assert_ne!(
             b.kind,
@@ -393,7 +458,7 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
     }
     let mut incremental = BTreeMap::new();
     for m in MODELS.split(',') {
-        incremental.insert(m, qualified_rows(&app, m).await);
+        incremental.insert(m, qualified_rows(app, m).await);
     }
     app.build(
         Some(MODELS),
@@ -405,9 +470,8 @@ async fn a_month_of_real_change_keeps_raw_equal_to_truth_and_marts_equal_to_a_re
     .await
     .unwrap();
     for m in MODELS.split(',') {
-        let full = qualified_rows(&app, m).await;
+        let full = qualified_rows(app, m).await;
         assert!(!full.is_empty(), "{m} is empty");
         assert!(incremental[m] == full, "{m}: incremental ≠ full rebuild");
     }
-    sb.stop().await;
 }

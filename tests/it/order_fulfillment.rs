@@ -55,54 +55,64 @@ async fn order_and_package_details_agree_with_their_lists() {
     )
     .await;
 
-    let zero = [
-        (
-            "price detail total = the order's total_amount",
-            "select count(*) from raw.orders o full join raw.price_details p on p._shop_id = o._shop_id and p.order_id = o.id where p.order_id is null or o.id is null or p.total <> o.total_amount or p.subtotal <> o.sub_total or p.currency <> o.currency",
-        ),
-        (
-            "price detail line items add up to the order",
-            "select count(*) from raw.price_details p join (select _shop_id, order_id, sum(sku_sale_price) as sale, sum(tax) as tax, count(*) as n from raw.price_detail_line_items group by 1, 2) l on l._shop_id = p._shop_id and l.order_id = p.order_id where l.sale <> p.subtotal or l.tax <> p.tax",
-        ),
-        (
-            "every order line item has its price",
-            "select count(*) from raw.order_line_items i left join raw.price_detail_line_items l on l._shop_id = i._shop_id and l.id = i.id where l.id is null or l.sku_sale_price <> i.sale_price",
-        ),
-        (
-            "package details repeat the packages",
-            "select count(*) from raw.packages p full join raw.package_details d on d._shop_id = p._shop_id and d.package_id = p.id where d.package_id is null or p.id is null or d.package_status <> p.package_status or coalesce(d.tracking_number, '') <> coalesce(p.tracking_number, '') or d.weight <= 0",
-        ),
-        (
-            "a delivered package's last scan is its delivery",
-            "select count(*) from raw.packages p left join (select _shop_id, order_id, max(update_time) as last from raw.tracking_events group by 1, 2) t on t._shop_id = p._shop_id and t.order_id = p.order_id where p.package_status = 'DELIVERED' and (t.last is null or t.last <> p.delivery_time)",
-        ),
-        (
-            "no scans before collection",
-            "select count(*) from raw.tracking_events t join raw.packages p on p._shop_id = t._shop_id and p.order_id = t.order_id where p.collection_time is null or t.update_time < p.collection_time or t.package_id <> p.id",
-        ),
-        (
-            "only orders awaiting shipment with several items can split",
-            "select count(*) from raw.order_split_attributes s join raw.orders o on o._shop_id = s._shop_id and o.id = s.order_id join (select _shop_id, order_id, count(*) as n from raw.order_line_items group by 1, 2) i on i._shop_id = o._shop_id and i.order_id = o.id where s.can_split <> (o.status = 'AWAITING_SHIPMENT' and i.n > 1)",
-        ),
-        (
-            "returned items are not eligible again",
-            "select count(*) from raw.return_line_items r join raw.aftersale_eligibility e on e._shop_id = r._shop_id and e.order_line_item_id = r.order_line_item_id where e.is_eligible",
-        ),
-        (
-            "cancelled orders are not eligible; unshipped ones can be cancelled",
-            "select count(*) from raw.aftersale_eligibility e join raw.orders o on o._shop_id = e._shop_id and o.id = e.order_id where (o.status = 'CANCELLED' and (e.is_eligible or e.ineligible_code <> 'ORDER_CANCELLED')) or (o.status in ('UNPAID', 'AWAITING_SHIPMENT', 'AWAITING_COLLECTION') and e.eligible_request_types <> '[\"CANCEL\"]')",
-        ),
-        (
-            "every return has reject reasons",
-            "select count(*) from raw.returns r left join raw.reject_reasons x on x._shop_id = r._shop_id and x.return_id = r.return_id where x.name is null",
-        ),
-        (
-            "external references point at real orders",
-            "select count(*) from raw.external_orders e left join raw.orders o on o._shop_id = e._shop_id and o.id = e.order_id where o.id is null or e.origin_id <> e.order_id",
-        ),
-    ];
-    assert_none_break(&app, &zero).await;
-    // Combinable groups (if any) are packages awaiting collection of one buyer.
+    assert_none_break(&app, DETAILS_AGREE).await;
+    combinable_groups_are_one_buyers_orders(&app).await;
+    let cipher = truth["shops"][0]["shop_cipher"].as_str().unwrap();
+    required_parameters_are_enforced(&app, cipher).await;
+    sb.stop().await;
+}
+
+/// What the details must agree on with their lists: each query counts the rows that
+/// break it.
+const DETAILS_AGREE: &[(&str, &str)] = &[
+    (
+        "price detail total = the order's total_amount",
+        "select count(*) from raw.orders o full join raw.price_details p on p._shop_id = o._shop_id and p.order_id = o.id where p.order_id is null or o.id is null or p.total <> o.total_amount or p.subtotal <> o.sub_total or p.currency <> o.currency",
+    ),
+    (
+        "price detail line items add up to the order",
+        "select count(*) from raw.price_details p join (select _shop_id, order_id, sum(sku_sale_price) as sale, sum(tax) as tax, count(*) as n from raw.price_detail_line_items group by 1, 2) l on l._shop_id = p._shop_id and l.order_id = p.order_id where l.sale <> p.subtotal or l.tax <> p.tax",
+    ),
+    (
+        "every order line item has its price",
+        "select count(*) from raw.order_line_items i left join raw.price_detail_line_items l on l._shop_id = i._shop_id and l.id = i.id where l.id is null or l.sku_sale_price <> i.sale_price",
+    ),
+    (
+        "package details repeat the packages",
+        "select count(*) from raw.packages p full join raw.package_details d on d._shop_id = p._shop_id and d.package_id = p.id where d.package_id is null or p.id is null or d.package_status <> p.package_status or coalesce(d.tracking_number, '') <> coalesce(p.tracking_number, '') or d.weight <= 0",
+    ),
+    (
+        "a delivered package's last scan is its delivery",
+        "select count(*) from raw.packages p left join (select _shop_id, order_id, max(update_time) as last from raw.tracking_events group by 1, 2) t on t._shop_id = p._shop_id and t.order_id = p.order_id where p.package_status = 'DELIVERED' and (t.last is null or t.last <> p.delivery_time)",
+    ),
+    (
+        "no scans before collection",
+        "select count(*) from raw.tracking_events t join raw.packages p on p._shop_id = t._shop_id and p.order_id = t.order_id where p.collection_time is null or t.update_time < p.collection_time or t.package_id <> p.id",
+    ),
+    (
+        "only orders awaiting shipment with several items can split",
+        "select count(*) from raw.order_split_attributes s join raw.orders o on o._shop_id = s._shop_id and o.id = s.order_id join (select _shop_id, order_id, count(*) as n from raw.order_line_items group by 1, 2) i on i._shop_id = o._shop_id and i.order_id = o.id where s.can_split <> (o.status = 'AWAITING_SHIPMENT' and i.n > 1)",
+    ),
+    (
+        "returned items are not eligible again",
+        "select count(*) from raw.return_line_items r join raw.aftersale_eligibility e on e._shop_id = r._shop_id and e.order_line_item_id = r.order_line_item_id where e.is_eligible",
+    ),
+    (
+        "cancelled orders are not eligible; unshipped ones can be cancelled",
+        "select count(*) from raw.aftersale_eligibility e join raw.orders o on o._shop_id = e._shop_id and o.id = e.order_id where (o.status = 'CANCELLED' and (e.is_eligible or e.ineligible_code <> 'ORDER_CANCELLED')) or (o.status in ('UNPAID', 'AWAITING_SHIPMENT', 'AWAITING_COLLECTION') and e.eligible_request_types <> '[\"CANCEL\"]')",
+    ),
+    (
+        "every return has reject reasons",
+        "select count(*) from raw.returns r left join raw.reject_reasons x on x._shop_id = r._shop_id and x.return_id = r.return_id where x.name is null",
+    ),
+    (
+        "external references point at real orders",
+        "select count(*) from raw.external_orders e left join raw.orders o on o._shop_id = e._shop_id and o.id = e.order_id where o.id is null or e.origin_id <> e.order_id",
+    ),
+];
+
+/// Combinable groups (if any) are packages awaiting collection of one buyer.
+async fn combinable_groups_are_one_buyers_orders(app: &shoplake::app::App) {
     let groups = app
         .query("select _shop_id, order_ids from raw.combinable_packages")
         .await
@@ -134,11 +144,12 @@ async fn order_and_package_details_agree_with_their_lists() {
             assert!(ids.len() >= 2);
         }
     }
+}
 
-    // The real API's required parameters.
+/// The real API's required parameters.
+async fn required_parameters_are_enforced(app: &shoplake::app::App, cipher: &str) {
     let client = app.client().unwrap();
-    let cipher = truth["shops"][0]["shop_cipher"].as_str().unwrap();
-    let order = scalar_id(&app, "select min(id) from raw.orders").await;
+    let order = scalar_id(app, "select min(id) from raw.orders").await;
     for (path, query, why) in [
         (
             format!("/order/202406/orders/{order}/external_orders"),
@@ -173,7 +184,6 @@ async fn order_and_package_details_agree_with_their_lists() {
         let err = client.send(&req).await.expect_err(&path).to_string();
         assert!(err.contains(why), "{path}: {err}");
     }
-    sb.stop().await;
 }
 
 async fn scalar_id(app: &shoplake::app::App, sql: &str) -> String {

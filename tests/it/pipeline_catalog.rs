@@ -33,9 +33,9 @@ fn schemas_pipelines_and_catalog_agree() {
 
     for s in &p.streams {
         assert!(
-            catalog
-                .iter()
-                .any(|e| e.method == s.method && path_shape(&e.path) == path_shape(&s.path)),
+            catalog.iter().any(
+                |e| e.method == s.method.as_str() && path_shape(&e.path) == path_shape(&s.path)
+            ),
             "stream {} calls {} {}, which is not a read endpoint in pipelines/catalog.tsv",
             s.name,
             s.method,
@@ -54,7 +54,7 @@ fn schemas_pipelines_and_catalog_agree() {
     let stream_endpoints: BTreeSet<(String, String)> = p
         .streams
         .iter()
-        .map(|s| (s.method.clone(), path_shape(&s.path)))
+        .map(|s| (s.method.to_string(), path_shape(&s.path)))
         .collect();
     assert_eq!(
         extracted,

@@ -22,11 +22,7 @@ async fn promotions_and_conversations_land_whole_and_agree() {
     let app = app_for(&sb, &dir.path().join("data"), Some(&project)).await;
     let clock = shoplake_sandbox::DEFAULT_CLOCK;
     for p in ["promotion", "customer_service", "orders"] {
-        let sum = app
-            .backfill(clock - 31 * 86_400, clock + 1, None, Some(p))
-            .await
-            .unwrap();
-        assert!(sum.errors.is_empty(), "{p}: {:?}", sum.errors);
+        backfill_ok(&app, clock - 31 * 86_400, clock + 1, Some(p)).await;
     }
     let n = |sql: &'static str| {
         let app = &app;

@@ -112,27 +112,21 @@ async fn token_for(sb: &RunningSandbox) -> (String, String) {
     (t, cipher)
 }
 
-#[tokio::test]
-async fn every_bad_request_kind_gets_the_real_code() {
-    let sb = start(small(2, 500)).await;
-    let (token, cipher) = token_for(&sb).await;
-    let tok = || Some(token.clone());
-    const SEARCH: &str = "/order/202309/orders/search";
+const SEARCH: &str = "/order/202309/orders/search";
 
-    let good = Raw::new("POST", SEARCH, tok())
-        .q("shop_cipher", &cipher)
-        .q("page_size", "10");
-    let (s, b, _) = good.send(&sb).await;
-    assert_eq!((s, b["code"].as_i64()), (StatusCode::OK, Some(0)), "{b}");
-    assert!(b["data"]["orders"].as_array().unwrap().len() == 10);
+/// A bad request: what is wrong, the request, the code and HTTP status it must get.
+type Case = (&'static str, Raw<'static>, i64, u16);
 
-    let cases: Vec<(&str, Raw<'_>, i64, u16)> = vec![
+/// Signing, app key, timestamp and access token gone wrong.
+fn auth_cases(token: &str, cipher: &str) -> Vec<Case> {
+    let tok = || Some(token.to_string());
+    vec![
         (
             "wrong sign",
             Raw {
                 sign: Sign::Wrong,
                 ..Raw::new("POST", SEARCH, tok())
-                    .q("shop_cipher", &cipher)
+                    .q("shop_cipher", cipher)
                     .q("page_size", "10")
             },
             106001,
@@ -143,7 +137,7 @@ async fn every_bad_request_kind_gets_the_real_code() {
             Raw {
                 sign: Sign::Missing,
                 ..Raw::new("POST", SEARCH, tok())
-                    .q("shop_cipher", &cipher)
+                    .q("shop_cipher", cipher)
                     .q("page_size", "10")
             },
             36009004,
@@ -153,7 +147,7 @@ async fn every_bad_request_kind_gets_the_real_code() {
             "unknown app_key",
             Raw::new("POST", SEARCH, tok())
                 .q("app_key", "nope")
-                .q("shop_cipher", &cipher)
+                .q("shop_cipher", cipher)
                 .q("page_size", "10"),
             36009004,
             401,
@@ -162,7 +156,7 @@ async fn every_bad_request_kind_gets_the_real_code() {
             "missing app_key",
             Raw::new("POST", SEARCH, tok())
                 .without("app_key")
-                .q("shop_cipher", &cipher),
+                .q("shop_cipher", cipher),
             36009004,
             401,
         ),
@@ -170,7 +164,7 @@ async fn every_bad_request_kind_gets_the_real_code() {
             "stale timestamp",
             Raw::new("POST", SEARCH, tok())
                 .q("timestamp", &(now() - 301).to_string())
-                .q("shop_cipher", &cipher),
+                .q("shop_cipher", cipher),
             36009004,
             401,
         ),
@@ -178,7 +172,7 @@ async fn every_bad_request_kind_gets_the_real_code() {
             "future timestamp",
             Raw::new("POST", SEARCH, tok())
                 .q("timestamp", &(now() + 60).to_string())
-                .q("shop_cipher", &cipher),
+                .q("shop_cipher", cipher),
             36009004,
             401,
         ),
@@ -186,24 +180,31 @@ async fn every_bad_request_kind_gets_the_real_code() {
             "missing timestamp",
             Raw::new("POST", SEARCH, tok())
                 .without("timestamp")
-                .q("shop_cipher", &cipher),
+                .q("shop_cipher", cipher),
             36009004,
             401,
         ),
         (
             "missing access token",
             Raw::new("POST", SEARCH, None)
-                .q("shop_cipher", &cipher)
+                .q("shop_cipher", cipher)
                 .q("page_size", "10"),
             36009004,
             401,
         ),
         (
             "forged access token",
-            Raw::new("POST", SEARCH, Some("TTP_abc.def".into())).q("shop_cipher", &cipher),
+            Raw::new("POST", SEARCH, Some("TTP_abc.def".into())).q("shop_cipher", cipher),
             36009004,
             401,
         ),
+    ]
+}
+
+/// Requests whose shop, parameters, path or method are wrong.
+fn request_cases(token: &str, cipher: &str) -> Vec<Case> {
+    let tok = || Some(token.to_string());
+    vec![
         (
             "missing shop_cipher",
             Raw::new("POST", SEARCH, tok()).q("page_size", "10"),
@@ -220,28 +221,28 @@ async fn every_bad_request_kind_gets_the_real_code() {
         ),
         (
             "shop_cipher where not expected",
-            Raw::new("GET", "/authorization/202309/shops", tok()).q("shop_cipher", &cipher),
+            Raw::new("GET", "/authorization/202309/shops", tok()).q("shop_cipher", cipher),
             36009004,
             400,
         ),
         (
             "page_size too big",
             Raw::new("POST", SEARCH, tok())
-                .q("shop_cipher", &cipher)
+                .q("shop_cipher", cipher)
                 .q("page_size", "101"),
             36009004,
             400,
         ),
         (
             "page_size missing",
-            Raw::new("POST", SEARCH, tok()).q("shop_cipher", &cipher),
+            Raw::new("POST", SEARCH, tok()).q("shop_cipher", cipher),
             36009004,
             400,
         ),
         (
             "bad page_token",
             Raw::new("POST", SEARCH, tok())
-                .q("shop_cipher", &cipher)
+                .q("shop_cipher", cipher)
                 .q("page_size", "10")
                 .q("page_token", "b2Zmc2V0PTAK"),
             36009004,
@@ -250,7 +251,7 @@ async fn every_bad_request_kind_gets_the_real_code() {
         (
             "bad sort_field",
             Raw::new("POST", SEARCH, tok())
-                .q("shop_cipher", &cipher)
+                .q("shop_cipher", cipher)
                 .q("page_size", "10")
                 .q("sort_field", "price"),
             36009004,
@@ -259,7 +260,7 @@ async fn every_bad_request_kind_gets_the_real_code() {
         (
             "too many detail ids",
             Raw::new("GET", "/order/202507/orders", tok())
-                .q("shop_cipher", &cipher)
+                .q("shop_cipher", cipher)
                 .q("ids", &vec!["1"; 51].join(",")),
             36009004,
             400,
@@ -267,24 +268,41 @@ async fn every_bad_request_kind_gets_the_real_code() {
         (
             "order of another seller",
             Raw::new("GET", "/order/202507/orders", tok())
-                .q("shop_cipher", &cipher)
+                .q("shop_cipher", cipher)
                 .q("ids", "123"),
             21008111,
             200,
         ),
         (
             "unknown path",
-            Raw::new("GET", "/order/202309/nothing", tok()).q("shop_cipher", &cipher),
+            Raw::new("GET", "/order/202309/nothing", tok()).q("shop_cipher", cipher),
             36009009,
             404,
         ),
         (
             "wrong method",
-            Raw::new("GET", SEARCH, tok()).q("shop_cipher", &cipher),
+            Raw::new("GET", SEARCH, tok()).q("shop_cipher", cipher),
             36009010,
             405,
         ),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn every_bad_request_kind_gets_the_real_code() {
+    let sb = start(small(2, 500)).await;
+    let (token, cipher) = token_for(&sb).await;
+
+    let good = Raw::new("POST", SEARCH, Some(token.clone()))
+        .q("shop_cipher", &cipher)
+        .q("page_size", "10");
+    let (s, b, _) = good.send(&sb).await;
+    assert_eq!((s, b["code"].as_i64()), (StatusCode::OK, Some(0)), "{b}");
+    assert!(b["data"]["orders"].as_array().unwrap().len() == 10);
+
+    let cases = auth_cases(&token, &cipher)
+        .into_iter()
+        .chain(request_cases(&token, &cipher));
     for (name, raw, code, status) in cases {
         let (s, b, _) = raw.send(&sb).await;
         assert_eq!(b["code"].as_i64(), Some(code), "{name}: {b}");
@@ -292,10 +310,17 @@ async fn every_bad_request_kind_gets_the_real_code() {
         assert!(b["data"].is_null(), "{name}: error data must be null");
         assert!(!b["message"].as_str().unwrap().is_empty(), "{name}");
     }
+    a_body_the_signature_did_not_cover_is_rejected(&sb, &token, &cipher).await;
+    bad_auth_codes_are_rejected_on_the_token_host(&sb).await;
+}
 
-    // A body the signature did not cover is rejected too.
-    let mut r = Raw::new("POST", SEARCH, tok())
-        .q("shop_cipher", &cipher)
+async fn a_body_the_signature_did_not_cover_is_rejected(
+    sb: &RunningSandbox,
+    token: &str,
+    cipher: &str,
+) {
+    let mut r = Raw::new("POST", SEARCH, Some(token.to_string()))
+        .q("shop_cipher", cipher)
         .q("page_size", "10");
     r.body = r#"{"order_status":"COMPLETED"}"#;
     let signed_empty = sign::sign(
@@ -306,10 +331,11 @@ async fn every_bad_request_kind_gets_the_real_code() {
     );
     r.sign = Sign::Missing;
     r.query.push(("sign".into(), signed_empty));
-    let (_, b, _) = r.send(&sb).await;
+    let (_, b, _) = r.send(sb).await;
     assert_eq!(b["code"], 106001, "{b}");
+}
 
-    // Bad auth code on the token host.
+async fn bad_auth_codes_are_rejected_on_the_token_host(sb: &RunningSandbox) {
     let url = format!(
         "{}/api/v2/token/get?app_key={KEY}&app_secret={SECRET}&auth_code=WRONG&grant_type=authorized_code",
         sb.base_url()

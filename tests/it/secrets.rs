@@ -5,7 +5,6 @@
 //! `secrets/` is searched for each value.
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use crate::helpers::*;
 use shoplake_sandbox::{DEFAULT_AUTH_CODE, DEFAULT_CLOCK};
@@ -52,18 +51,50 @@ async fn no_secret_in_any_output_log_audit_line_or_file() {
     cfg.app_secret = APP_SECRET.into();
     let sb = start(cfg).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = crate::helpers::pg::free_port();
-    std::fs::write(
-        dir.path().join("shoplake.toml"),
-        format!(
-            "[api]\nbase_url = \"{}\"\nmax_attempts = 3\nbackoff_base = \"50ms\"\nbackoff_max = \"200ms\"\n[jobs]\nhttp_addr = \"\"\nretry_backoff = \"50ms\"\n\
+    let config = format!(
+        "[api]\nbase_url = \"{}\"\nmax_attempts = 3\nbackoff_base = \"50ms\"\nbackoff_max = \"200ms\"\n[jobs]\nhttp_addr = \"\"\nretry_backoff = \"50ms\"\n\
              [serve]\naudit_log = \"{}\"\n\
              [[serve.users]]\nname = \"ana\"\nrole = \"analyst\"\npassword_env = \"SHOPLAKE_TEST_FLIGHT_PW\"\n",
-            sb.base_url(),
-            dir.path().join("audit.jsonl").display()
-        ),
-    )
-    .unwrap();
+        sb.base_url(),
+        dir.path().join("audit.jsonl").display()
+    );
+    std::fs::write(dir.path().join("shoplake.toml"), config).unwrap();
+    let mut outputs = a_working_day_and_its_failures(dir.path());
+    outputs.extend(serve_log_in_and_query(dir.path()).await);
+
+    // The values to look for: the app secret, the Flight password, the token key and
+    // every token the store holds now (its key is in secrets/token.key).
+    let secrets = secret_values(dir.path());
+    let all = outputs.join("\n");
+    assert!(all.contains("api response"), "debug logs were on");
+    assert!(all.contains("wrong user name or password"), "{all}");
+    for s in &secrets {
+        assert!(
+            !all.contains(s.as_str()),
+            "a secret value reached an output"
+        );
+    }
+    let mut files = Vec::new();
+    written_files(dir.path(), &mut files);
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert!(audit.contains("\"user\":\"ana\""), "{audit}");
+    assert!(files.len() > 20, "{files:?}");
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        for s in &secrets {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "a secret value is in {}",
+                f.display()
+            );
+        }
+    }
+    sb.stop().await;
+}
+
+/// A working day through the binary — authorize, backfill and build at -vv, status (text
+/// and JSON), a query — and failing runs; returns every output.
+fn a_working_day_and_its_failures(dir: &std::path::Path) -> Vec<String> {
     let day = |d: i64| {
         chrono::DateTime::from_timestamp(DEFAULT_CLOCK - d * 86_400, 0)
             .unwrap()
@@ -72,7 +103,7 @@ async fn no_secret_in_any_output_log_audit_line_or_file() {
     let (from, mid, to) = (day(6), day(1), day(0));
     let mut outputs = Vec::new();
     let mut ok = |args: &[&str], env: &[(&str, &str)], expect: bool| {
-        let (success, out) = run(dir.path(), args, env);
+        let (success, out) = run(dir, args, env);
         assert_eq!(success, expect, "{args:?}: {out}");
         outputs.push(out.clone());
         out
@@ -128,13 +159,27 @@ async fn no_secret_in_any_output_log_audit_line_or_file() {
             && out.contains("debug panic holding the app secret [redacted]"),
         "the panic is reported, its secret redacted: {out}"
     );
+    outputs
+}
 
-    // The Flight SQL server: a login, a wrong password, a query; its logs and audit log.
-    let log_path = dir.path().join("serve.log");
+/// The Flight SQL server: a login, a wrong password, a query; returns the errors the
+/// clients saw and the server's logs (its audit log included).
+async fn serve_log_in_and_query(dir: &std::path::Path) -> Vec<String> {
+    let mut outputs = Vec::new();
+    let port = crate::helpers::pg::free_port();
+    let http_port = crate::helpers::pg::free_port();
+    let log_path = dir.join("serve.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut server = shoplake_in(
-        dir.path(),
-        &["-vv", "serve", "--addr", &format!("127.0.0.1:{port}")],
+        dir,
+        &[
+            "-vv",
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--http-addr",
+            &format!("127.0.0.1:{http_port}"),
+        ],
     )
     .env("SHOPLAKE_API__APP_SECRET", APP_SECRET)
     .env("SHOPLAKE_TEST_FLIGHT_PW", FLIGHT_PW)
@@ -145,14 +190,10 @@ async fn no_secret_in_any_output_log_audit_line_or_file() {
     .spawn()
     .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let t = std::time::Instant::now();
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for("the server to listen", 60, async || {
+        std::net::TcpStream::connect(addr).is_ok()
+    })
+    .await;
     let mut wrong = flight_client(addr).await;
     let e = wrong
         .handshake("ana", "not-the-password-1")
@@ -169,6 +210,23 @@ async fn no_secret_in_any_output_log_audit_line_or_file() {
         .await
         .unwrap_err();
     outputs.push(e.to_string());
+    // `/metrics` counts what the audit log recorded: the query that ran, the one refused.
+    let metrics = http_text(&format!("http://127.0.0.1:{http_port}/metrics")).await;
+    let count = |status: &str| -> u64 {
+        let line = format!("shoplake_serve_queries_total{{status=\"{status}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .unwrap_or_else(|| panic!("no {line} in /metrics:\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(count("ok") >= 1 && count("refused") >= 1, "{metrics}");
+    assert!(
+        metrics.contains("shoplake_serve_query_seconds_count"),
+        "{metrics}"
+    );
+    outputs.push(metrics);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let status = tokio::task::spawn_blocking(move || server.wait().unwrap())
@@ -178,48 +236,24 @@ async fn no_secret_in_any_output_log_audit_line_or_file() {
     let served = std::fs::read_to_string(&log_path).unwrap();
     assert!(served.contains("audit"), "{served}");
     outputs.push(served);
+    outputs
+}
 
-    // The values to look for: the app secret, the Flight password, the token key and
-    // every token the store holds now (its key is in secrets/token.key).
+/// The app secret, the Flight password, the token key and every token the store holds.
+fn secret_values(dir: &std::path::Path) -> Vec<String> {
     let mut secrets = vec![APP_SECRET.to_string(), FLIGHT_PW.to_string()];
     secrets.push(
-        std::fs::read_to_string(dir.path().join("secrets").join("token.key"))
+        std::fs::read_to_string(dir.join("secrets").join("token.key"))
             .unwrap()
             .trim()
             .to_string(),
     );
-    let store =
-        shoplake::api::auth::TokenStore::open(&dir.path().join("secrets").join("tokens")).unwrap();
+    let store = shoplake::api::auth::TokenStore::open(dir.join("secrets").join("tokens")).unwrap();
     for shop in store.shops() {
         let t = store.get(&shop.cipher).unwrap();
         secrets.push(t.access_token.expose().to_string());
         secrets.push(t.refresh_token.expose().to_string());
     }
     assert_eq!(secrets.len(), 3 + 2 * 2);
-
-    let all = outputs.join("\n");
-    assert!(all.contains("api response"), "debug logs were on");
-    assert!(all.contains("wrong user name or password"), "{all}");
-    for s in &secrets {
-        assert!(
-            !all.contains(s.as_str()),
-            "a secret value reached an output"
-        );
-    }
-    let mut files = Vec::new();
-    written_files(dir.path(), &mut files);
-    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
-    assert!(audit.contains("\"user\":\"ana\""), "{audit}");
-    assert!(files.len() > 20, "{files:?}");
-    for f in &files {
-        let bytes = std::fs::read(f).unwrap();
-        for s in &secrets {
-            assert!(
-                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
-                "a secret value is in {}",
-                f.display()
-            );
-        }
-    }
-    sb.stop().await;
+    secrets
 }

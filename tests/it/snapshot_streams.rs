@@ -11,6 +11,7 @@ use crate::helpers::*;
 use arrow::array::{Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use shoplake::warehouse::Lake;
+use shoplake::warehouse::TableRef;
 use shoplake::warehouse::delta::UpsertSpec;
 
 pub fn batch(rows: &[(&str, &str, &str)], fetch: &str) -> RecordBatch {
@@ -88,11 +89,17 @@ async fn a_snapshot_replaces_one_shops_rows() {
         &[("A", "1", "one"), ("A", "2", "two"), ("A", "3", "three")],
         "r1",
     );
-    lake.upsert("raw", "things", a1, &spec("A"), Some(("s/A", 1)))
+    lake.table(TableRef::raw("things"))
+        .upsert(a1)
+        .options(spec("A"))
+        .txn("s/A", 1)
         .await
         .unwrap();
     let b1 = batch(&[("B", "1", "uno")], "r2");
-    lake.upsert("raw", "things", b1, &spec("B"), Some(("s/B", 1)))
+    lake.table(TableRef::raw("things"))
+        .upsert(b1)
+        .options(spec("B"))
+        .txn("s/B", 1)
         .await
         .unwrap();
 
@@ -102,7 +109,10 @@ async fn a_snapshot_replaces_one_shops_rows() {
         "r3",
     );
     let m = lake
-        .upsert("raw", "things", a2.clone(), &spec("A"), Some(("s/A", 2)))
+        .table(TableRef::raw("things"))
+        .upsert(a2.clone())
+        .options(spec("A"))
+        .txn("s/A", 2)
         .await
         .unwrap();
     assert_eq!(
@@ -128,7 +138,10 @@ async fn a_snapshot_replaces_one_shops_rows() {
     };
     let before = files(&lake);
     let m = lake
-        .upsert("raw", "things", a2, &spec("A"), Some(("s/A", 3)))
+        .table(TableRef::raw("things"))
+        .upsert(a2)
+        .options(spec("A"))
+        .txn("s/A", 3)
         .await
         .unwrap();
     assert_eq!((m.inserted, m.updated), (0, 0));
@@ -209,11 +222,7 @@ async fn warehouses_snapshot_lands_every_shops_warehouses() {
 
     // A second run of the snapshot changes nothing.
     let now = shoplake_sandbox::DEFAULT_CLOCK;
-    let again = app
-        .backfill(now - 86_400, now, None, Some("logistics"))
-        .await
-        .unwrap();
-    assert!(again.errors.is_empty(), "{:?}", again.errors);
+    let again = backfill_ok(&app, now - 86_400, now, Some("logistics")).await;
     // Every snapshot stream of the category (warehouses, global warehouses, shipping
     // templates) once per shop; nothing changed.
     assert_eq!((again.windows, again.changed), (2 * 3, 0));
@@ -255,13 +264,19 @@ async fn a_snapshot_that_would_delete_most_of_a_shop_fails_unless_allowed() {
         ],
         "r1",
     );
-    lake.upsert("raw", "things", four, &spec(0.5), Some(("s/A", 1)))
+    lake.table(TableRef::raw("things"))
+        .upsert(four)
+        .options(spec(0.5))
+        .txn("s/A", 1)
         .await
         .unwrap();
     // An answer listing one of four: 3 deletions of 4 rows is more than half.
     let one = batch(&[("A", "1", "a")], "r2");
     let e = lake
-        .upsert("raw", "things", one.clone(), &spec(0.5), Some(("s/A", 2)))
+        .table(TableRef::raw("things"))
+        .upsert(one.clone())
+        .options(spec(0.5))
+        .txn("s/A", 2)
         .await
         .unwrap_err()
         .to_string();
@@ -276,21 +291,33 @@ async fn a_snapshot_that_would_delete_most_of_a_shop_fails_unless_allowed() {
     );
     // Half is allowed at 0.5; anything at 1.
     let two = batch(&[("A", "1", "a"), ("A", "2", "b")], "r3");
-    lake.upsert("raw", "things", two, &spec(0.5), Some(("s/A", 3)))
+    lake.table(TableRef::raw("things"))
+        .upsert(two)
+        .options(spec(0.5))
+        .txn("s/A", 3)
         .await
         .unwrap();
     assert_eq!(rows(&lake).await.len(), 2);
-    lake.upsert("raw", "things", one, &spec(1.0), Some(("s/A", 4)))
+    lake.table(TableRef::raw("things"))
+        .upsert(one)
+        .options(spec(1.0))
+        .txn("s/A", 4)
         .await
         .unwrap();
     assert_eq!(rows(&lake).await.len(), 1);
     // A new month moves a snapshot's rows to the new partition: that deletes no key.
     let two = batch(&[("A", "1", "a"), ("A", "2", "b")], "r4");
-    lake.upsert("raw", "things", two, &spec(1.0), Some(("s/A", 5)))
+    lake.table(TableRef::raw("things"))
+        .upsert(two)
+        .options(spec(1.0))
+        .txn("s/A", 5)
         .await
         .unwrap();
     let moved = batch_in(&[("A", "1", "a"), ("A", "2", "b")], "r5", "2026-12");
-    lake.upsert("raw", "things", moved, &spec(0.5), Some(("s/A", 6)))
+    lake.table(TableRef::raw("things"))
+        .upsert(moved)
+        .options(spec(0.5))
+        .txn("s/A", 6)
         .await
         .unwrap();
     assert_eq!(rows(&lake).await.len(), 2);

@@ -179,6 +179,7 @@ async fn a_burst_of_events_queues_one_extract_per_stream() {
     let into = chrono::Utc::now().timestamp().rem_euclid(interval);
     if interval - into < 15 {
         let wait = (interval - into + 1) as u64;
+        // Kept: pacing to the wall-clock interval the burst must fall into.
         tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
     }
     let now = chrono::Utc::now().timestamp();

@@ -151,7 +151,7 @@ impl Content {
             let end = local_date(shop.region, last);
             while day <= end {
                 let midnight = local_midnight(shop.region, day);
-                if (day.num_days_from_ce() as usize + si) % 3 == 0 {
+                if (day.num_days_from_ce() as usize + si).is_multiple_of(3) {
                     let start = midnight + 19 * 3600 + r.range(0, 60) * 60;
                     let minutes = r.range(60, 151);
                     lives.push(LiveSession {

@@ -424,172 +424,12 @@ impl Dataset {
     /// Generates the world for `config`. Pure function of the config.
     pub fn generate(config: DataConfig) -> Dataset {
         let seed = config.seed;
-        let n_shops = config.shops.max(1);
-        let mut shops = Vec::with_capacity(n_shops);
-        let mut r = Rng::new(seed, 1);
-        for i in 0..n_shops {
-            let region = &REGIONS[i % REGIONS.len()];
-            let id = format!("74940496{:011}", r.range(0, 99_999_999_999));
-            let cross = i % 4 == 3;
-            let cipher = format!(
-                "{}_{}",
-                if cross { "GCP" } else { "ROW" },
-                base64_id(&mut r, 24)
-            );
-            shops.push(Shop {
-                name: format!("Sandbox Shop {} {}", region.code, i + 1),
-                code: format!("{}LC{:06}", region.code, r.range(0, 999_999)),
-                seller_type: if cross { "CROSS_BORDER" } else { "LOCAL" },
-                warehouse_id: format!("72866590{:011}", r.range(0, 99_999_999_999)),
-                id,
-                cipher,
-                region,
-            });
-        }
-
+        let shops = generate_shops(seed, config.shops.max(1));
         let clock = config.clock;
         let history_start = clock - config.days as i64 * 86_400;
         let (products, skus) = generate_catalog(seed, &shops, history_start, clock);
-
-        // Per shop: cumulative product weights for picking.
-        let mut shop_products: Vec<Vec<u32>> = vec![Vec::new(); n_shops];
-        for (i, p) in products.iter().enumerate() {
-            shop_products[p.shop].push(i as u32);
-        }
-        let product_cum: Vec<Vec<f64>> = shop_products
-            .iter()
-            .map(|ps| cumulative(ps.iter().map(|&p| products[p as usize].weight)))
-            .collect();
-
-        // Per shop: local days of history and their weights.
-        let shop_weights = cumulative((0..n_shops).map(|i| 1.0 / ((i + 1) as f64).sqrt()));
-        let hour_cum = cumulative(HOUR_WEIGHTS);
-        let day_tables: Vec<(Vec<i64>, Vec<f64>)> = shops
-            .iter()
-            .map(|s| {
-                let last = local_date(s.region, clock);
-                let days = config.days.max(1) as i64;
-                let mut starts = Vec::with_capacity(days as usize);
-                let mut weights = Vec::with_capacity(days as usize);
-                for k in 0..days {
-                    let date = last - chrono::Duration::days(days - k);
-                    starts.push(local_midnight(s.region, date));
-                    let trend = 0.7 + 0.6 * k as f64 / days as f64;
-                    weights.push(weekday_factor(date.weekday()) * trend * campaign_factor(date));
-                }
-                (starts, cumulative(weights))
-            })
-            .collect();
-        let shop_orders_est: Vec<f64> = (0..n_shops)
-            .map(|i| {
-                let w = 1.0 / ((i + 1) as f64).sqrt();
-                config.orders as f64 * w / shop_weights.last().copied().unwrap_or(1.0)
-            })
-            .collect();
-
-        let mut r = Rng::new(seed, 2);
-        let mut raw: Vec<(Order, Vec<LineItem>)> = Vec::with_capacity(config.orders);
-        for _ in 0..config.orders {
-            let shop = r.pick_cumulative(&shop_weights);
-            let s = &shops[shop];
-            let (starts, day_cum) = &day_tables[shop];
-            let day = r.pick_cumulative(day_cum);
-            let hour = r.pick_cumulative(&hour_cum) as i64;
-            let create = (starts[day] + hour * 3600 + r.range(0, 3600)).min(clock);
-
-            let n_items = r.pick_cumulative(&[0.45, 0.70, 0.85, 0.95, 1.0]) + 1;
-            let discount_pct = if r.chance(0.3) { r.range(5, 21) } else { 0 };
-            let platform_pct = if r.chance(0.1) { 5 } else { 0 };
-            let mut items = Vec::with_capacity(n_items);
-            let mut sku = 0u32;
-            for k in 0..n_items {
-                if k == 0 || !r.chance(0.35) {
-                    let p = shop_products[shop][r.pick_cumulative(&product_cum[shop])];
-                    let range = products[p as usize].skus.clone();
-                    sku = range.start + r.range(0, (range.end - range.start) as i64) as u32;
-                }
-                let price = skus[sku as usize].price;
-                let step = s.region.price_step.max(1);
-                let round = |v: i64| (v / step) * step;
-                items.push(LineItem {
-                    sku,
-                    original_price: price,
-                    seller_discount: round(price * discount_pct / 100),
-                    platform_discount: round(price * platform_pct / 100),
-                });
-            }
-            let sub_total: i64 = items.iter().map(LineItem::sale_price).sum();
-            let original_shipping_fee = to_local_minor(499, s.region);
-            let free_ship = sub_total >= to_local_minor(3500, s.region);
-            let tax = if s.region.code == "US" {
-                sub_total * 825 / 10_000
-            } else {
-                0
-            };
-
-            // Lifecycle.
-            let mut ev = Events {
-                create,
-                paid: NEVER,
-                rts: NEVER,
-                shipped: NEVER,
-                delivered: NEVER,
-                completed: NEVER,
-                cancelled: NEVER,
-            };
-            let mut initiator = Initiator::None;
-            let roll = r.f64();
-            if roll < 0.04 {
-                ev.cancelled = create + 86_400;
-                initiator = Initiator::System;
-            } else {
-                ev.paid = create + r.range(10, 1800);
-                if roll < 0.09 {
-                    ev.cancelled = ev.paid + r.range(1800, 72_000);
-                    initiator = Initiator::Buyer;
-                } else if roll < 0.10 {
-                    ev.cancelled = ev.paid + r.range(3600, 172_800);
-                    initiator = Initiator::Seller;
-                } else {
-                    ev.rts = ev.paid + r.range(7200, 144_000);
-                    ev.shipped = ev.rts + r.range(7200, 86_400);
-                    ev.delivered = ev.shipped + r.range(86_400, 6 * 86_400);
-                    ev.completed = ev.delivered + r.range(7 * 86_400, 15 * 86_400);
-                }
-            }
-            let pool = (shop_orders_est[shop] / 2.5).max(10.0) as u64;
-            let u = r.f64();
-            let user_id =
-                7_494_000_000_000_000_000 + shop as u64 * 10_000_000 + (pool as f64 * u * u) as u64;
-            let order = Order {
-                id: 0,
-                shop: shop as u16,
-                user_id,
-                ev,
-                initiator,
-                items: 0..0,
-                original_shipping_fee,
-                shipping_fee_platform_discount: if free_ship { original_shipping_fee } else { 0 },
-                tax,
-                payment_method: r.range(0, PAYMENT_METHODS.len() as i64) as u8,
-                provider: r.range(0, PROVIDERS.len() as i64) as u8,
-            };
-            raw.push((order, items));
-        }
-        raw.sort_by_key(|(o, _)| o.ev.create);
-
-        let mut r = Rng::new(seed, 3);
-        let mut orders = Vec::with_capacity(raw.len());
-        let mut items = Vec::with_capacity(raw.len() * 2);
-        let mut order_index = HashMap::with_capacity(raw.len());
-        for (i, (mut o, its)) in raw.into_iter().enumerate() {
-            o.id = 576_460_000_000_000_000 + i as u64 * 1000 + r.range(0, 1000) as u64;
-            let start = items.len() as u32;
-            items.extend(its);
-            o.items = start..items.len() as u32;
-            order_index.insert(o.id, i as u32);
-            orders.push(o);
-        }
+        let raw = OrderGen::new(&config, &shops, &products, &skus).generate(&config);
+        let (orders, items, order_index) = number_orders(seed, raw);
         let product_index = products
             .iter()
             .enumerate()
@@ -600,12 +440,7 @@ impl Dataset {
             .enumerate()
             .map(|(i, s)| (s.cipher.clone(), i))
             .collect();
-        let mut asset_index = HashMap::new();
-        for (i, s) in shops.iter().enumerate() {
-            asset_index
-                .entry(super::seller::asset_cipher(s.region.code, config.seed))
-                .or_insert(i);
-        }
+        let asset_index = asset_index(&shops, seed);
         let content = super::content::Content::generate(
             config.seed,
             &shops,
@@ -695,6 +530,262 @@ impl Dataset {
     pub fn local_hour(&self, o: &Order) -> u32 {
         local_hour(self.shops[o.shop as usize].region, o.ev.create)
     }
+}
+
+/// `n_shops` shops (random stream 1): regions cycle through [`REGIONS`], every fourth
+/// shop sells cross-border.
+fn generate_shops(seed: u64, n_shops: usize) -> Vec<Shop> {
+    let mut shops = Vec::with_capacity(n_shops);
+    let mut r = Rng::new(seed, 1);
+    for i in 0..n_shops {
+        let region = &REGIONS[i % REGIONS.len()];
+        let id = format!("74940496{:011}", r.range(0, 99_999_999_999));
+        let cross = i % 4 == 3;
+        let cipher = format!(
+            "{}_{}",
+            if cross { "GCP" } else { "ROW" },
+            base64_id(&mut r, 24)
+        );
+        shops.push(Shop {
+            name: format!("Sandbox Shop {} {}", region.code, i + 1),
+            code: format!("{}LC{:06}", region.code, r.range(0, 999_999)),
+            seller_type: if cross { "CROSS_BORDER" } else { "LOCAL" },
+            warehouse_id: format!("72866590{:011}", r.range(0, 99_999_999_999)),
+            id,
+            cipher,
+            region,
+        });
+    }
+    shops
+}
+
+/// What orders are drawn from: the shops, their catalog, and the weight tables for
+/// picking a shop, a day, an hour and a product.
+struct OrderGen<'a> {
+    clock: i64,
+    shops: &'a [Shop],
+    products: &'a [Product],
+    skus: &'a [Sku],
+    /// Per shop: its product indices.
+    shop_products: Vec<Vec<u32>>,
+    /// Per shop: cumulative popularity weights of those products.
+    product_cum: Vec<Vec<f64>>,
+    /// Cumulative shop weights (shop `i` weighs 1/√(i+1)).
+    shop_weights: Vec<f64>,
+    /// Cumulative weights of the local hours of the day.
+    hour_cum: Vec<f64>,
+    /// Per shop: local midnights of the history's days and their cumulative weights.
+    day_tables: Vec<(Vec<i64>, Vec<f64>)>,
+    /// Per shop: the number of orders it is expected to get.
+    shop_orders_est: Vec<f64>,
+}
+
+impl<'a> OrderGen<'a> {
+    fn new(
+        config: &DataConfig,
+        shops: &'a [Shop],
+        products: &'a [Product],
+        skus: &'a [Sku],
+    ) -> Self {
+        let n_shops = shops.len();
+        let clock = config.clock;
+        // Per shop: cumulative product weights for picking.
+        let mut shop_products: Vec<Vec<u32>> = vec![Vec::new(); n_shops];
+        for (i, p) in products.iter().enumerate() {
+            shop_products[p.shop].push(i as u32);
+        }
+        let product_cum: Vec<Vec<f64>> = shop_products
+            .iter()
+            .map(|ps| cumulative(ps.iter().map(|&p| products[p as usize].weight)))
+            .collect();
+
+        // Per shop: local days of history and their weights.
+        let shop_weights = cumulative((0..n_shops).map(|i| 1.0 / ((i + 1) as f64).sqrt()));
+        let day_tables = shops
+            .iter()
+            .map(|s| day_table(s.region, clock, config.days))
+            .collect();
+        let shop_orders_est: Vec<f64> = (0..n_shops)
+            .map(|i| {
+                let w = 1.0 / ((i + 1) as f64).sqrt();
+                config.orders as f64 * w / shop_weights.last().copied().unwrap_or(1.0)
+            })
+            .collect();
+        OrderGen {
+            clock,
+            shops,
+            products,
+            skus,
+            shop_products,
+            product_cum,
+            shop_weights,
+            hour_cum: cumulative(HOUR_WEIGHTS),
+            day_tables,
+            shop_orders_est,
+        }
+    }
+
+    /// `config.orders` orders (random stream 2) with their line items, sorted by create
+    /// time; ids and item ranges are assigned by [`number_orders`].
+    fn generate(&self, config: &DataConfig) -> Vec<(Order, Vec<LineItem>)> {
+        let mut r = Rng::new(config.seed, 2);
+        let mut raw: Vec<(Order, Vec<LineItem>)> = Vec::with_capacity(config.orders);
+        for _ in 0..config.orders {
+            raw.push(self.draw_order(&mut r));
+        }
+        raw.sort_by_key(|(o, _)| o.ev.create);
+        raw
+    }
+
+    /// One order: shop, time, line items, amounts, lifecycle, buyer, payment, carrier.
+    fn draw_order(&self, r: &mut Rng) -> (Order, Vec<LineItem>) {
+        let shop = r.pick_cumulative(&self.shop_weights);
+        let s = &self.shops[shop];
+        let (starts, day_cum) = &self.day_tables[shop];
+        let day = r.pick_cumulative(day_cum);
+        let hour = r.pick_cumulative(&self.hour_cum) as i64;
+        let create = (starts[day] + hour * 3600 + r.range(0, 3600)).min(self.clock);
+
+        let items = self.draw_items(r, shop);
+        let sub_total: i64 = items.iter().map(LineItem::sale_price).sum();
+        let original_shipping_fee = to_local_minor(499, s.region);
+        let free_ship = sub_total >= to_local_minor(3500, s.region);
+        let tax = if s.region.code == "US" {
+            sub_total * 825 / 10_000
+        } else {
+            0
+        };
+
+        let (ev, initiator) = draw_lifecycle(r, create);
+        let pool = (self.shop_orders_est[shop] / 2.5).max(10.0) as u64;
+        let u = r.f64();
+        let user_id =
+            7_494_000_000_000_000_000 + shop as u64 * 10_000_000 + (pool as f64 * u * u) as u64;
+        let order = Order {
+            id: 0,
+            shop: shop as u16,
+            user_id,
+            ev,
+            initiator,
+            items: 0..0,
+            original_shipping_fee,
+            shipping_fee_platform_discount: if free_ship { original_shipping_fee } else { 0 },
+            tax,
+            payment_method: r.range(0, PAYMENT_METHODS.len() as i64) as u8,
+            provider: r.range(0, PROVIDERS.len() as i64) as u8,
+        };
+        (order, items)
+    }
+
+    /// 1 to 5 units of shop `shop`'s products, sharing the order's discounts; a unit
+    /// after the first repeats the previous SKU about a third of the time.
+    fn draw_items(&self, r: &mut Rng, shop: usize) -> Vec<LineItem> {
+        let n_items = r.pick_cumulative(&[0.45, 0.70, 0.85, 0.95, 1.0]) + 1;
+        let discount_pct = if r.chance(0.3) { r.range(5, 21) } else { 0 };
+        let platform_pct = if r.chance(0.1) { 5 } else { 0 };
+        let mut items = Vec::with_capacity(n_items);
+        let mut sku = 0u32;
+        for k in 0..n_items {
+            if k == 0 || !r.chance(0.35) {
+                let p = self.shop_products[shop][r.pick_cumulative(&self.product_cum[shop])];
+                let range = self.products[p as usize].skus.clone();
+                sku = range.start + r.range(0, (range.end - range.start) as i64) as u32;
+            }
+            let price = self.skus[sku as usize].price;
+            let step = self.shops[shop].region.price_step.max(1);
+            let round = |v: i64| (v / step) * step;
+            items.push(LineItem {
+                sku,
+                original_price: price,
+                seller_discount: round(price * discount_pct / 100),
+                platform_discount: round(price * platform_pct / 100),
+            });
+        }
+        items
+    }
+}
+
+/// Shop-local midnights of the `days` days before `clock`'s local date and their
+/// cumulative weights (weekday, a rising trend, campaign days).
+fn day_table(region: &Region, clock: i64, days: u32) -> (Vec<i64>, Vec<f64>) {
+    let last = local_date(region, clock);
+    let days = days.max(1) as i64;
+    let mut starts = Vec::with_capacity(days as usize);
+    let mut weights = Vec::with_capacity(days as usize);
+    for k in 0..days {
+        let date = last - chrono::Duration::days(days - k);
+        starts.push(local_midnight(region, date));
+        let trend = 0.7 + 0.6 * k as f64 / days as f64;
+        weights.push(weekday_factor(date.weekday()) * trend * campaign_factor(date));
+    }
+    (starts, cumulative(weights))
+}
+
+/// An order's lifecycle from `create`: about 4% never paid (system-cancelled), 5%
+/// cancelled by the buyer, 1% by the seller, the rest shipped, delivered and completed.
+fn draw_lifecycle(r: &mut Rng, create: i64) -> (Events, Initiator) {
+    let mut ev = Events {
+        create,
+        paid: NEVER,
+        rts: NEVER,
+        shipped: NEVER,
+        delivered: NEVER,
+        completed: NEVER,
+        cancelled: NEVER,
+    };
+    let mut initiator = Initiator::None;
+    let roll = r.f64();
+    if roll < 0.04 {
+        ev.cancelled = create + 86_400;
+        initiator = Initiator::System;
+    } else {
+        ev.paid = create + r.range(10, 1800);
+        if roll < 0.09 {
+            ev.cancelled = ev.paid + r.range(1800, 72_000);
+            initiator = Initiator::Buyer;
+        } else if roll < 0.10 {
+            ev.cancelled = ev.paid + r.range(3600, 172_800);
+            initiator = Initiator::Seller;
+        } else {
+            ev.rts = ev.paid + r.range(7200, 144_000);
+            ev.shipped = ev.rts + r.range(7200, 86_400);
+            ev.delivered = ev.shipped + r.range(86_400, 6 * 86_400);
+            ev.completed = ev.delivered + r.range(7 * 86_400, 15 * 86_400);
+        }
+    }
+    (ev, initiator)
+}
+
+/// Assigns order ids (random stream 3) in create-time order and lays the line items out
+/// in one array: the orders, the items and the id → index map.
+fn number_orders(
+    seed: u64,
+    raw: Vec<(Order, Vec<LineItem>)>,
+) -> (Vec<Order>, Vec<LineItem>, HashMap<u64, u32>) {
+    let mut r = Rng::new(seed, 3);
+    let mut orders = Vec::with_capacity(raw.len());
+    let mut items = Vec::with_capacity(raw.len() * 2);
+    let mut order_index = HashMap::with_capacity(raw.len());
+    for (i, (mut o, its)) in raw.into_iter().enumerate() {
+        o.id = 576_460_000_000_000_000 + i as u64 * 1000 + r.range(0, 1000) as u64;
+        let start = items.len() as u32;
+        items.extend(its);
+        o.items = start..items.len() as u32;
+        order_index.insert(o.id, i as u32);
+        orders.push(o);
+    }
+    (orders, items, order_index)
+}
+
+/// Category asset cipher → the first shop of its market.
+fn asset_index(shops: &[Shop], seed: u64) -> HashMap<String, usize> {
+    let mut asset_index = HashMap::new();
+    for (i, s) in shops.iter().enumerate() {
+        asset_index
+            .entry(super::seller::asset_cipher(s.region.code, seed))
+            .or_insert(i);
+    }
+    asset_index
 }
 
 fn base64_id(r: &mut Rng, len: usize) -> String {

@@ -42,10 +42,10 @@ impl Drift {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_string();
-                if id.ends_with('7') {
-                    if let Some(t) = o.get("update_time").and_then(Value::as_i64) {
-                        o.insert("update_time".into(), Value::String(t.to_string()));
-                    }
+                if id.ends_with('7')
+                    && let Some(t) = o.get("update_time").and_then(Value::as_i64)
+                {
+                    o.insert("update_time".into(), Value::String(t.to_string()));
                 }
                 if self.bad_order.as_deref() == Some(id.as_str()) {
                     o.insert("create_time".into(), Value::String("soon".into()));

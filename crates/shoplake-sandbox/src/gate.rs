@@ -138,29 +138,29 @@ impl TokenMint {
         format!("TTP_{payload}.{}", self.mac(&payload))
     }
 
-    /// Checks a token: `Ok(expires)` when it is authentic and of `kind`.
-    pub fn check(&self, token: &str, kind: TokenKind) -> Result<i64, ()> {
+    /// Checks a token: `Some(expires)` when it is authentic and of `kind`, `None` otherwise.
+    pub fn check(&self, token: &str, kind: TokenKind) -> Option<i64> {
         use base64::Engine;
-        let rest = token.strip_prefix("TTP_").ok_or(())?;
-        let (payload, mac) = rest.split_once('.').ok_or(())?;
+        let rest = token.strip_prefix("TTP_")?;
+        let (payload, mac) = rest.split_once('.')?;
         let expected = self.mac(payload);
         if !bool::from(subtle::ConstantTimeEq::ct_eq(
             expected.as_bytes(),
             mac.as_bytes(),
         )) {
-            return Err(());
+            return None;
         }
         let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(payload)
-            .map_err(|_| ())?;
-        let text = String::from_utf8(decoded).map_err(|_| ())?;
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
         let mut parts = text.split(':');
-        let k = parts.next().ok_or(())?;
+        let k = parts.next()?;
         let want = if kind == TokenKind::Access { "a" } else { "r" };
         if k != want {
-            return Err(());
+            return None;
         }
-        parts.next().ok_or(())?.parse().map_err(|_| ())
+        parts.next()?.parse().ok()
     }
 }
 
@@ -297,6 +297,19 @@ fn q<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// An HTTP 401 fault.
+fn unauthorized(code: i64, message: &'static str) -> ApiFault {
+    ApiFault::new(StatusCode::UNAUTHORIZED, code, message)
+}
+
+/// 105002: the access token has expired (or was revoked).
+pub(crate) fn expired_token() -> ApiFault {
+    unauthorized(
+        105002,
+        "Expired credentials. The x-tts-access-token has expired.",
+    )
+}
+
 /// Checks a request the way the real gateway does, in the same order.
 pub fn verify(
     cfg: &GateConfig<'_>,
@@ -304,52 +317,75 @@ pub fn verify(
     scope: Scope,
     now: i64,
 ) -> Result<Verified, ApiFault> {
-    let unauthorized = StatusCode::UNAUTHORIZED;
+    check_app_key(cfg, req)?;
+    check_timestamp(req, now)?;
+    check_signature(cfg, req)?;
+    check_access_token(cfg, req, now)?;
+    let shop = resolve_shop(cfg, req, scope)?;
+    Ok(Verified { shop })
+}
+
+/// The `app_key` query parameter must be the app's.
+fn check_app_key(cfg: &GateConfig<'_>, req: &Incoming<'_>) -> Result<(), ApiFault> {
     match q(req.query, "app_key") {
-        Some(k) if k == cfg.app_key => {}
-        Some(_) => {
-            return Err(ApiFault::new(
-                unauthorized,
-                36009004,
-                "Invalid app_key. The app_key is not valid.",
-            ));
-        }
-        None => {
-            return Err(ApiFault::new(
-                unauthorized,
-                36009004,
-                "Missing app_key. The app_key query parameter is required.",
-            ));
-        }
+        Some(k) if k == cfg.app_key => Ok(()),
+        Some(_) => Err(unauthorized(
+            36009004,
+            "Invalid app_key. The app_key is not valid.",
+        )),
+        None => Err(unauthorized(
+            36009004,
+            "Missing app_key. The app_key query parameter is required.",
+        )),
     }
+}
+
+/// The `timestamp` query parameter must be unix seconds within 5 minutes before `now`
+/// and 30 seconds after it.
+fn check_timestamp(req: &Incoming<'_>, now: i64) -> Result<(), ApiFault> {
     let ts = q(req.query, "timestamp").ok_or_else(|| {
-        ApiFault::new(
-            unauthorized,
+        unauthorized(
             36009004,
             "Missing timestamp. The timestamp query parameter is required.",
         )
     })?;
     let ts: i64 = ts.parse().map_err(|_| {
-        ApiFault::new(
-            unauthorized,
+        unauthorized(
             36009004,
             "Invalid timestamp. The timestamp must be unix seconds.",
         )
     })?;
     if ts < 0 || ts < now - 300 || ts > now + 30 {
-        return Err(ApiFault::new(
-            unauthorized,
+        return Err(unauthorized(
             36009004,
             "Invalid timestamp. The timestamp has expired or is too far in the future (allowed: 5 minutes in the past, 30 seconds in the future).",
         ));
     }
+    Ok(())
+}
+
+/// The `sign` query parameter must be present, the body of a supported content type,
+/// and the signature made with the app secret.
+fn check_signature(cfg: &GateConfig<'_>, req: &Incoming<'_>) -> Result<(), ApiFault> {
     let Some(given) = q(req.query, "sign") else {
-        return Err(ApiFault::new(
-            unauthorized,
+        return Err(unauthorized(
             36009004,
             "Missing signature. The sign query parameter is required.",
         ));
     };
+    check_content_type(req)?;
+    let pairs = req.query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    if !sign::verify(cfg.app_secret, req.path, pairs, req.body, given) {
+        return Err(unauthorized(
+            106001,
+            "Invalid credentials. The sign query parameter is invalid.",
+        ));
+    }
+    Ok(())
+}
+
+/// A non-empty body must be JSON or multipart.
+fn check_content_type(req: &Incoming<'_>) -> Result<(), ApiFault> {
     if req.has_body && !req.body.is_empty() {
         let ct = req
             .headers
@@ -364,79 +400,70 @@ pub fn verify(
             ));
         }
     }
-    let pairs = req.query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    if !sign::verify(cfg.app_secret, req.path, pairs, req.body, given) {
-        return Err(ApiFault::new(
-            unauthorized,
-            106001,
-            "Invalid credentials. The sign query parameter is invalid.",
-        ));
-    }
+    Ok(())
+}
+
+/// The `x-tts-access-token` header must hold an authentic access token not expired at `now`.
+fn check_access_token(cfg: &GateConfig<'_>, req: &Incoming<'_>, now: i64) -> Result<(), ApiFault> {
     let token = req
         .headers
         .get("x-tts-access-token")
         .and_then(|v| v.to_str().ok())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
-            ApiFault::new(
-                unauthorized,
+            unauthorized(
                 36009004,
                 "Invalid access token header. The x-tts-access-token header is missing.",
             )
         })?;
     match cfg.mint.check(token, TokenKind::Access) {
-        Err(()) => {
-            return Err(ApiFault::new(
-                unauthorized,
-                36009004,
-                "Invalid access token header. The x-tts-access-token is invalid.",
-            ));
-        }
-        Ok(exp) if exp <= now => {
-            return Err(ApiFault::new(
-                unauthorized,
-                105002,
-                "Expired credentials. The x-tts-access-token has expired.",
-            ));
-        }
-        Ok(_) => {}
+        None => Err(unauthorized(
+            36009004,
+            "Invalid access token header. The x-tts-access-token is invalid.",
+        )),
+        Some(exp) if exp <= now => Err(expired_token()),
+        Some(_) => Ok(()),
     }
+}
+
+/// The shop a request acts for, by `scope`: none (seller), the shop of its `shop_cipher`
+/// (shop), or the first shop of its `category_asset_cipher`'s market (partner).
+fn resolve_shop(
+    cfg: &GateConfig<'_>,
+    req: &Incoming<'_>,
+    scope: Scope,
+) -> Result<Option<usize>, ApiFault> {
     let cipher = q(req.query, "shop_cipher");
-    let shop = match (scope, cipher) {
-        (Scope::Seller | Scope::Partner, Some(_)) => {
-            return Err(ApiFault::new(
-                StatusCode::BAD_REQUEST,
-                36009004,
-                "Unexpected identifier. The shop_cipher query parameter is not required.",
-            ));
-        }
-        (Scope::Seller, None) => None,
+    match (scope, cipher) {
+        (Scope::Seller | Scope::Partner, Some(_)) => Err(ApiFault::new(
+            StatusCode::BAD_REQUEST,
+            36009004,
+            "Unexpected identifier. The shop_cipher query parameter is not required.",
+        )),
+        (Scope::Seller, None) => Ok(None),
         (Scope::Partner, None) => {
             let asset = q(req.query, "category_asset_cipher").unwrap_or_default();
-            Some(*cfg.assets.get(asset).ok_or_else(|| {
+            Ok(Some(*cfg.assets.get(asset).ok_or_else(|| {
                 ApiFault::new(
                     StatusCode::BAD_REQUEST,
                     101000,
                     "Invalid category_asset_cipher or x-tts-access-token.",
                 )
-            })?)
+            })?))
         }
-        (Scope::Shop, None) => {
-            return Err(ApiFault::new(
-                StatusCode::BAD_REQUEST,
-                106013,
-                "Missing identifier. The shop_cipher query parameter is required.",
-            ));
-        }
-        (Scope::Shop, Some(c)) => Some(*cfg.ciphers.get(c).ok_or_else(|| {
+        (Scope::Shop, None) => Err(ApiFault::new(
+            StatusCode::BAD_REQUEST,
+            106013,
+            "Missing identifier. The shop_cipher query parameter is required.",
+        )),
+        (Scope::Shop, Some(c)) => Ok(Some(*cfg.ciphers.get(c).ok_or_else(|| {
             ApiFault::new(
                 StatusCode::BAD_REQUEST,
                 36009004,
                 "Invalid shop_cipher. The shop_cipher does not belong to an authorized shop.",
             )
-        })?),
-    };
-    Ok(Verified { shop })
+        })?)),
+    }
 }
 
 #[cfg(test)]
@@ -447,15 +474,15 @@ mod tests {
     fn tokens_roundtrip_and_resist_forgery() {
         let m = TokenMint::new("s", 1);
         let t = m.mint(TokenKind::Access, 1000, 7);
-        assert_eq!(m.check(&t, TokenKind::Access), Ok(1000));
-        assert!(m.check(&t, TokenKind::Refresh).is_err());
+        assert_eq!(m.check(&t, TokenKind::Access), Some(1000));
+        assert!(m.check(&t, TokenKind::Refresh).is_none());
         assert!(
             TokenMint::new("other", 1)
                 .check(&t, TokenKind::Access)
-                .is_err()
+                .is_none()
         );
         let forged = t.replace("TTP_", "TTP_x");
-        assert!(m.check(&forged, TokenKind::Access).is_err());
+        assert!(m.check(&forged, TokenKind::Access).is_none());
     }
 
     #[test]

@@ -1093,120 +1093,142 @@ impl Sandbox {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    async fn dispatch(
-        self: Arc<Self>,
-        template: &'static str,
-        auth: Auth,
-        handler: Handler,
-        method: Method,
-        uri: Uri,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> Response {
+    /// Serves one API request: rate limit, revoked token, injected fault, then the gate
+    /// and the handler, counted in the stats.
+    async fn dispatch(self: Arc<Self>, route: Route, req: Request) -> Response {
+        let template = route.template;
         let request_id = self.request_id();
         self.record(template, |s| s.requests += 1);
         if let Err(wait) = self.limits.take(template) {
             self.record(template, |s| s.rate_limited += 1);
-            let mut f = ApiFault::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                36009002,
-                "Too many requests. Please retry later.",
-            );
-            f.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
-            return f.into_response_with(&request_id);
+            let retry_after = wait.as_secs_f64().ceil().max(1.0) as u64;
+            return too_many_requests(retry_after).into_response_with(&request_id);
         }
-        let token = headers
+        let token = req
+            .headers
             .get("x-tts-access-token")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let expired = || {
-            ApiFault::new(
-                StatusCode::UNAUTHORIZED,
-                105002,
-                "Expired credentials. The x-tts-access-token has expired.",
-            )
+        if let Some(t) = &token
+            && self.is_revoked(t)
+        {
+            self.record(template, |s| s.errors += 1);
+            return gate::expired_token().into_response_with(&request_id);
+        }
+        let injected = match self
+            .inject_fault(template, &req.uri, token.as_deref())
+            .await
+        {
+            Ok(injected) => injected,
+            Err(f) => return f.into_response_with(&request_id),
         };
-        if let Some(t) = &token {
-            if self
-                .revoked
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(t)
-            {
-                self.record(template, |s| s.errors += 1);
-                return expired().into_response_with(&request_id);
-            }
-        }
-        let has_page_token = uri.query().is_some_and(|q| q.contains("page_token="));
-        let (mut truncate, mut overlap) = (false, false);
-        if let Some(fault) = self.faults.draw() {
-            self.record(template, |s| s.faults += 1);
-            let fault = match fault {
-                Fault::Overlap if !has_page_token => Fault::ServerError,
-                Fault::Revoked if token.is_none() => Fault::ServerError,
-                f => f,
-            };
-            let f = match fault {
-                Fault::Truncated => {
-                    truncate = true;
-                    None
-                }
-                Fault::Overlap => {
-                    overlap = true;
-                    None
-                }
-                Fault::Revoked => {
-                    let t = token.clone().expect("checked above");
-                    self.revoked
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(t);
-                    Some(expired())
-                }
-                other => Some(match other {
-                    Fault::ServerError => ApiFault::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        36009003,
-                        "Internal error. Please retry.",
-                    ),
-                    Fault::Timeout => {
-                        tokio::time::sleep(self.config.fault_delay).await;
-                        ApiFault::new(
-                            StatusCode::GATEWAY_TIMEOUT,
-                            36009007,
-                            "Request timeout. Please retry.",
-                        )
-                    }
-                    Fault::RateLimited => {
-                        let mut f = ApiFault::new(
-                            StatusCode::TOO_MANY_REQUESTS,
-                            36009002,
-                            "Too many requests. Please retry later.",
-                        );
-                        f.retry_after = Some(1);
-                        f
-                    }
-                    _ => ApiFault::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        36009003,
-                        "Internal error. Please retry.",
-                    ),
-                }),
-            };
-            if let Some(f) = f {
-                return f.into_response_with(&request_id);
-            }
-        }
         let cpu0 = thread_cpu_ns();
-        let query: Vec<(String, String)> = uri
-            .query()
-            .map(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .into_owned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        let shop = match auth {
+        let result = self.answer(route, req, injected.overlap);
+        let response = self.respond(template, &request_id, result, injected.truncate);
+        let cpu = thread_cpu_ns().saturating_sub(cpu0);
+        self.record(template, |s| s.cpu_ns += cpu);
+        response
+    }
+
+    /// Whether `token` was revoked by the `Revoked` fault.
+    fn is_revoked(&self, token: &str) -> bool {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(token)
+    }
+
+    /// Draws the `--faults` fault for a request to `template`: `Err` when the request is
+    /// answered with an error instead of being handled.
+    async fn inject_fault(
+        &self,
+        template: &'static str,
+        uri: &Uri,
+        token: Option<&str>,
+    ) -> Result<Injected, ApiFault> {
+        let Some(fault) = self.faults.draw() else {
+            return Ok(Injected::default());
+        };
+        self.record(template, |s| s.faults += 1);
+        let has_page_token = uri.query().is_some_and(|q| q.contains("page_token="));
+        let fault = match fault {
+            Fault::Overlap if !has_page_token => Fault::ServerError,
+            Fault::Revoked if token.is_none() => Fault::ServerError,
+            f => f,
+        };
+        match fault {
+            Fault::Truncated => Ok(Injected {
+                truncate: true,
+                overlap: false,
+            }),
+            Fault::Overlap => Ok(Injected {
+                truncate: false,
+                overlap: true,
+            }),
+            Fault::Revoked => {
+                let t = token.expect("checked above").to_string();
+                self.revoked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(t);
+                Err(gate::expired_token())
+            }
+            Fault::ServerError => Err(internal_error()),
+            Fault::Timeout => {
+                tokio::time::sleep(self.config.fault_delay).await;
+                Err(ApiFault::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    36009007,
+                    "Request timeout. Please retry.",
+                ))
+            }
+            Fault::RateLimited => Err(too_many_requests(1)),
+        }
+    }
+
+    /// Verifies the request and runs the route's handler: the answer's `data` JSON.
+    fn answer(&self, route: Route, req: Request, overlap: bool) -> Result<Vec<u8>, ApiFault> {
+        let template = route.template;
+        let mut query = query_pairs(&req.uri);
+        let shop = self.authenticate(route.auth, &req, &query);
+        if overlap {
+            // Served from a few rows back (after the signature was checked): this page
+            // repeats the previous page's tail.
+            rewind_page_token(&mut query);
+        }
+        let offset_pages = self.shift_pages(template, &query);
+        let result = shop.and_then(|shop| {
+            let ctx = Ctx {
+                shop,
+                params: path_params(template, req.uri.path()),
+                query,
+                body: req.body,
+                view: self.view_for(template),
+            };
+            realism::OFFSET_PAGES.with(|f| f.set(offset_pages));
+            let r = (route.handler)(self, &ctx);
+            realism::OFFSET_PAGES.with(|f| f.set(false));
+            r
+        });
+        // An answer that succeeds without its list (see `realism`).
+        let result = match result {
+            Ok(_) if self.realism.take_omit(template) => Ok(b"{}".to_vec()),
+            r => r,
+        };
+        match (&self.config.drift, result) {
+            (Some(d), Ok(data)) if template == drift::DRIFTING_PATH => Ok(d.apply(&data)),
+            (_, r) => r,
+        }
+    }
+
+    /// The gate's checks for `auth`: the shop the request acts for.
+    fn authenticate(
+        &self,
+        auth: Auth,
+        req: &Request,
+        query: &[(String, String)],
+    ) -> Result<Option<usize>, ApiFault> {
+        match auth {
             Auth::TokenHost => Ok(None),
             Auth::Api(scope) => {
                 let secret = self.app_secret();
@@ -1218,68 +1240,50 @@ impl Sandbox {
                     assets: &self.data.asset_index,
                 };
                 let incoming = Incoming {
-                    path: uri.path(),
-                    query: &query,
-                    headers: &headers,
-                    body: &body,
-                    has_body: method == Method::POST || method == Method::PUT,
+                    path: req.uri.path(),
+                    query,
+                    headers: &req.headers,
+                    body: &req.body,
+                    has_body: req.method == Method::POST || req.method == Method::PUT,
                 };
                 gate::verify(&cfg, &incoming, scope, unix_now()).map(|v| v.shop)
             }
-        };
-        let mut query = query;
-        if overlap {
-            // Served from a few rows back (after the signature was checked): this page
-            // repeats the previous page's tail.
-            for (k, v) in query.iter_mut() {
-                if k == "page_token" {
-                    if let Some(t) = paging::rewind(v, 3) {
-                        *v = t;
-                    }
-                }
-            }
         }
-        // Time passes while a client walks a search (see `realism`): a follow-up page
-        // moves the data clock on, and pages are offsets into the list as it is now.
-        let shifting = self
+    }
+
+    /// Time passes while a client walks a search (see `realism`): with shifting pages on,
+    /// a follow-up page of a search moves the data clock on, and pages are offsets into
+    /// the list as it is now. Whether they are.
+    fn shift_pages(&self, template: &str, query: &[(String, String)]) -> bool {
+        let Some(step) = self
             .config
             .realism
             .shifting_pages
-            .filter(|_| realism::is_search(template));
-        if let Some(step) = shifting {
-            if query
-                .iter()
-                .any(|(k, v)| k == "page_token" && !v.is_empty())
-            {
-                self.advance_clock(step.as_secs() as i64);
-            }
+            .filter(|_| realism::is_search(template))
+        else {
+            return false;
+        };
+        if query
+            .iter()
+            .any(|(k, v)| k == "page_token" && !v.is_empty())
+        {
+            self.advance_clock(step.as_secs() as i64);
         }
-        let result = shop.and_then(|shop| {
-            let ctx = Ctx {
-                shop,
-                params: path_params(template, uri.path()),
-                query,
-                body,
-                view: self.view_for(template),
-            };
-            realism::OFFSET_PAGES.with(|f| f.set(shifting.is_some()));
-            let r = handler(&self, &ctx);
-            realism::OFFSET_PAGES.with(|f| f.set(false));
-            r
-        });
-        // An answer that succeeds without its list (see `realism`).
-        let result = match result {
-            Ok(_) if self.realism.take_omit(template) => Ok(b"{}".to_vec()),
-            r => r,
-        };
-        let result = match (&self.config.drift, result) {
-            (Some(d), Ok(data)) if template == drift::DRIFTING_PATH => Ok(d.apply(&data)),
-            (_, r) => r,
-        };
-        let response = match result {
+        true
+    }
+
+    /// The HTTP answer to a handled request, counted in the stats.
+    fn respond(
+        &self,
+        template: &'static str,
+        request_id: &str,
+        result: Result<Vec<u8>, ApiFault>,
+        truncate: bool,
+    ) -> Response {
+        match result {
             Ok(data) if truncate => {
                 // The envelope cut off halfway, as a dropped connection leaves it.
-                let full = gate::ok_envelope_bytes(&request_id, &data);
+                let full = gate::ok_envelope_bytes(request_id, &data);
                 self.record(template, |s| s.ok += 1);
                 (
                     StatusCode::OK,
@@ -1290,7 +1294,7 @@ impl Sandbox {
             }
             Ok(data) => {
                 let len = data.len() as u64;
-                let r = gate::ok_envelope(&request_id, &data);
+                let r = gate::ok_envelope(request_id, &data);
                 self.record(template, |s| {
                     s.ok += 1;
                     s.bytes += len;
@@ -1299,12 +1303,76 @@ impl Sandbox {
             }
             Err(f) => {
                 self.record(template, |s| s.errors += 1);
-                f.into_response_with(&request_id)
+                f.into_response_with(request_id)
             }
-        };
-        let cpu = thread_cpu_ns().saturating_sub(cpu0);
-        self.record(template, |s| s.cpu_ns += cpu);
-        response
+        }
+    }
+}
+
+/// A route as [`ROUTES`] lists it, without its method.
+#[derive(Clone, Copy)]
+struct Route {
+    template: &'static str,
+    auth: Auth,
+    handler: Handler,
+}
+
+/// The parts of an incoming request [`Sandbox::dispatch`] reads.
+struct Request {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// What an injected fault does to a request that is still handled.
+#[derive(Clone, Copy, Default)]
+struct Injected {
+    /// The success envelope comes back cut off halfway.
+    truncate: bool,
+    /// The page is served from a few rows back.
+    overlap: bool,
+}
+
+/// HTTP 429, 36009002, with Retry-After `retry_after` seconds.
+fn too_many_requests(retry_after: u64) -> ApiFault {
+    let mut f = ApiFault::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        36009002,
+        "Too many requests. Please retry later.",
+    );
+    f.retry_after = Some(retry_after);
+    f
+}
+
+/// HTTP 500, 36009003.
+fn internal_error() -> ApiFault {
+    ApiFault::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        36009003,
+        "Internal error. Please retry.",
+    )
+}
+
+/// The decoded query pairs of `uri`.
+fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
+    uri.query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Moves a `page_token` a few rows back.
+fn rewind_page_token(query: &mut [(String, String)]) {
+    for (k, v) in query.iter_mut() {
+        if k == "page_token"
+            && let Some(t) = paging::rewind(v, 3)
+        {
+            *v = t;
+        }
     }
 }
 
@@ -1312,21 +1380,31 @@ impl Sandbox {
 pub fn router(sb: Arc<Sandbox>) -> Router {
     let mut by_path: Vec<(&'static str, MethodRouter<Arc<Sandbox>>)> = Vec::new();
     for (method, template, auth, handler) in ROUTES {
-        let (template, auth, handler) = (*template, *auth, *handler);
+        let route = Route {
+            template,
+            auth: *auth,
+            handler: *handler,
+        };
         let filter = MethodFilter::try_from(method.clone()).expect("standard method");
-        let route = on(
+        let method_router = on(
             filter,
             move |State(sb): State<Arc<Sandbox>>,
                   method: Method,
                   uri: Uri,
                   headers: HeaderMap,
                   body: Bytes| {
-                sb.dispatch(template, auth, handler, method, uri, headers, body)
+                let req = Request {
+                    method,
+                    uri,
+                    headers,
+                    body,
+                };
+                sb.dispatch(route, req)
             },
         );
-        match by_path.iter_mut().find(|(p, _)| *p == template) {
-            Some((_, existing)) => *existing = std::mem::take(existing).merge(route),
-            None => by_path.push((template, route)),
+        match by_path.iter_mut().find(|(p, _)| *p == route.template) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(method_router),
+            None => by_path.push((route.template, method_router)),
         }
     }
     let mut app = Router::new();
@@ -1359,14 +1437,7 @@ pub fn router(sb: Arc<Sandbox>) -> Router {
 }
 
 async fn authorize(State(sb): State<Arc<Sandbox>>, uri: Uri) -> Html<String> {
-    let query: HashMap<String, String> = uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let query: HashMap<String, String> = query_pairs(&uri).into_iter().collect();
     Html(oauth::authorize_page(
         query.get("app_key").map_or("", String::as_str),
         query.get("state").map_or("", String::as_str),

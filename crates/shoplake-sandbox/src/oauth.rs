@@ -95,13 +95,13 @@ pub fn token_refresh(sb: &Sandbox, ctx: &Ctx) -> Result<Vec<u8>, ApiFault> {
     }
     let token = ctx.q("refresh_token").unwrap_or("");
     match sb.mint.check(token, TokenKind::Refresh) {
-        Ok(exp) if exp > super::unix_now() => Ok(grant(sb, Some((token.to_string(), exp)))),
-        Ok(_) => Err(ApiFault::new(
+        Some(exp) if exp > super::unix_now() => Ok(grant(sb, Some((token.to_string(), exp)))),
+        Some(_) => Err(ApiFault::new(
             axum::http::StatusCode::OK,
             105002,
             "Expired credentials. The refresh_token has expired.",
         )),
-        Err(()) => Err(ApiFault::new(
+        None => Err(ApiFault::new(
             axum::http::StatusCode::OK,
             36004004,
             "Invalid refresh token.",

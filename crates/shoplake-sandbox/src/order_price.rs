@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::data::{Dataset, LineItem, Order};
 use super::gate::ApiFault;
-use super::orders::{line_item_id, path_order};
+use super::orders::{OrderAmounts, line_item_id, path_order};
 use super::{Ctx, Sandbox};
 use shoplake_tiktok::region::Minor;
 
@@ -67,29 +67,23 @@ fn item_taxes(items: &[LineItem], tax: i64) -> Vec<i64> {
 }
 
 fn price_detail_of<'a>(ds: &'a Dataset, o: &Order) -> PriceDetail<'a> {
-    let region = ds.shops[o.shop as usize].region;
-    let m = |v: i64| Minor {
-        minor: v,
-        digits: region.minor_digits,
-    };
+    let a = OrderAmounts::of(ds, o);
+    let m = |v: i64| a.minor(v);
     let items = ds.items_of(o);
-    let sum = |f: fn(&LineItem) -> i64| items.iter().map(f).sum::<i64>();
-    let sub = sum(LineItem::sale_price);
-    let shipping = o.original_shipping_fee - o.shipping_fee_platform_discount;
     let taxes = item_taxes(items, o.tax);
     PriceDetail {
-        currency: region.currency,
-        sku_list_price: m(sum(|l| l.original_price)),
-        sku_sale_price: m(sub),
-        subtotal_deduction_seller: m(sum(|l| l.seller_discount)),
-        subtotal_deduction_platform: m(sum(|l| l.platform_discount)),
-        subtotal: m(sub),
+        currency: a.currency,
+        sku_list_price: m(a.list),
+        sku_sale_price: m(a.sale),
+        subtotal_deduction_seller: m(a.seller_discount),
+        subtotal_deduction_platform: m(a.platform_discount),
+        subtotal: m(a.sale),
         shipping_list_price: m(o.original_shipping_fee),
         shipping_fee_deduction_platform: m(o.shipping_fee_platform_discount),
         shipping_fee_deduction_seller: m(0),
-        shipping_sale_price: m(shipping),
-        tax: m(o.tax),
-        total: m(sub + shipping + o.tax),
+        shipping_sale_price: m(a.shipping),
+        tax: m(a.tax),
+        total: m(a.total()),
         line_items: items
             .iter()
             .zip(taxes)
@@ -97,7 +91,7 @@ fn price_detail_of<'a>(ds: &'a Dataset, o: &Order) -> PriceDetail<'a> {
             .map(|(k, (li, tax))| LinePrice {
                 id: line_item_id(o, k).to_string(),
                 sku_id: &ds.skus[li.sku as usize].id,
-                currency: region.currency,
+                currency: a.currency,
                 sku_list_price: m(li.original_price),
                 sku_sale_price: m(li.sale_price()),
                 subtotal_deduction_seller: m(li.seller_discount),

@@ -486,71 +486,12 @@ pub(super) fn package_id(o: &Order) -> Prefixed {
 /// Renders an order as of `clock`.
 pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
     let shop = &ds.shops[o.shop as usize];
-    let region = shop.region;
-    let d = region.minor_digits;
-    let m = |v: i64| Minor {
-        minor: v,
-        digits: d,
-    };
     let (st, upd) = o.state_at(clock);
     let seen = |t: i64| Order::seen(t, clock);
-    let items = ds.items_of(o);
-    let sum = |f: fn(&LineItem) -> i64| items.iter().map(f).sum::<i64>();
-    let sub_total = sum(LineItem::sale_price);
-    let shipping_fee = o.original_shipping_fee - o.shipping_fee_platform_discount;
-    let shipped = o.ev.shipped <= clock;
-    let packed = o.ev.rts <= clock;
-    let (prov_id, prov_name) = PROVIDERS[o.provider as usize];
-    let tracking = shipped.then(|| tracking_number(o));
+    let ship = Shipment::at(o, clock);
     let cancelled = o.ev.cancelled <= clock;
-    let (cancel_reason, initiator) = match (cancelled, o.initiator) {
-        (true, Initiator::Buyer) => (Some("No longer needed"), Some("BUYER")),
-        (true, Initiator::Seller) => (Some("Out of stock"), Some("SELLER")),
-        (true, Initiator::System) => (Some("Pay time out"), Some("SYSTEM")),
-        _ => (None, None),
-    };
-    let package_status = if o.ev.delivered <= clock {
-        Some("DELIVERED")
-    } else if shipped {
-        Some("IN_TRANSIT")
-    } else if packed {
-        Some("TO_FULFILL")
-    } else {
-        None
-    };
-    let room = ds.content.live_of(ds.config.seed, o).map(|s| s.id.as_str());
-    let line_items = items
-        .iter()
-        .enumerate()
-        .map(|(k, li)| {
-            let sku = &ds.skus[li.sku as usize];
-            let p = &ds.products[sku.product as usize];
-            LineItemJson {
-                id: line_item_id(o, k),
-                sku_id: &sku.id,
-                product_id: &p.id,
-                product_name: &p.title,
-                sku_name: sku.variant,
-                seller_sku: &sku.seller_sku,
-                sku_type: "NORMAL",
-                display_status: st,
-                currency: region.currency,
-                original_price: m(li.original_price),
-                sale_price: m(li.sale_price()),
-                seller_discount: m(li.seller_discount),
-                platform_discount: m(li.platform_discount),
-                package_id: packed.then(|| package_id(o)),
-                package_status,
-                shipping_provider_id: packed.then_some(prov_id),
-                shipping_provider_name: packed.then_some(prov_name),
-                tracking_number: tracking,
-                rts_time: seen(o.ev.rts),
-                cancel_user: initiator,
-                is_gift: false,
-                room_id: room,
-            }
-        })
-        .collect();
+    let (cancel_reason, initiator) = cancellation(o, cancelled);
+    let method = PAYMENT_METHODS[o.payment_method as usize];
     OrderJson {
         id: Prefixed::id(o.id),
         status: st,
@@ -575,11 +516,11 @@ pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
         shipping_type: "TIKTOK",
         delivery_type: "HOME_DELIVERY",
         warehouse_id: &shop.warehouse_id,
-        shipping_provider: packed.then_some(prov_name),
-        shipping_provider_id: packed.then_some(prov_id),
-        tracking_number: tracking,
-        payment_method_name: PAYMENT_METHODS[o.payment_method as usize],
-        is_cod: PAYMENT_METHODS[o.payment_method as usize] == "Cash on delivery",
+        shipping_provider: ship.packed.then_some(ship.provider_name),
+        shipping_provider_id: ship.packed.then_some(ship.provider_id),
+        tracking_number: ship.tracking,
+        payment_method_name: method,
+        is_cod: method == "Cash on delivery",
         is_sample_order: false,
         is_on_hold_order: false,
         is_replacement_order: false,
@@ -592,44 +533,204 @@ pub fn render<'a>(ds: &'a Dataset, o: &Order, clock: i64) -> OrderJson<'a> {
             width: 9,
             suffix: "@scs2.tiktok.com",
         },
-        packages: if packed {
+        packages: if ship.packed {
             vec![PackageRef { id: package_id(o) }]
         } else {
             Vec::new()
         },
-        payment: Payment {
-            currency: region.currency,
-            original_total_product_price: m(sum(|l| l.original_price)),
-            sub_total: m(sub_total),
-            seller_discount: m(sum(|l| l.seller_discount)),
-            platform_discount: m(sum(|l| l.platform_discount)),
-            original_shipping_fee: m(o.original_shipping_fee),
-            shipping_fee: m(shipping_fee),
-            shipping_fee_platform_discount: m(o.shipping_fee_platform_discount),
-            shipping_fee_seller_discount: m(0),
-            tax: m(o.tax),
-            product_tax: m(o.tax),
-            shipping_fee_tax: m(0),
-            total_amount: m(sub_total + shipping_fee + o.tax),
-        },
-        recipient_address: Address {
-            region_code: region.code,
-            postal_code: Prefixed {
-                prefix: "",
-                n: o.user_id % 100_000,
-                width: 5,
-                suffix: "",
-            },
-            full_address: "******",
-            phone_number: "(+1)******",
-            name: "S***",
-            address_detail: "******",
-        },
-        line_items,
+        payment: payment(ds, o),
+        recipient_address: recipient_address(o, shop.region.code),
+        line_items: line_items(ds, o, clock, st, &ship, initiator),
         payment_method_code: None,
         payment_card_type: None,
         payment_auth_code: None,
         delivery_option_tier: None,
+    }
+}
+
+/// An order's package at a clock, as the order and its line items show it.
+struct Shipment {
+    /// Marked ready to ship: the order has its package.
+    packed: bool,
+    provider_id: &'static str,
+    provider_name: &'static str,
+    /// Once shipped.
+    tracking: Option<Prefixed>,
+    /// `TO_FULFILL`, `IN_TRANSIT` or `DELIVERED` once packed.
+    package_status: Option<&'static str>,
+}
+
+impl Shipment {
+    fn at(o: &Order, clock: i64) -> Shipment {
+        let shipped = o.ev.shipped <= clock;
+        let packed = o.ev.rts <= clock;
+        let (provider_id, provider_name) = PROVIDERS[o.provider as usize];
+        let package_status = if o.ev.delivered <= clock {
+            Some("DELIVERED")
+        } else if shipped {
+            Some("IN_TRANSIT")
+        } else if packed {
+            Some("TO_FULFILL")
+        } else {
+            None
+        };
+        Shipment {
+            packed,
+            provider_id,
+            provider_name,
+            tracking: shipped.then(|| tracking_number(o)),
+            package_status,
+        }
+    }
+}
+
+/// Reason and initiator of `o`'s cancellation when it is `cancelled` by the clock.
+fn cancellation(o: &Order, cancelled: bool) -> (Option<&'static str>, Option<&'static str>) {
+    match (cancelled, o.initiator) {
+        (true, Initiator::Buyer) => (Some("No longer needed"), Some("BUYER")),
+        (true, Initiator::Seller) => (Some("Out of stock"), Some("SELLER")),
+        (true, Initiator::System) => (Some("Pay time out"), Some("SYSTEM")),
+        _ => (None, None),
+    }
+}
+
+/// `o`'s line items as of `clock`: order status `st`, cancelled by `cancel_user`.
+fn line_items<'a>(
+    ds: &'a Dataset,
+    o: &Order,
+    clock: i64,
+    st: &'static str,
+    ship: &Shipment,
+    cancel_user: Option<&'static str>,
+) -> Vec<LineItemJson<'a>> {
+    let region = ds.shops[o.shop as usize].region;
+    let m = |v: i64| Minor {
+        minor: v,
+        digits: region.minor_digits,
+    };
+    let room = ds.content.live_of(ds.config.seed, o).map(|s| s.id.as_str());
+    ds.items_of(o)
+        .iter()
+        .enumerate()
+        .map(|(k, li)| {
+            let sku = &ds.skus[li.sku as usize];
+            let p = &ds.products[sku.product as usize];
+            LineItemJson {
+                id: line_item_id(o, k),
+                sku_id: &sku.id,
+                product_id: &p.id,
+                product_name: &p.title,
+                sku_name: sku.variant,
+                seller_sku: &sku.seller_sku,
+                sku_type: "NORMAL",
+                display_status: st,
+                currency: region.currency,
+                original_price: m(li.original_price),
+                sale_price: m(li.sale_price()),
+                seller_discount: m(li.seller_discount),
+                platform_discount: m(li.platform_discount),
+                package_id: ship.packed.then(|| package_id(o)),
+                package_status: ship.package_status,
+                shipping_provider_id: ship.packed.then_some(ship.provider_id),
+                shipping_provider_name: ship.packed.then_some(ship.provider_name),
+                tracking_number: ship.tracking,
+                rts_time: Order::seen(o.ev.rts, clock),
+                cancel_user,
+                is_gift: false,
+                room_id: room,
+            }
+        })
+        .collect()
+}
+
+/// An order's price build-up in its shop's currency: the amounts order search's `payment`
+/// and the price detail show.
+pub(super) struct OrderAmounts {
+    /// The shop's currency.
+    pub(super) currency: &'static str,
+    /// Its digits after the decimal point.
+    digits: u32,
+    /// Σ original prices of the line items.
+    pub(super) list: i64,
+    /// Σ sale prices of the line items (the `sub_total`).
+    pub(super) sale: i64,
+    /// Σ seller discounts.
+    pub(super) seller_discount: i64,
+    /// Σ platform discounts.
+    pub(super) platform_discount: i64,
+    /// Shipping fee after the platform's shipping discount.
+    pub(super) shipping: i64,
+    /// Product tax.
+    pub(super) tax: i64,
+}
+
+impl OrderAmounts {
+    /// The amounts of `o`.
+    pub(super) fn of(ds: &Dataset, o: &Order) -> OrderAmounts {
+        let region = ds.shops[o.shop as usize].region;
+        let items = ds.items_of(o);
+        let sum = |f: fn(&LineItem) -> i64| items.iter().map(f).sum::<i64>();
+        OrderAmounts {
+            currency: region.currency,
+            digits: region.minor_digits,
+            list: sum(|l| l.original_price),
+            sale: sum(LineItem::sale_price),
+            seller_discount: sum(|l| l.seller_discount),
+            platform_discount: sum(|l| l.platform_discount),
+            shipping: o.original_shipping_fee - o.shipping_fee_platform_discount,
+            tax: o.tax,
+        }
+    }
+
+    /// What the buyer pays: items, shipping and tax.
+    pub(super) fn total(&self) -> i64 {
+        self.sale + self.shipping + self.tax
+    }
+
+    /// `v` minor units of the currency.
+    pub(super) fn minor(&self, v: i64) -> Minor {
+        Minor {
+            minor: v,
+            digits: self.digits,
+        }
+    }
+}
+
+/// `o`'s payment amounts in its shop's currency.
+fn payment(ds: &Dataset, o: &Order) -> Payment {
+    let a = OrderAmounts::of(ds, o);
+    let m = |v: i64| a.minor(v);
+    Payment {
+        currency: a.currency,
+        original_total_product_price: m(a.list),
+        sub_total: m(a.sale),
+        seller_discount: m(a.seller_discount),
+        platform_discount: m(a.platform_discount),
+        original_shipping_fee: m(o.original_shipping_fee),
+        shipping_fee: m(a.shipping),
+        shipping_fee_platform_discount: m(o.shipping_fee_platform_discount),
+        shipping_fee_seller_discount: m(0),
+        tax: m(a.tax),
+        product_tax: m(a.tax),
+        shipping_fee_tax: m(0),
+        total_amount: m(a.total()),
+    }
+}
+
+/// `o`'s masked recipient address.
+fn recipient_address(o: &Order, region_code: &'static str) -> Address {
+    Address {
+        region_code,
+        postal_code: Prefixed {
+            prefix: "",
+            n: o.user_id % 100_000,
+            width: 5,
+            suffix: "",
+        },
+        full_address: "******",
+        phone_number: "(+1)******",
+        name: "S***",
+        address_detail: "******",
     }
 }
 
@@ -655,7 +756,7 @@ fn with_detail<'a>(mut j: OrderJson<'a>, o: &Order) -> OrderJson<'a> {
         _ => "WALLET",
     });
     j.payment_card_type =
-        (j.payment_method_code == Some("CARD")).then_some(if o.user_id % 3 == 0 {
+        (j.payment_method_code == Some("CARD")).then_some(if o.user_id.is_multiple_of(3) {
             "MASTERCARD"
         } else {
             "VISA"

@@ -272,6 +272,46 @@ pub fn number_page(
     Ok(start..(start + size).min(len))
 }
 
+/// The part of a time-sorted index `[(time, row)]` with `ge <= time < lt`.
+pub fn time_range(index: &[(i64, u32)], ge: Option<i64>, lt: Option<i64>) -> &[(i64, u32)] {
+    let lo = ge.map_or(0, |g| index.partition_point(|&(t, _)| t < g));
+    let hi = lt.map_or(index.len(), |l| index.partition_point(|&(t, _)| t < l));
+    &index[lo..hi.max(lo)]
+}
+
+/// The body of one page of a token-paged list: `next_page_token`, `total_count` and the
+/// records under `field` (e.g. `packages`).
+pub fn page_json<T: serde::Serialize>(
+    field: &str,
+    next_page_token: String,
+    total_count: u32,
+    records: &[T],
+) -> Vec<u8> {
+    use serde::ser::SerializeMap;
+    struct Body<'a, T> {
+        field: &'a str,
+        next: String,
+        total: u32,
+        records: &'a [T],
+    }
+    impl<T: serde::Serialize> serde::Serialize for Body<'_, T> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut m = s.serialize_map(Some(3))?;
+            m.serialize_entry("next_page_token", &self.next)?;
+            m.serialize_entry("total_count", &self.total)?;
+            m.serialize_entry(self.field, self.records)?;
+            m.end()
+        }
+    }
+    serde_json::to_vec(&Body {
+        field,
+        next: next_page_token,
+        total: total_count,
+        records,
+    })
+    .expect("serializable")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,44 +365,4 @@ mod tests {
         assert!(page_size(Some("0"), 100).is_err());
         assert!(page_size(None, 100).is_err());
     }
-}
-
-/// The part of a time-sorted index `[(time, row)]` with `ge <= time < lt`.
-pub fn time_range(index: &[(i64, u32)], ge: Option<i64>, lt: Option<i64>) -> &[(i64, u32)] {
-    let lo = ge.map_or(0, |g| index.partition_point(|&(t, _)| t < g));
-    let hi = lt.map_or(index.len(), |l| index.partition_point(|&(t, _)| t < l));
-    &index[lo..hi.max(lo)]
-}
-
-/// The body of one page of a token-paged list: `next_page_token`, `total_count` and the
-/// records under `field` (e.g. `packages`).
-pub fn page_json<T: serde::Serialize>(
-    field: &str,
-    next_page_token: String,
-    total_count: u32,
-    records: &[T],
-) -> Vec<u8> {
-    use serde::ser::SerializeMap;
-    struct Body<'a, T> {
-        field: &'a str,
-        next: String,
-        total: u32,
-        records: &'a [T],
-    }
-    impl<T: serde::Serialize> serde::Serialize for Body<'_, T> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut m = s.serialize_map(Some(3))?;
-            m.serialize_entry("next_page_token", &self.next)?;
-            m.serialize_entry("total_count", &self.total)?;
-            m.serialize_entry(self.field, self.records)?;
-            m.end()
-        }
-    }
-    serde_json::to_vec(&Body {
-        field,
-        next: next_page_token,
-        total: total_count,
-        records,
-    })
-    .expect("serializable")
 }

@@ -163,7 +163,7 @@ pub fn temp_id(c: &Creator) -> String {
 /// `camp`: (videos, LIVEs), or None when it does not. Only partner creators (even index)
 /// promote.
 pub fn promotion(seed: u64, camp: &Campaign, e: &Enrolled, ci: usize) -> Option<(u32, u32)> {
-    if ci % 2 != 0 {
+    if !ci.is_multiple_of(2) {
         return None;
     }
     let mut r = Rng::new(

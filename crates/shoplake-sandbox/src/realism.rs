@@ -180,7 +180,7 @@ fn apply_churn(ds: &mut Dataset) {
             continue;
         }
         let region = ds.shops[p.shop].region;
-        let mut r = Rng::new(ds.config.seed ^ 0x4348_5552_4E, u64::from(i));
+        let mut r = Rng::new(ds.config.seed ^ 0x0043_4855_524E, u64::from(i));
         let at = change_time(ds, p.create_time, &mut r).max(p.update_time + 3600);
         let lost = range.start + r.range(0, range.len() as i64) as u32;
         let old = &ds.skus[lost as usize];

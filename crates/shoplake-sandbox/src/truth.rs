@@ -18,7 +18,7 @@ use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 
 use super::Sandbox;
-use super::data::{local_date, status};
+use super::data::{Dataset, View, local_date, status};
 use shoplake_tiktok::region::format_minor;
 
 #[derive(Deserialize)]
@@ -113,125 +113,7 @@ pub(super) async fn truth(
         if q.shop.as_deref().is_some_and(|c| c != shop.cipher) {
             continue;
         }
-        let r = shop.region;
-        let mut days: BTreeMap<chrono::NaiveDate, Acc> = BTreeMap::new();
-        let mut status_counts: BTreeMap<&'static str, u64> =
-            status::ALL.iter().map(|s| (*s, 0)).collect();
-        let mut line_items = 0;
-        for &(create, i) in &view.shops[si].by_create {
-            let o = &ds.orders[i as usize];
-            let (st, _) = o.state_at(view.clock);
-            *status_counts.entry(st).or_default() += 1;
-            let a = days.entry(local_date(r, create)).or_default();
-            let sub = ds.sub_total(o);
-            let units = o.items.len() as u64;
-            line_items += units;
-            a.orders += 1;
-            a.units += units;
-            a.gross += sub;
-            if st == status::CANCELLED {
-                a.cancelled += 1;
-            } else {
-                a.net += sub;
-                a.total += sub + o.original_shipping_fee - o.shipping_fee_platform_discount + o.tax;
-            }
-        }
-        // Products are a catalog (`full_history`): a backfill lands every product.
-        let catalog = catalog_truth(ds, view.clock, si);
-        let analytics = super::analytics::truth(ds, &view, si);
-        let finance = super::finance::truth(ds, &view, si);
-        let sv = &view.shops[si];
-        let returns = sv
-            .returns_by_update
-            .iter()
-            .filter_map(|&(_, i)| ds.return_of(&ds.orders[i as usize]));
-        let (mut return_items, mut return_records) = (0u64, 0u64);
-        for r in returns {
-            return_items += u64::from(r.items);
-            return_records += r.steps().iter().filter(|(t, _)| *t <= view.clock).count() as u64;
-        }
-        let mut tables: BTreeMap<&'static str, u64> = snapshot_counts(ds, si);
-        tables.extend([
-            ("orders", sv.by_create.len() as u64),
-            ("order_line_items", line_items_of(ds, sv)),
-            ("order_details", sv.by_create.len() as u64),
-            ("products", catalog.products),
-            ("product_details", catalog.products),
-            ("product_skus", catalog.skus),
-            ("cancellations", status_counts[status::CANCELLED]),
-            ("returns", sv.returns_by_update.len() as u64),
-            ("return_line_items", return_items),
-            ("return_records", return_records),
-            ("packages", sv.packages_by_update.len() as u64),
-            ("delivery_options", 4),
-            // Per warehouse: standard (every provider) + express (two).
-            (
-                "shipping_providers",
-                2 * (super::data::PROVIDERS.len() as u64 + 2),
-            ),
-            ("statements", finance.statements),
-            ("statement_transactions", finance.statement_transactions),
-            ("payments", finance.payments),
-            ("withdrawals", finance.withdrawals),
-            ("unsettled_transactions", finance.unsettled_transactions),
-        ]);
-        tables.extend(order_detail_counts(ds, &view, si));
-        tables.extend(super::partner::truth(ds, &view, si));
-        tables.extend(super::listing::truth(ds, &view, si));
-        tables.extend(super::fbt::truth(ds, &view, si));
-        tables.extend(super::collab::truth(ds, &view, si));
-        tables.extend(super::media::truth(ds, &view, si));
-        tables.extend(super::promotion::truth(ds, si, view.clock));
-        tables.extend(super::affiliate::truth(ds, &view, si));
-        tables.extend(super::service::truth(ds, &view, si));
-        tables.extend(
-            analytics
-                .iter()
-                .filter(|(k, _)| !k.starts_with('_'))
-                .map(|(k, v)| (*k, *v)),
-        );
-        shops.push(ShopTruth {
-            shop_id: shop.id.clone(),
-            shop_cipher: shop.cipher.clone(),
-            name: shop.name.clone(),
-            region: r.code,
-            currency: r.currency,
-            time_zone: r.tz.name(),
-            orders: view.shops[si].by_create.len() as u64,
-            line_items,
-            products: catalog.products,
-            skus: catalog.skus,
-            deleted_products: catalog.deleted,
-            churned_products: catalog.churned,
-            deleted_activities: super::promotion::deleted_activities(ds, si, view.clock),
-            status_counts,
-            returns: view.shops[si].returns_by_update.len() as u64,
-            packages: view.shops[si].packages_by_update.len() as u64,
-            finance,
-            marts: super::mart_truth::truth(ds, &view, si),
-            snapshots: snapshot_counts(ds, si),
-            analytics_days: analytics["_days_with_orders"],
-            product_performance: analytics["product_performance"],
-            tables,
-            return_line_items: view.shops[si]
-                .returns_by_update
-                .iter()
-                .filter_map(|&(_, i)| ds.return_of(&ds.orders[i as usize]))
-                .map(|r| r.items as u64)
-                .sum(),
-            days: days
-                .into_iter()
-                .map(|(d, a)| Day {
-                    date: d.to_string(),
-                    orders: a.orders,
-                    cancelled_orders: a.cancelled,
-                    units: a.units,
-                    gross_gmv: format_minor(a.gross, r.minor_digits),
-                    net_gmv: format_minor(a.net, r.minor_digits),
-                    total_amount: format_minor(a.total, r.minor_digits),
-                })
-                .collect(),
-        });
+        shops.push(shop_truth(ds, &view, si));
     }
     Json(Truth {
         seed: ds.config.seed,
@@ -239,6 +121,177 @@ pub(super) async fn truth(
         clock: view.clock,
         shops,
     })
+}
+
+/// The truth for shop `si` as of the view's clock.
+fn shop_truth(ds: &Dataset, view: &View, si: usize) -> ShopTruth {
+    let shop = &ds.shops[si];
+    let r = shop.region;
+    let sv = &view.shops[si];
+    let orders = tally_orders(ds, view, si);
+    // Products are a catalog (`full_history`): a backfill lands every product.
+    let catalog = catalog_truth(ds, view.clock, si);
+    let analytics = super::analytics::truth(ds, view, si);
+    let finance = super::finance::truth(ds, view, si);
+    let mut tables: BTreeMap<&'static str, u64> = snapshot_counts(ds, si);
+    tables.extend(own_table_counts(ds, view, si, &orders, &catalog, &finance));
+    extend_module_tables(&mut tables, ds, view, si, &analytics);
+    ShopTruth {
+        shop_id: shop.id.clone(),
+        shop_cipher: shop.cipher.clone(),
+        name: shop.name.clone(),
+        region: r.code,
+        currency: r.currency,
+        time_zone: r.tz.name(),
+        orders: sv.by_create.len() as u64,
+        line_items: orders.line_items,
+        products: catalog.products,
+        skus: catalog.skus,
+        deleted_products: catalog.deleted,
+        churned_products: catalog.churned,
+        deleted_activities: super::promotion::deleted_activities(ds, si, view.clock),
+        status_counts: orders.status_counts,
+        returns: sv.returns_by_update.len() as u64,
+        packages: sv.packages_by_update.len() as u64,
+        finance,
+        marts: super::mart_truth::truth(ds, view, si),
+        snapshots: snapshot_counts(ds, si),
+        analytics_days: analytics["_days_with_orders"],
+        product_performance: analytics["product_performance"],
+        tables,
+        return_line_items: orders.return_items,
+        days: orders
+            .days
+            .into_iter()
+            .map(|(d, a)| Day {
+                date: d.to_string(),
+                orders: a.orders,
+                cancelled_orders: a.cancelled,
+                units: a.units,
+                gross_gmv: format_minor(a.gross, r.minor_digits),
+                net_gmv: format_minor(a.net, r.minor_digits),
+                total_amount: format_minor(a.total, r.minor_digits),
+            })
+            .collect(),
+    }
+}
+
+/// Shop `si`'s orders (by the view) counted per local day and status, with their line
+/// items and those of its return requests.
+struct OrderCounts {
+    days: BTreeMap<chrono::NaiveDate, Acc>,
+    status_counts: BTreeMap<&'static str, u64>,
+    line_items: u64,
+    /// Line items of the return requests made by the clock.
+    return_items: u64,
+    /// Status steps of those requests reached by the clock.
+    return_records: u64,
+}
+
+/// Counts shop `si`'s orders and return requests as of the view's clock.
+fn tally_orders(ds: &Dataset, view: &View, si: usize) -> OrderCounts {
+    let r = ds.shops[si].region;
+    let mut days: BTreeMap<chrono::NaiveDate, Acc> = BTreeMap::new();
+    let mut status_counts: BTreeMap<&'static str, u64> =
+        status::ALL.iter().map(|s| (*s, 0)).collect();
+    let mut line_items = 0;
+    for &(create, i) in &view.shops[si].by_create {
+        let o = &ds.orders[i as usize];
+        let (st, _) = o.state_at(view.clock);
+        *status_counts.entry(st).or_default() += 1;
+        let a = days.entry(local_date(r, create)).or_default();
+        let sub = ds.sub_total(o);
+        let units = o.items.len() as u64;
+        line_items += units;
+        a.orders += 1;
+        a.units += units;
+        a.gross += sub;
+        if st == status::CANCELLED {
+            a.cancelled += 1;
+        } else {
+            a.net += sub;
+            a.total += sub + o.original_shipping_fee - o.shipping_fee_platform_discount + o.tax;
+        }
+    }
+    let returns = view.shops[si]
+        .returns_by_update
+        .iter()
+        .filter_map(|&(_, i)| ds.return_of(&ds.orders[i as usize]));
+    let (mut return_items, mut return_records) = (0u64, 0u64);
+    for r in returns {
+        return_items += u64::from(r.items);
+        return_records += r.steps().iter().filter(|(t, _)| *t <= view.clock).count() as u64;
+    }
+    OrderCounts {
+        days,
+        status_counts,
+        line_items,
+        return_items,
+        return_records,
+    }
+}
+
+/// Rows of the order, product, return, package, logistics and finance tables.
+fn own_table_counts(
+    ds: &Dataset,
+    view: &View,
+    si: usize,
+    orders: &OrderCounts,
+    catalog: &CatalogTruth,
+    finance: &super::finance::FinanceTruth,
+) -> [(&'static str, u64); 18] {
+    let sv = &view.shops[si];
+    [
+        ("orders", sv.by_create.len() as u64),
+        ("order_line_items", line_items_of(ds, sv)),
+        ("order_details", sv.by_create.len() as u64),
+        ("products", catalog.products),
+        ("product_details", catalog.products),
+        ("product_skus", catalog.skus),
+        ("cancellations", orders.status_counts[status::CANCELLED]),
+        ("returns", sv.returns_by_update.len() as u64),
+        ("return_line_items", orders.return_items),
+        ("return_records", orders.return_records),
+        ("packages", sv.packages_by_update.len() as u64),
+        ("delivery_options", 4),
+        // Per warehouse: standard (every provider) + express (two).
+        (
+            "shipping_providers",
+            2 * (super::data::PROVIDERS.len() as u64 + 2),
+        ),
+        ("statements", finance.statements),
+        ("statement_transactions", finance.statement_transactions),
+        ("payments", finance.payments),
+        ("withdrawals", finance.withdrawals),
+        ("unsettled_transactions", finance.unsettled_transactions),
+    ]
+}
+
+/// Adds the rows of the tables the other endpoint modules fill, in this order (a later
+/// count of a table replaces an earlier one), then analytics' (its `_` keys are not
+/// tables).
+fn extend_module_tables(
+    tables: &mut BTreeMap<&'static str, u64>,
+    ds: &Dataset,
+    view: &View,
+    si: usize,
+    analytics: &BTreeMap<&'static str, u64>,
+) {
+    tables.extend(order_detail_counts(ds, view, si));
+    tables.extend(super::partner::truth(ds, view, si));
+    tables.extend(super::listing::truth(ds, view, si));
+    tables.extend(super::fbt::truth(ds, view, si));
+    tables.extend(super::collab::truth(ds, view, si));
+    tables.extend(super::media::truth(ds, view, si));
+    tables.extend(super::promotion::truth(ds, si, view.clock));
+    tables.extend(super::affiliate::truth(ds, view, si));
+    tables.extend(super::service::truth(ds, view, si));
+    tables.extend(
+        analytics
+            .iter()
+            .filter(|(k, _)| !k.starts_with('_'))
+            .map(|(k, v)| (*k, *v)),
+    );
 }
 
 /// Shop `si`'s products listed by the clock, as its catalog stands then.

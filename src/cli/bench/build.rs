@@ -3,33 +3,30 @@
 //! incremental build and a full rebuild of the same data, side by side in one run. Writes
 //! a JSON results file; numbers are for reports, never asserted.
 //!
-//! The incremental build runs with no lookback: it stands for the next scheduled build,
-//! which comes long after the lookback (10 minutes) has passed; here the backfill ends
-//! seconds before it.
+//! The incremental build finds the day's changed windows by the Delta versions its inputs
+//! moved through since the full build, as the next scheduled build would.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use serde::Serialize;
 
-use shoplake::api::ClientConfig;
-use shoplake::api::auth::exchange_and_store;
 use shoplake::app::App;
 use shoplake::config::Config;
 use shoplake::models::{BuildKind, BuildOptions, BuildReport};
-use shoplake_sandbox::{self as sandbox, DEFAULT_AUTH_CODE, SandboxConfig};
+
+use super::{sandbox_app, spawn_sandbox, write_results};
+use crate::cli::sandbox::SizeArgs;
 
 /// Bench parameters.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Args)]
 pub struct BuildBench {
-    /// Shops.
-    pub shops: usize,
-    /// Orders over all shops.
-    pub orders: usize,
-    /// Days of history.
-    pub days: u32,
+    #[command(flatten)]
+    pub size: SizeArgs,
     /// Results file.
+    #[arg(long, default_value = "bench/results/build.json")]
     pub out: PathBuf,
 }
 
@@ -52,11 +49,8 @@ pub struct BuildRun {
 #[derive(Debug, Serialize)]
 pub struct BuildBenchResult {
     /// Shops, orders, days of the sandbox.
-    pub shops: usize,
-    /// Orders.
-    pub orders: usize,
-    /// Days.
-    pub days: u32,
+    #[serde(flatten)]
+    pub size: SizeArgs,
     /// Rows the backfill landed, and its seconds.
     pub backfill_rows: u64,
     /// Seconds.
@@ -109,22 +103,14 @@ async fn row_counts(app: &App) -> anyhow::Result<BTreeMap<String, i64>> {
 
 /// Runs the bench and writes `out`.
 pub async fn run_build_bench(b: &BuildBench) -> anyhow::Result<BuildBenchResult> {
-    let mut cfg = SandboxConfig::default();
-    cfg.data.shops = b.shops;
-    cfg.data.orders = b.orders;
-    cfg.data.days = b.days;
-    cfg.rps = 0.0;
-    let sb = sandbox::spawn(cfg.clone(), "127.0.0.1:0".parse()?).await?;
+    let (cfg, sb) = spawn_sandbox(&b.size, 0.0).await?;
     let clock = cfg.data.clock;
     sb.sandbox.set_clock(clock - 86_400);
     let dir = tempfile::tempdir()?;
-    let mut cc = ClientConfig::for_base(&sb.base_url(), &cfg.app_key, &cfg.app_secret)?;
-    cc.max_rps = 1000.0;
-    let app = App::new(Config::default(), dir.path())?.with_client_config(cc);
-    exchange_and_store(&app.client()?, DEFAULT_AUTH_CODE).await?;
+    let app = sandbox_app(&sb, &cfg, Config::default(), dir.path(), 1000.0).await?;
 
     let t = Instant::now();
-    let from = clock - (i64::from(b.days) + 2) * 86_400;
+    let from = clock - (i64::from(b.size.days) + 2) * 86_400;
     let sum = app.backfill(from, clock - 86_400 + 1, None, None).await?;
     anyhow::ensure!(sum.errors.is_empty(), "backfill: {:?}", sum.errors);
     let backfill_seconds = t.elapsed().as_secs_f64();
@@ -161,9 +147,7 @@ pub async fn run_build_bench(b: &BuildBench) -> anyhow::Result<BuildBenchResult>
     sb.stop().await;
 
     let result = BuildBenchResult {
-        shops: b.shops,
-        orders: b.orders,
-        days: b.days,
+        size: b.size.clone(),
         backfill_rows: sum.rows,
         backfill_seconds,
         day_rows: day.rows,
@@ -172,9 +156,6 @@ pub async fn run_build_bench(b: &BuildBench) -> anyhow::Result<BuildBenchResult>
         same_row_counts: incremental_counts == full_counts,
         runs,
     };
-    if let Some(dir) = b.out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&b.out, serde_json::to_vec_pretty(&result)?)?;
+    write_results(&b.out, &result)?;
     Ok(result)
 }

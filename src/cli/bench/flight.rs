@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use arrow_flight::sql::client::FlightSqlServiceClient;
+use clap::Args;
 use futures::TryStreamExt;
 use serde::Serialize;
 
@@ -14,14 +15,19 @@ use shoplake::app::App;
 use shoplake::serve::access::{Credential, User};
 use shoplake::serve::{Access, AuditLog, Limits, ServeOptions, all_schemas};
 
+use super::{profile, write_results};
+
 /// Bench parameters.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Args)]
 pub struct FlightBench {
-    /// Runs per dashboard query (after 5 warm-up runs).
+    /// Runs per dashboard query.
+    #[arg(long, default_value_t = 200)]
     pub runs: usize,
     /// The large result to stream.
+    #[arg(long, default_value = "select * from raw.order_line_items")]
     pub large_sql: String,
     /// Results file.
+    #[arg(long, default_value = "bench/results/flight.json")]
     pub out: PathBuf,
 }
 
@@ -129,37 +135,12 @@ pub async fn run_flight_bench(app: &App, b: &FlightBench) -> anyhow::Result<Flig
     };
     let server =
         shoplake::serve::spawn(&app.lake, Some(&app.seeds_dir()), "127.0.0.1:0", opts).await?;
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))?
-        .connect()
-        .await?;
-    let mut c = FlightSqlServiceClient::new(ch);
+    let mut c = connect(server.addr).await?;
     c.handshake("bench", &password).await?;
-
     let mut out = Vec::new();
     let mut all = Vec::new();
     for q in &queries {
-        let mut rows = 0;
-        for _ in 0..5 {
-            rows = run_once(&mut c, &q.sql)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}: {e} (is the demo warehouse built?)", q.title))?
-                .0;
-        }
-        let mut ms = Vec::with_capacity(b.runs);
-        for _ in 0..b.runs {
-            let t = Instant::now();
-            run_once(&mut c, &q.sql).await?;
-            ms.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        all.extend_from_slice(&ms);
-        ms.sort_by(f64::total_cmp);
-        out.push(Latency {
-            query: q.title.clone(),
-            rows,
-            p50_ms: percentile(&ms, 0.5),
-            p95_ms: percentile(&ms, 0.95),
-            max_ms: *ms.last().unwrap_or(&0.0),
-        });
+        out.push(latency(&mut c, &q.title, &q.sql, b.runs, &mut all).await?);
     }
     all.sort_by(f64::total_cmp);
 
@@ -172,39 +153,75 @@ pub async fn run_flight_bench(app: &App, b: &FlightBench) -> anyhow::Result<Flig
         ServeOptions::open(),
     )
     .await?;
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))?
-        .connect()
-        .await?;
-    let mut c = FlightSqlServiceClient::new(ch);
-    let mut best = f64::MAX;
-    let (mut rows, mut bytes) = (0, 0);
-    for _ in 0..3 {
-        let t = Instant::now();
-        (rows, bytes) = run_once(&mut c, &b.large_sql).await?;
-        best = best.min(t.elapsed().as_secs_f64());
-    }
+    let large = throughput(&mut connect(server.addr).await?, &b.large_sql).await?;
     server.stop().await;
     let result = FlightBenchResult {
         runs: b.runs,
         queries: out,
         all_p95_ms: percentile(&all, 0.95),
-        large: Throughput {
-            sql: b.large_sql.clone(),
-            rows,
-            bytes,
-            seconds: best,
-            rows_per_second: rows as f64 / best.max(1e-9),
-            mib_per_second: bytes as f64 / (1024.0 * 1024.0) / best.max(1e-9),
-        },
-        profile: if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
+        large,
+        profile: profile(),
     };
-    if let Some(p) = b.out.parent() {
-        std::fs::create_dir_all(p)?;
-    }
-    std::fs::write(&b.out, serde_json::to_vec_pretty(&result)?)?;
+    write_results(&b.out, &result)?;
     Ok(result)
+}
+
+/// A Flight SQL client of the server at `addr`.
+async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Client> {
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    Ok(FlightSqlServiceClient::new(ch))
+}
+
+/// One dashboard query: 5 warm-up runs, then `runs` timed ones (their milliseconds also
+/// go to `all`).
+async fn latency(
+    c: &mut Client,
+    title: &str,
+    sql: &str,
+    runs: usize,
+    all: &mut Vec<f64>,
+) -> anyhow::Result<Latency> {
+    let mut rows = 0;
+    for _ in 0..5 {
+        rows = run_once(c, sql)
+            .await
+            .map_err(|e| anyhow::anyhow!("{title}: {e} (is the demo warehouse built?)"))?
+            .0;
+    }
+    let mut ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        run_once(c, sql).await?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    all.extend_from_slice(&ms);
+    ms.sort_by(f64::total_cmp);
+    Ok(Latency {
+        query: title.to_string(),
+        rows,
+        p50_ms: percentile(&ms, 0.5),
+        p95_ms: percentile(&ms, 0.95),
+        max_ms: *ms.last().unwrap_or(&0.0),
+    })
+}
+
+/// The large result streamed 3 times; the best run counts.
+async fn throughput(c: &mut Client, sql: &str) -> anyhow::Result<Throughput> {
+    let mut best = f64::MAX;
+    let (mut rows, mut bytes) = (0, 0);
+    for _ in 0..3 {
+        let t = Instant::now();
+        (rows, bytes) = run_once(c, sql).await?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(Throughput {
+        sql: sql.to_string(),
+        rows,
+        bytes,
+        seconds: best,
+        rows_per_second: rows as f64 / best.max(1e-9),
+        mib_per_second: bytes as f64 / (1024.0 * 1024.0) / best.max(1e-9),
+    })
 }

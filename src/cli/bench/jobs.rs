@@ -9,34 +9,36 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use clap::Args;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use shoplake::api::ClientConfig;
-use shoplake::api::auth::exchange_and_store;
-use shoplake::app::App;
 use shoplake::config::Config;
 use shoplake::jobs::{self, Job, Queue, Runtime};
-use shoplake_sandbox::{self as sandbox, DEFAULT_AUTH_CODE, SandboxConfig};
+use shoplake_sandbox::{self as sandbox, RunningSandbox, SandboxConfig};
+
+use super::{sandbox_app, spawn_sandbox, write_results};
+use crate::cli::sandbox::SizeArgs;
 
 /// Bench parameters.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Args)]
 pub struct JobsBench {
-    /// Shops.
-    pub shops: usize,
-    /// Orders over all shops.
-    pub orders: usize,
-    /// Days of history.
-    pub days: u32,
-    /// The sandbox's limit per endpoint, requests/s.
+    #[command(flatten)]
+    pub size: SizeArgs,
+    /// The sandbox's limit per endpoint, requests/s (the real API's is about 50).
+    #[arg(long, default_value_t = 50.0)]
     pub api_rps: f64,
-    /// The client's budget per endpoint family (shared by all workers).
+    /// The client budget per endpoint family, shared by all workers.
+    #[arg(long, default_value_t = 40.0)]
     pub client_rps: f64,
-    /// Worker counts to compare.
+    /// Worker counts to compare, comma-separated.
+    #[arg(long, default_value = "1,2", value_delimiter = ',')]
     pub workers: Vec<usize>,
     /// Job slots per worker.
+    #[arg(long, default_value_t = 4)]
     pub slots: usize,
     /// Results file.
+    #[arg(long, default_value = "bench/results/jobs.json")]
     pub out: PathBuf,
 }
 
@@ -72,12 +74,9 @@ pub struct JobsRun {
 /// The results file.
 #[derive(Debug, Serialize)]
 pub struct JobsBenchResult {
-    /// Shops.
-    pub shops: usize,
-    /// Orders.
-    pub orders: usize,
-    /// Days.
-    pub days: u32,
+    /// Shops, orders, days of the sandbox.
+    #[serde(flatten)]
+    pub size: SizeArgs,
     /// Sandbox limit per endpoint.
     pub api_rps: f64,
     /// Client budget per endpoint family.
@@ -90,100 +89,97 @@ pub struct JobsBenchResult {
 
 /// Runs the bench and writes `out`.
 pub async fn run_jobs_bench(b: &JobsBench) -> anyhow::Result<JobsBenchResult> {
-    let mut cfg = SandboxConfig::default();
-    cfg.data.shops = b.shops;
-    cfg.data.orders = b.orders;
-    cfg.data.days = b.days;
-    cfg.rps = b.api_rps;
-    let sb = sandbox::spawn(cfg.clone(), "127.0.0.1:0".parse()?).await?;
-    let clock = cfg.data.clock;
-    let (from, to) = (clock - (b.days as i64 + 2) * 86_400, clock + 1);
+    let (cfg, sb) = spawn_sandbox(&b.size, b.api_rps).await?;
     let mut runs = Vec::new();
     for &n in &b.workers {
-        let dir = tempfile::tempdir()?;
-        let mut config = Config::default();
-        config.jobs.concurrency = b.slots as u32;
-        let mut cc = ClientConfig::for_base(&sb.base_url(), &cfg.app_key, &cfg.app_secret)?;
-        cc.max_rps = b.client_rps;
-        let app = Arc::new(App::new(config, dir.path())?.with_client_config(cc));
-        exchange_and_store(&app.client()?, DEFAULT_AUTH_CODE).await?;
-        let q = Queue::open("sqlite", dir.path()).await?;
-        let plan = jobs::backfill::plan(&app, from, to, None, None, "")?;
-        let keys: Vec<String> = plan.iter().map(Job::key).collect();
-        let before = sb.sandbox.stats();
-        let jcfg = app.config.jobs_config()?;
-        q.push(&plan, jcfg.max_attempts).await?;
-        let t = Instant::now();
-        let mut workers = Vec::new();
-        for i in 0..n {
-            let (stop_tx, stop_rx) = watch::channel(false);
-            let rt = Runtime::new(
-                app.clone(),
-                q.clone(),
-                jcfg.clone(),
-                format!("bench-w{}", i + 1),
-                stop_rx,
-            )?;
-            let (quit_tx, mut quit_rx) = watch::channel(false);
-            let h = tokio::spawn(jobs::worker::work(rt.clone(), stop_tx, async move {
-                let _ = quit_rx.wait_for(|v| *v).await;
-            }));
-            workers.push((rt, quit_tx, h));
-        }
-        let (p, dead) = jobs::backfill::wait(&q, &keys).await?;
-        let wall = t.elapsed().as_secs_f64();
-        anyhow::ensure!(dead.is_empty(), "{} jobs died: {:?}", dead.len(), dead[0]);
-        let mut waited = 0.0;
-        for (rt, quit, h) in workers {
-            waited += rt.extractor.client().rate_limit_waited().as_secs_f64();
-            let _ = quit.send(true);
-            h.await??;
-        }
-        let after = sb.sandbox.stats();
-        let delta = |f: fn(&sandbox::EndpointStats) -> u64| -> BTreeMap<String, u64> {
-            after
-                .iter()
-                .map(|(k, v)| (k.to_string(), f(v) - before.get(k).map_or(0, f)))
-                .collect()
-        };
-        let reqs = delta(|s| s.requests);
-        let requests: u64 = reqs.values().sum();
-        let busiest = reqs.values().copied().max().unwrap_or(0);
-        let floor = busiest as f64 / b.client_rps.max(1e-9);
-        let mut per_worker = BTreeMap::new();
-        for r in q.by_keys(&keys).await? {
-            *per_worker.entry(r.worker.unwrap_or_default()).or_default() += 1;
-        }
-        let run = JobsRun {
-            workers: n,
-            jobs: plan.len(),
-            rows: p.rows,
-            wall_seconds: wall,
-            requests,
-            requests_per_second: requests as f64 / wall,
-            rate_limited: delta(|s| s.rate_limited).values().sum(),
-            busiest_endpoint_requests: busiest,
-            floor_seconds: floor,
-            wall_over_floor: wall / floor.max(1e-9),
-            rate_limit_wait_seconds: waited,
-            jobs_per_worker: per_worker,
-        };
-        tracing::info!(?run, "bench run");
-        runs.push(run);
+        runs.push(run_with(b, &sb, &cfg, n).await?);
     }
     sb.stop().await;
     let result = JobsBenchResult {
-        shops: b.shops,
-        orders: b.orders,
-        days: b.days,
+        size: b.size.clone(),
         api_rps: b.api_rps,
         client_rps: b.client_rps,
         slots: b.slots,
         runs,
     };
-    if let Some(dir) = b.out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&b.out, serde_json::to_vec_pretty(&result)?)?;
+    write_results(&b.out, &result)?;
     Ok(result)
+}
+
+/// The whole backfill with `n` workers, on a fresh lake and queue.
+async fn run_with(
+    b: &JobsBench,
+    sb: &RunningSandbox,
+    cfg: &SandboxConfig,
+    n: usize,
+) -> anyhow::Result<JobsRun> {
+    let clock = cfg.data.clock;
+    let (from, to) = (clock - (b.size.days as i64 + 2) * 86_400, clock + 1);
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::default();
+    config.jobs.concurrency = b.slots as u32;
+    let app = Arc::new(sandbox_app(sb, cfg, config, dir.path(), b.client_rps).await?);
+    let q = Queue::open("sqlite", dir.path()).await?;
+    let plan = jobs::backfill::plan(&app, from, to, None, None, "")?;
+    let keys: Vec<String> = plan.iter().map(Job::key).collect();
+    let before = sb.sandbox.stats();
+    let jcfg = app.config.jobs_config()?;
+    q.push(&plan, jcfg.max_attempts).await?;
+    let t = Instant::now();
+    let mut workers = Vec::new();
+    for i in 0..n {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let rt = Runtime::new(
+            app.clone(),
+            q.clone(),
+            jcfg.clone(),
+            format!("bench-w{}", i + 1),
+            stop_rx,
+        )?;
+        let (quit_tx, mut quit_rx) = watch::channel(false);
+        let h = tokio::spawn(jobs::worker::work(rt.clone(), stop_tx, async move {
+            let _ = quit_rx.wait_for(|v| *v).await;
+        }));
+        workers.push((rt, quit_tx, h));
+    }
+    let (p, dead) = jobs::backfill::wait(&q, &keys).await?;
+    let wall = t.elapsed().as_secs_f64();
+    anyhow::ensure!(dead.is_empty(), "{} jobs died: {:?}", dead.len(), dead[0]);
+    let mut waited = 0.0;
+    for (rt, quit, h) in workers {
+        waited += rt.extractor.client().rate_limit_waited().as_secs_f64();
+        let _ = quit.send(true);
+        h.await??;
+    }
+    let after = sb.sandbox.stats();
+    let delta = |f: fn(&sandbox::EndpointStats) -> u64| -> BTreeMap<String, u64> {
+        after
+            .iter()
+            .map(|(k, v)| (k.to_string(), f(v) - before.get(k).map_or(0, f)))
+            .collect()
+    };
+    let reqs = delta(|s| s.requests);
+    let requests: u64 = reqs.values().sum();
+    let busiest = reqs.values().copied().max().unwrap_or(0);
+    let floor = busiest as f64 / b.client_rps.max(1e-9);
+    let mut per_worker = BTreeMap::new();
+    for r in q.by_keys(&keys).await? {
+        *per_worker.entry(r.worker.unwrap_or_default()).or_default() += 1;
+    }
+    let run = JobsRun {
+        workers: n,
+        jobs: plan.len(),
+        rows: p.rows,
+        wall_seconds: wall,
+        requests,
+        requests_per_second: requests as f64 / wall,
+        rate_limited: delta(|s| s.rate_limited).values().sum(),
+        busiest_endpoint_requests: busiest,
+        floor_seconds: floor,
+        wall_over_floor: wall / floor.max(1e-9),
+        rate_limit_wait_seconds: waited,
+        jobs_per_worker: per_worker,
+    };
+    tracing::info!(?run, "bench run");
+    Ok(run)
 }

@@ -2,7 +2,10 @@
 //! requests for gateway tests, and the sandbox's ground truth.
 #![allow(dead_code)]
 
+pub mod cells;
 pub mod pg;
+
+pub use cells::*;
 
 /// The demo the binary runs (`src/cli/demo.rs`), compiled into the tests too: the library
 /// holds no simulator, so the demo lives with the binary.
@@ -472,6 +475,21 @@ pub fn shoplake_in(dir: &std::path::Path, args: &[&str]) -> std::process::Comman
     c
 }
 
+/// A data dir whose `shoplake.toml` is `config` (for the binary and [`app_from_dir`]).
+pub fn dir_with_config(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("shoplake.toml"), config).unwrap();
+    dir
+}
+
+/// `shoplake auth exchange` with the sandbox's code, through the binary; it must succeed.
+pub fn authorize_cli(dir: &std::path::Path) {
+    run_ok(shoplake_in(
+        dir,
+        &["auth", "exchange", "--code", sandbox::DEFAULT_AUTH_CODE],
+    ));
+}
+
 /// One clean, direct backfill of `[from, to)` from `sb` into `dir` with `project`: the
 /// reference other runs are compared with.
 pub async fn reference_backfill(
@@ -481,17 +499,72 @@ pub async fn reference_backfill(
     from: i64,
     to: i64,
 ) -> shoplake::app::App {
-    let mut config = shoplake::config::Config::default();
-    config.project.dir = Some(project.to_path_buf());
-    let app = shoplake::app::App::new(config, dir)
-        .unwrap()
-        .with_client_config(client_config(sb));
-    exchange_and_store(&app.client().unwrap(), sandbox::DEFAULT_AUTH_CODE)
-        .await
-        .unwrap();
-    let sum = app.backfill(from, to, None, None).await.unwrap();
-    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    let app = app_for(sb, dir, Some(project)).await;
+    backfill_ok(&app, from, to, None).await;
     app
+}
+
+/// [`reference_backfill`] into a data dir of its own, returned with the app.
+pub async fn reference_run(
+    sb: &RunningSandbox,
+    project: &std::path::Path,
+    from: i64,
+    to: i64,
+) -> (shoplake::app::App, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = reference_backfill(dir.path(), sb, project, from, to).await;
+    (app, dir)
+}
+
+/// An app over `sb` with its data in `dir` (the shipped project), `[from, to)` backfilled.
+pub async fn backfilled(
+    sb: &RunningSandbox,
+    dir: &std::path::Path,
+    from: i64,
+    to: i64,
+) -> shoplake::app::App {
+    let app = app_for(sb, dir, None).await;
+    backfill_ok(&app, from, to, None).await;
+    app
+}
+
+/// Backfills `[from, to)` of `pipeline` (every pipeline when `None`); a failed window fails
+/// the test.
+pub async fn backfill_ok(
+    app: &shoplake::app::App,
+    from: i64,
+    to: i64,
+    pipeline: Option<&str>,
+) -> shoplake::pipeline::extract::RunSummary {
+    let sum = app.backfill(from, to, None, pipeline).await.unwrap();
+    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    sum
+}
+
+/// Extracts from the cursors up to `until` for `pipeline` (every pipeline when `None`); a
+/// failed window fails the test.
+pub async fn extract_ok(
+    app: &shoplake::app::App,
+    until: i64,
+    pipeline: Option<&str>,
+) -> shoplake::pipeline::extract::RunSummary {
+    let sum = app.extract(until, None, pipeline).await.unwrap();
+    assert!(sum.errors.is_empty(), "{:?}", sum.errors);
+    sum
+}
+
+/// Asserts that every raw table `lake` lands holds as many rows as in `reference`, and some
+/// (unless the seed leaves it empty).
+pub async fn assert_same_raw_counts(lake: &shoplake::app::App, reference: &shoplake::app::App) {
+    for t in raw_tables(lake) {
+        let sql = format!("select count(*) from raw.{t}");
+        let (n_lake, n_ref) = (
+            query_i64(lake, &sql).await,
+            query_i64(reference, &sql).await,
+        );
+        assert_eq!(n_lake, n_ref, "raw.{t} rows");
+        assert!(n_ref > 0 || !expect_rows(t.as_ref()), "raw.{t} is empty");
+    }
 }
 
 /// The app over an existing data dir configured by `<dir>/shoplake.toml`.
@@ -533,13 +606,11 @@ pub async fn assert_tables_match_truth(
                 .into_iter()
                 .filter(|(_, n)| *n > 0)
                 .collect();
-        let got = key_counts(
-            &app.query(&format!(
-                "select _shop_id, count(*) from raw.{table} group by _shop_id"
-            ))
-            .await
-            .unwrap(),
-        );
+        let got = query_key_counts(
+            app,
+            &format!("select _shop_id, count(*) from raw.{table} group by _shop_id"),
+        )
+        .await;
         assert_eq!(got, want, "raw.{table}: rows per shop vs the sandbox");
         if !may_be_empty.contains(table) {
             assert!(!want.is_empty(), "raw.{table}: the seed has rows");
@@ -549,13 +620,61 @@ pub async fn assert_tables_match_truth(
     totals
 }
 
+/// The batches a query returns; a failing query names itself.
+pub async fn query_ok(app: &shoplake::app::App, sql: &str) -> Vec<arrow::array::RecordBatch> {
+    app.query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// The single integer a query returns (`select count(*) …`); a failing query names itself.
 pub async fn query_i64(app: &shoplake::app::App, sql: &str) -> i64 {
-    scalar_i64(
-        &app.query(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}")),
-    )
+    scalar_i64(&query_ok(app, sql).await)
+}
+
+/// [`key_counts`] of a query's (key, number) rows; a failing query names itself.
+pub async fn query_key_counts(
+    app: &shoplake::app::App,
+    sql: &str,
+) -> std::collections::BTreeMap<String, i64> {
+    key_counts(&query_ok(app, sql).await)
+}
+
+/// Asserts that `sql` (shop id, count) counts per shop what the truth's `field` says, and
+/// that the seed has some in every shop.
+pub async fn assert_counts_per_shop(
+    app: &shoplake::app::App,
+    truth: &Value,
+    field: &str,
+    sql: &str,
+) {
+    let want = truth_per_shop(truth, field);
+    assert!(
+        want.values().all(|n| *n > 0),
+        "{field}: the seed has some in every shop: {want:?}"
+    );
+    let got = query_key_counts(app, sql).await;
+    assert_eq!(got, want, "{field} per shop vs the truth\n{sql}");
+}
+
+/// The error an API call fails with, as text; the call must fail.
+pub async fn api_error(client: &ApiClient, req: &ApiRequest) -> String {
+    client.send(req).await.unwrap_err().to_string()
+}
+
+/// The body of a GET of `url`, as text.
+pub async fn http_text(url: &str) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
+/// A Flight SQL user with an argon2 hash of `password`.
+pub fn user(name: &str, role: &str, password: &str) -> shoplake::config::UserEntry {
+    shoplake::config::UserEntry {
+        name: name.into(),
+        role: role.into(),
+        password_hash: Some(shoplake::serve::access::hash_password(password)),
+        password_env: None,
+    }
 }
 
 /// Asserts that each `(what, sql)` counts no rows (each query returns the rows breaking
@@ -594,6 +713,34 @@ pub async fn extract_jobs(q: &shoplake::jobs::Queue) -> Vec<shoplake::jobs::JobR
     q.jobs("extract/").await.unwrap()
 }
 
+/// Calls `f` until it returns `Some` (then that value) or `secs` seconds have passed
+/// (then `None`).
+pub async fn poll_for<T>(secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        // The poll interval, not a wait for anything.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (up to `secs`) until `f` returns `Some`, and returns that value.
+pub async fn poll<T>(what: &str, secs: u64, f: impl AsyncFnMut() -> Option<T>) -> T {
+    poll_for(secs, f)
+        .await
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
+/// Waits (up to `secs`) until `cond` holds.
+pub async fn wait_for(what: &str, secs: u64, mut cond: impl AsyncFnMut() -> bool) {
+    poll(what, secs, async || cond().await.then_some(())).await
+}
+
 /// Waits (up to `secs`) until `f` holds for the queue's extract jobs.
 pub async fn until(
     q: &shoplake::jobs::Queue,
@@ -601,19 +748,22 @@ pub async fn until(
     secs: u64,
     f: impl Fn(&[shoplake::jobs::JobRow]) -> bool,
 ) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let js = extract_jobs(q).await;
-        if f(&js) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
+    let held = poll_for(secs, async || f(&extract_jobs(q).await).then_some(())).await;
+    if held.is_none() {
+        panic!(
             "timed out waiting for {what}: {:?}",
             q.counts().await.unwrap()
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A child process's exit status once it has exited, waiting up to `secs`.
+pub async fn exited(
+    child: &mut std::process::Child,
+    what: &str,
+    secs: u64,
+) -> std::process::ExitStatus {
+    poll(what, secs, async || child.try_wait().unwrap()).await
 }
 
 /// Jobs `worker` is running.

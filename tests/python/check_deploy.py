@@ -1,0 +1,463 @@
+"""Reads every deployment file under deploy/ for tests/it/deploy.rs.
+
+Usage: check_deploy.py <repo root>
+
+Parses every YAML file (all documents) and every JSON file under deploy/, checks what
+can be checked without Docker or Kubernetes (references between services, volumes,
+mounts, Secrets, ConfigMaps, data sources, rule files), and prints one JSON object:
+
+  errors     every problem found, each naming its file (the test fails on any)
+  parsed     {"yaml": [...], "json": [...]}: the files that parsed
+  env        every environment variable set in a compose or Kubernetes file:
+             {file, where, key, value (compose interpolation applied; null when it comes
+             from a Secret or field), source: "literal" | "secret" | "field" | "configmap"}
+  names      every SHOPLAKE_* name written anywhere in those files: {file, name}
+  processes  every shoplake command line: {file, where, args (after the binary), env
+             (name -> value, null for Secrets), config (repo path of the shoplake.toml
+             it reads, or null), config_text (inline TOML, or null), whole (true when the
+             service is complete in its file, not a fragment of an override)}
+  configs    every shoplake.toml the deployment mounts: {file, where, path | text}
+  compose_vars  the host variables the compose files interpolate (never a container's)
+
+The Rust test loads the configs and env keys with shoplake's own config loader and runs
+the command lines with the built binary; this script only reads files.
+"""
+
+import json
+import os
+import re
+import shlex
+import sys
+
+import yaml
+
+ROOT = os.path.abspath(sys.argv[1])
+DEPLOY = os.path.join(ROOT, "deploy")
+errors = []
+
+
+def rel(path):
+    return os.path.relpath(path, ROOT)
+
+
+def err(file, message):
+    errors.append(f"{file}: {message}")
+
+
+class Loader(yaml.SafeLoader):
+    """Safe YAML plus docker compose's merge-control tags (!reset, !override)."""
+
+
+def _compose_tag(loader, _suffix, node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+Loader.add_multi_constructor("!reset", _compose_tag)
+Loader.add_multi_constructor("!override", _compose_tag)
+
+
+# ---------------------------------------------------------------------------------------
+# Parse everything.
+
+yaml_docs = {}  # repo path -> [documents]
+json_docs = {}
+texts = {}
+for dirpath, dirnames, filenames in os.walk(DEPLOY):
+    dirnames.sort()
+    for name in sorted(filenames):
+        path = os.path.join(dirpath, name)
+        r = rel(path)
+        if name.endswith((".yml", ".yaml")):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
+                texts[r] = text
+                yaml_docs[r] = [d for d in yaml.load_all(text, Loader=Loader) if d is not None]
+            except Exception as e:  # noqa: BLE001 - report any parse failure by file
+                err(r, f"not valid YAML: {e}")
+        elif name.endswith(".json"):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    json_docs[r] = json.load(f)
+            except Exception as e:  # noqa: BLE001
+                err(r, f"not valid JSON: {e}")
+
+SHOPLAKE_NAME = re.compile(r"\bSHOPLAKE_[A-Z0-9_]*[A-Z0-9]")
+names = []
+
+
+def collect_names(r):
+    for m in sorted(set(SHOPLAKE_NAME.findall(texts.get(r, "")))):
+        names.append({"file": r, "name": m})
+
+
+# ---------------------------------------------------------------------------------------
+# docker compose.
+
+# Host variables the compose files interpolate without a default (`${VAR}`,
+# `${VAR:?message}`): the value a user would set, so the test sees a realistic value.
+HOST_SAMPLES = {
+    "TIKTOK_API_BASE_URL": "https://open-api.tiktokglobalshop.com",
+    "TIKTOK_AUTH_BASE_URL": "https://auth.tiktok-shops.com",
+    "TIKTOK_APP_KEY": "sample_app_key",
+}
+INTERP = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])((?:[^{}]|\{[^{}]*\})*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def interpolate(value):
+    """docker compose interpolation with no host variables set: defaults apply."""
+    if not isinstance(value, str):
+        return value
+
+    def sub(m):
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1) or m.group(4)
+        op, arg = m.group(2), m.group(3)
+        if op in (":-", "-"):
+            return interpolate(arg)
+        if op in (":+", "+"):
+            return ""
+        return HOST_SAMPLES.get(name, f"sample-{name.lower()}")
+
+    return INTERP.sub(sub, value)
+
+
+def deep_interpolate(v):
+    if isinstance(v, dict):
+        return {k: deep_interpolate(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [deep_interpolate(x) for x in v]
+    return interpolate(v)
+
+
+def compose_env(svc):
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        out = {}
+        for item in env:
+            k, _, v = str(item).partition("=")
+            out[k] = v if "=" in str(item) else None
+        return out
+    return {k: (None if v is None else str(v)) for k, v in env.items()}
+
+
+def is_shoplake_image(image):
+    return bool(image) and re.search(r"(^|/)shoplake(:|@|$)", str(image)) is not None
+
+
+def compose_command(cmd):
+    if cmd is None:
+        return None
+    if isinstance(cmd, str):
+        return shlex.split(cmd)
+    return [str(c) for c in cmd]
+
+
+processes = []
+configs = []
+env_entries = []
+
+compose_files = sorted(
+    r for r in yaml_docs if re.fullmatch(r"deploy/docker-compose[^/]*\.ya?ml", r)
+)
+base_compose = "deploy/docker-compose.yml"
+if base_compose not in yaml_docs:
+    err(base_compose, "missing")
+base = deep_interpolate(yaml_docs.get(base_compose, [{}])[0])
+base_services = base.get("services") or {}
+base_shoplake = {n for n, s in base_services.items() if is_shoplake_image(s.get("image"))}
+if not base_shoplake:
+    err(base_compose, "no service runs the shoplake image")
+
+compose_vars = set()  # host variables the compose files interpolate (${VAR…} or $VAR)
+for r in compose_files:
+    collect_names(r)
+    for m in INTERP.finditer(texts.get(r, "")):
+        if m.group(0) != "$$":
+            compose_vars.add(m.group(1) or m.group(4))
+    doc = deep_interpolate(yaml_docs[r][0])
+    is_base = r == base_compose
+    services = doc.get("services") or {}
+    all_services = set(base_services) | set(services)
+    volumes = set((base.get("volumes") or {})) | set((doc.get("volumes") or {}))
+    secrets = set((base.get("secrets") or {})) | set((doc.get("secrets") or {}))
+    here = os.path.dirname(os.path.join(ROOT, r))
+    for name, svc in services.items():
+        where = f"services.{name}"
+        svc = svc or {}
+        if not is_base and name not in base_services and not (svc.get("image") or svc.get("build")):
+            err(r, f"{where} is no service of {base_compose} and has no image or build")
+        deps = svc.get("depends_on") or {}
+        for d in deps if isinstance(deps, (list, dict)) else []:
+            if d not in all_services:
+                err(r, f"{where}.depends_on names {d!r}, which is no service")
+        for s in svc.get("secrets") or []:
+            sname = s if isinstance(s, str) else s.get("source")
+            if sname not in secrets:
+                err(r, f"{where}.secrets names {sname!r}, which is not declared under secrets:")
+        config_path = None
+        for v in svc.get("volumes") or []:
+            if isinstance(v, dict):
+                src, dst, kind = v.get("source"), v.get("target"), v.get("type")
+            else:
+                parts = str(v).split(":")
+                src, dst = parts[0], (parts[1] if len(parts) > 1 else parts[0])
+                kind = "bind" if src.startswith((".", "/", "~")) else "volume"
+            if kind == "bind":
+                path = os.path.normpath(os.path.join(here, src))
+                if not os.path.exists(path):
+                    err(r, f"{where}.volumes mounts {src}, which does not exist ({rel(path)})")
+                if dst == "/app/shoplake.toml":
+                    config_path = rel(path)
+            elif kind == "volume" and src not in volumes:
+                err(r, f"{where}.volumes uses volume {src!r}, which is not declared under volumes:")
+        build = svc.get("build")
+        if build:
+            ctx = build if isinstance(build, str) else build.get("context", ".")
+            ctx_path = os.path.normpath(os.path.join(here, ctx))
+            dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+            if not os.path.isdir(ctx_path):
+                err(r, f"{where}.build.context {ctx} is not a directory")
+            elif not os.path.isfile(os.path.join(ctx_path, dockerfile)):
+                err(r, f"{where}.build: {dockerfile} not found in {rel(ctx_path)}")
+        shoplake = is_shoplake_image(svc.get("image")) or (not is_base and name in base_shoplake)
+        env = compose_env(svc)
+        for k, v in env.items():
+            env_entries.append(
+                {"file": r, "where": f"{where}.environment", "key": k, "value": v,
+                 "source": "literal"}
+            )
+        if not shoplake:
+            continue
+        if config_path:
+            configs.append({"file": r, "where": where, "path": config_path, "text": None})
+        args = compose_command(svc.get("command"))
+        if args is None and is_base:
+            args = ["run"]  # the image's CMD
+        if args is None:
+            continue
+        if args and args[0] in ("shoplake", "/usr/local/bin/shoplake"):
+            args = args[1:]
+        processes.append(
+            {"file": r, "where": where, "args": args, "env": env,
+             "config": config_path or ("deploy/shoplake.toml" if is_base else None),
+             "config_text": None, "whole": is_base}
+        )
+
+# ---------------------------------------------------------------------------------------
+# Kubernetes.
+
+k8s_files = sorted(r for r in yaml_docs if r.startswith("deploy/k8s/"))
+objects = []  # (file, doc)
+kustomizations = []
+for r in k8s_files:
+    collect_names(r)
+    for d in yaml_docs[r]:
+        if not isinstance(d, dict):
+            continue
+        if d.get("kind") == "Kustomization":
+            kustomizations.append((r, d))
+        elif d.get("apiVersion") and d.get("kind"):
+            objects.append((r, d))
+
+secret_keys = set()
+configmaps = {}  # name -> {key: text or repo path}
+for r, d in objects:
+    name = (d.get("metadata") or {}).get("name")
+    if d["kind"] == "Secret":
+        for k in list((d.get("stringData") or {})) + list((d.get("data") or {})):
+            secret_keys.add((name, k))
+    if d["kind"] == "ConfigMap":
+        configmaps[name] = {k: ("text", v) for k, v in (d.get("data") or {}).items()}
+
+for r, k in kustomizations:
+    here = os.path.dirname(os.path.join(ROOT, r))
+    for res in k.get("resources") or []:
+        if not os.path.exists(os.path.join(here, res)):
+            err(r, f"resources lists {res}, which does not exist")
+    for gen in k.get("configMapGenerator") or []:
+        entries = configmaps.setdefault(gen["name"], {})
+        for f in gen.get("files") or []:
+            key, _, src = f.partition("=") if "=" in f else (os.path.basename(f), "", f)
+            path = os.path.join(here, src)
+            if not os.path.isfile(path):
+                err(r, f"configMapGenerator {gen['name']} names {src}, which does not exist")
+            entries[key] = ("path", rel(path))
+        for lit in gen.get("literals") or []:
+            key, _, v = lit.partition("=")
+            entries[key] = ("text", v)
+
+deployments = {}
+for r, d in objects:
+    if d["kind"] in ("Deployment", "StatefulSet"):
+        deployments[d["metadata"]["name"]] = (
+            d["kind"],
+            ((d["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {},
+        )
+claims = {d["metadata"]["name"] for _, d in objects if d["kind"] == "PersistentVolumeClaim"}
+
+
+def pod_spec(d):
+    kind = d["kind"]
+    spec = d.get("spec") or {}
+    if kind in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+        return (spec.get("template") or {}).get("spec")
+    if kind == "CronJob":
+        return (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec")
+    if kind == "Pod":
+        return spec
+    return None
+
+
+for r, d in objects:
+    name = d["metadata"]["name"]
+    if d["kind"] == "HorizontalPodAutoscaler":
+        target = d["spec"]["scaleTargetRef"]
+        if target.get("name") not in deployments:
+            err(r, f"HPA {name} scales {target.get('name')!r}, which is no Deployment here")
+    if d["kind"] == "Service":
+        sel = (d.get("spec") or {}).get("selector") or {}
+        if not any(all(labels.get(k) == v for k, v in sel.items()) for _, labels in deployments.values()):
+            err(r, f"Service {name} selects {sel}, which matches no pod template here")
+    spec = pod_spec(d)
+    if not spec:
+        continue
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    for v in volumes.values():
+        if "persistentVolumeClaim" in v and v["persistentVolumeClaim"]["claimName"] not in claims:
+            err(r, f"{d['kind']} {name}: volume {v['name']} claims {v['persistentVolumeClaim']['claimName']!r}, which is no PVC here")
+        if "configMap" in v and v["configMap"]["name"] not in configmaps:
+            err(r, f"{d['kind']} {name}: volume {v['name']} names ConfigMap {v['configMap']['name']!r}, which is not generated or defined here")
+    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        where = f"{d['kind']} {name}, container {c['name']}"
+        env = {}
+        for e in c.get("env") or []:
+            vf = e.get("valueFrom") or {}
+            if "value" in e:
+                source, value = "literal", str(e["value"])
+            elif "secretKeyRef" in vf:
+                ref = vf["secretKeyRef"]
+                source, value = "secret", None
+                if (ref["name"], ref["key"]) not in secret_keys:
+                    err(r, f"{where}: env {e['name']} reads Secret {ref['name']} key {ref['key']}, which no Secret manifest here defines")
+            elif "configMapKeyRef" in vf:
+                source, value = "configmap", None
+            elif "fieldRef" in vf:
+                source, value = "field", None
+            else:
+                source, value = "literal", None
+            env[e["name"]] = value
+            env_entries.append({"file": r, "where": where, "key": e["name"], "value": value, "source": source})
+        for m in c.get("volumeMounts") or []:
+            if m["name"] not in volumes:
+                err(r, f"{where}: mounts volume {m['name']!r}, which the pod does not define")
+        if not is_shoplake_image(c.get("image")):
+            continue
+        config_path, config_text = None, None
+        for m in c.get("volumeMounts") or []:
+            if m.get("mountPath") == "/app/shoplake.toml":
+                vol = volumes.get(m["name"]) or {}
+                cm = (vol.get("configMap") or {}).get("name")
+                entry = (configmaps.get(cm) or {}).get(m.get("subPath", "shoplake.toml"))
+                if entry is None:
+                    err(r, f"{where}: /app/shoplake.toml comes from ConfigMap {cm!r} key {m.get('subPath')!r}, which is not defined here")
+                elif entry[0] == "path":
+                    config_path = entry[1]
+                else:
+                    config_text = entry[1]
+        command = [str(x) for x in c.get("command") or []]
+        args = [str(x) for x in c.get("args") or []]
+        if command:
+            if os.path.basename(command[0]) != "shoplake":
+                continue  # not a shoplake command line (the toolbox's sleep)
+            args = command[1:] + args
+
+        def expand(a, env=env):
+            return re.sub(
+                r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                lambda m: env.get(m.group(1)) or f"sample-{m.group(1).lower()}",
+                a,
+            )
+
+        processes.append(
+            {"file": r, "where": where, "args": [expand(a) for a in args] or ["run"],
+             "env": env, "config": config_path, "config_text": config_text, "whole": True}
+        )
+
+for name, entries in configmaps.items():
+    for key, (kind, v) in entries.items():
+        if key.endswith(".toml"):
+            configs.append(
+                {"file": "deploy/k8s/kustomization.yaml" if kind == "path" else "deploy/k8s",
+                 "where": f"ConfigMap {name} key {key}",
+                 "path": v if kind == "path" else None, "text": v if kind == "text" else None}
+            )
+
+# ---------------------------------------------------------------------------------------
+# Grafana: every panel's data source is provisioned; dashboard uids are unique.
+
+provisioned = set()
+for r, docs in yaml_docs.items():
+    if r.startswith("deploy/grafana/provisioning/datasources/"):
+        for d in docs:
+            for ds in d.get("datasources") or []:
+                provisioned.add(ds.get("uid"))
+uids = {}
+for r, dash in json_docs.items():
+    if not r.startswith("deploy/grafana/dashboards/"):
+        continue
+    uid = dash.get("uid")
+    if uid in uids:
+        err(r, f"dashboard uid {uid!r} is also {uids[uid]}'s")
+    uids[uid] = r
+    for p in dash.get("panels") or []:
+        if p.get("type") == "row":
+            continue
+        used = {
+            ds.get("uid")
+            for ds in [p.get("datasource")] + [t.get("datasource") for t in p.get("targets") or []]
+            if isinstance(ds, dict)
+        }
+        for uid in sorted(used - provisioned, key=str):
+            err(r, f"panel {p.get('title')!r} uses data source uid {uid!r}, which provisioning/datasources does not define ({sorted(provisioned)})")
+        if not p.get("targets"):
+            err(r, f"panel {p.get('title')!r} has no query")
+
+# ---------------------------------------------------------------------------------------
+# Prometheus: rule files load as rule groups.
+
+prom = yaml_docs.get("deploy/prometheus/prometheus.yml", [{}])
+if not prom or not prom[0].get("scrape_configs"):
+    err("deploy/prometheus/prometheus.yml", "no scrape_configs")
+rule_files = [r for r in yaml_docs if r.startswith("deploy/prometheus/rules/")]
+if not rule_files:
+    err("deploy/prometheus/rules", "no rule files")
+for r in rule_files:
+    for d in yaml_docs[r]:
+        for g in d.get("groups") or []:
+            for rule in g.get("rules") or []:
+                label = rule.get("alert") or rule.get("record")
+                if not label or not rule.get("expr"):
+                    err(r, f"group {g.get('name')}: a rule without alert/record or expr: {rule}")
+                if rule.get("alert") and not (rule.get("labels") or {}).get("severity"):
+                    err(r, f"alert {label} has no severity label")
+
+print(
+    json.dumps(
+        {
+            "errors": errors,
+            "parsed": {"yaml": sorted(yaml_docs), "json": sorted(json_docs)},
+            "env": env_entries,
+            "names": names,
+            "processes": processes,
+            "configs": configs,
+            "compose_vars": sorted(compose_vars),
+        },
+        indent=1,
+    )
+)

@@ -2,9 +2,10 @@
 # Container health check of the shoplake image (HEALTHCHECK in deploy/Dockerfile).
 #   default        GET http://127.0.0.1:8080/health: `run`, `worker`, `scheduler` serve it
 #                  on [jobs] http_addr (the image's config: 0.0.0.0:8080).
-#   HEALTH_URL=…   GET that URL instead, e.g. the sandbox's http://127.0.0.1:8090/healthz.
-#   HEALTH_TCP=h:p connect to h:p instead: `serve` speaks only gRPC (Flight SQL), so a TCP
-#                  connect to its port is the check.
+#   HEALTH_URL=…   GET that URL instead: `serve`'s http://127.0.0.1:8081/health
+#                  ([serve] http_addr), the sandbox's http://127.0.0.1:8090/healthz.
+#   HEALTH_TCP=h:p connect to h:p instead: for a `serve` whose HTTP side is off
+#                  ([serve] http_addr = ""), a TCP connect to its Flight SQL port.
 # Exits 0 when healthy.
 set -eu
 if [ -n "${HEALTH_TCP:-}" ]; then

@@ -365,10 +365,11 @@ impl TableBuilder {
         }
         match part_secs {
             Some(s) => Ok((cells, s)),
-            None => {
-                let c = self.schema.partition_column().clone();
-                Err(self.err(&c, "partition time is missing".into()))
-            }
+            None => Err(ConvertError {
+                table: self.schema.name.clone(),
+                column: self.schema.partition_time.clone(),
+                message: "partition time is missing".into(),
+            }),
         }
     }
 

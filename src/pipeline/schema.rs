@@ -186,19 +186,6 @@ impl TableSchema {
         Ok(())
     }
 
-    /// The partition-time column.
-    pub fn partition_column(&self) -> &ColumnSpec {
-        self.columns
-            .iter()
-            .find(|c| c.name == self.partition_time)
-            .or_else(|| {
-                self.columns
-                    .iter()
-                    .find(|c| c.path() == self.partition_time)
-            })
-            .expect("validated")
-    }
-
     /// Arrow schema: declared columns, then system columns.
     pub fn arrow_schema(&self) -> SchemaRef {
         let mut fields: Vec<Field> = self

@@ -1,7 +1,9 @@
 //! The deployment files under deploy/, checked on a machine without Docker or Kubernetes:
 //! - every YAML and JSON file parses (PyYAML; tests/python/check_deploy.py, which also
 //!   resolves what the files reference: services, volumes, mounts, Secrets, ConfigMaps,
-//!   Grafana data sources, rule files);
+//!   kustomize components and patch targets, Grafana data sources, rule files; and checks
+//!   that table maintenance runs one way only: the scheduler's `[jobs] maintain` or a
+//!   `shoplake maintain` CronJob);
 //! - every `SHOPLAKE_*` variable the compose and Kubernetes files (and the Dockerfile)
 //!   name is a key shoplake's config accepts, loaded alone through
 //!   [`Config::load_with_env`] (unknown keys are refused: the test proves it), or a
@@ -10,7 +12,9 @@
 //!   validates the way its command uses it;
 //! - every path the Dockerfile copies exists (and is not excluded from the context), and
 //!   it builds every workspace crate;
-//! - the alert rules and the operations dashboard use only metrics shoplake exports;
+//! - the alert rules and the operations dashboard use only metrics shoplake exports
+//!   (src/jobs/metrics.rs and src/serve/metrics.rs), and those are on the running
+//!   processes' /metrics;
 //! - every shoplake command line parses (`--help` with the built binary), and the
 //!   long-running ones (sandbox, scheduler, worker, serve) run for real on loopback ports
 //!   until their health checks answer (the image's deploy/healthcheck.sh too), then stop
@@ -35,11 +39,9 @@ const PYYAML: &str = "pyyaml==6.0.2";
 const ANY_VALUES: &[&str] = &["sample", "1", "30s", "0.5", "true", "postgres://u:p@h/db"];
 
 /// Commands the deployment runs that the binary may not have yet: (command, why). Once
-/// the binary lists the command, its command lines are checked like every other.
-const PENDING: &[(&str, &str)] = &[(
-    "maintain",
-    "`shoplake maintain` is being added; deploy/k8s/maintain-cronjob.yaml runs it daily",
-)];
+/// the binary lists the command, its command lines are checked like every other (as
+/// `maintain`'s are now).
+const PENDING: &[(&str, &str)] = &[];
 
 /// Global flags that take a value (they may stand before the command).
 const GLOBAL_WITH_VALUE: &[&str] = &["--config", "--data-dir", "--log-format"];
@@ -192,14 +194,26 @@ fn copy_words(args: &str) -> Vec<String> {
 }
 
 /// Metric names shoplake exports: in every `metrics.rs` under src/ (src/jobs/metrics.rs
-/// for run, worker and scheduler), the names written as string literals (`"shoplake_…"`)
-/// or in `# TYPE shoplake_… ` lines.
+/// for run, worker and scheduler, src/serve/metrics.rs for serve), the names written as
+/// string literals (`"shoplake_…"`) or in `# TYPE shoplake_… ` lines, and a histogram's
+/// `_bucket`, `_sum` and `_count` series.
 fn exported_metrics() -> BTreeSet<String> {
-    files_under(&root().join("src"))
+    let mut out = BTreeSet::new();
+    for f in files_under(&root().join("src"))
         .iter()
         .filter(|f| f.file_name().is_some_and(|n| n == "metrics.rs"))
-        .flat_map(|f| metric_tokens(&read(f), true))
-        .collect()
+    {
+        let text = read(f);
+        for name in metric_tokens(&text, true) {
+            if text.contains(&format!("# TYPE {name} histogram")) {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    out.insert(format!("{name}{suffix}"));
+                }
+            }
+            out.insert(name);
+        }
+    }
+    out
 }
 
 /// `shoplake_…` names in `text` (with `declared`, only those right after a `"` or
@@ -286,35 +300,50 @@ fn every_shoplake_variable_is_a_real_config_key_and_every_config_loads() {
     let tmp = tempfile::tempdir().unwrap();
     let empty = empty_config(tmp.path());
 
-    // An unknown key fails whatever its value (serde's deny_unknown_fields), naming
-    // itself: what makes the checks below mean anything.
+    unknown_config_keys_fail_and_a_known_one_loads(&empty);
+    let password_envs = every_mounted_config_loads(&d, tmp.path());
+
+    // A SHOPLAKE_ variable that is no config key must be one something reads.
+    let readers = Readers::new(password_envs);
+    let env_keys = every_service_variable_is_accepted_or_read(&d, &empty, &readers);
+    every_other_shoplake_name_is_accepted_or_read(&d, &empty, &readers, &env_keys);
+
+    every_services_config_validates_as_its_command_uses_it(&d, tmp.path(), &empty);
+}
+
+/// An unknown key fails whatever its value (serde's deny_unknown_fields), naming itself:
+/// what makes the checks of the deployment's variables mean anything; a known one loads.
+fn unknown_config_keys_fail_and_a_known_one_loads(empty: &Path) {
     for (key, named) in [
         ("SHOPLAKE_API__NO_SUCH_KEY", "no_such_key"),
         ("SHOPLAKE_JOBS__BAKCEND", "bakcend"),
         ("SHOPLAKE_NO_SUCH_SECTION__URI", "no_such_section"),
     ] {
         for v in ANY_VALUES {
-            let Err(e) = load_one(&empty, key, v) else {
+            let Err(e) = load_one(empty, key, v) else {
                 panic!("{key}={v} loaded: unknown config keys must fail");
             };
             assert!(e.to_string().contains(named), "{key}: {e}");
         }
     }
     // …and a known one loads.
-    let c = load_one(&empty, "SHOPLAKE_WAREHOUSE__URI", "/data/lake").unwrap();
+    let c = load_one(empty, "SHOPLAKE_WAREHOUSE__URI", "/data/lake").unwrap();
     assert_eq!(c.warehouse.uri.as_deref(), Some("/data/lake"));
+}
 
-    // Every shoplake.toml the deployment mounts, and the image's default, loads as is.
+/// Every shoplake.toml the deployment mounts (a ConfigMap's written into `tmp`), and the
+/// image's default, loads as is; the `password_env`s their `[[serve.users]]` name.
+fn every_mounted_config_loads(d: &Value, tmp: &Path) -> BTreeSet<String> {
     let mut configs: Vec<(String, PathBuf)> = vec![(
         "deploy/shoplake.toml (the image's default)".into(),
         root().join("deploy/shoplake.toml"),
     )];
-    for (i, c) in list(&d, "configs").iter().enumerate() {
+    for (i, c) in list(d, "configs").iter().enumerate() {
         let label = format!("{} ({})", text(c, "file"), text(c, "where"));
         let path = match (c["path"].as_str(), c["text"].as_str()) {
             (Some(p), _) => root().join(p),
             (None, Some(t)) => {
-                let p = tmp.path().join(format!("configmap-{i}.toml"));
+                let p = tmp.join(format!("configmap-{i}.toml"));
                 std::fs::write(&p, t).unwrap();
                 p
             }
@@ -336,23 +365,50 @@ fn every_shoplake_variable_is_a_real_config_key_and_every_config_loads() {
             password_envs.extend(u.password_env.clone());
         }
     }
+    password_envs
+}
 
-    // A SHOPLAKE_ variable that is no config key must be one something reads.
-    let sources = shoplake_sources();
-    let provisioning: String = files_under(&root().join("deploy/grafana/provisioning"))
-        .into_iter()
-        .map(|f| read(&f))
-        .collect();
-    let read_by_something = |name: &str| {
-        sources.contains(&format!("\"{name}\""))
-            || provisioning.contains(&format!("${{{name}}}"))
-            || password_envs.contains(name)
-    };
-    let not_read = "is not a config key (SHOPLAKE_<SECTION>__<KEY>) and nothing reads it: not shoplake's source, the Grafana provisioning, nor a [[serve.users]] password_env";
+/// Why a `SHOPLAKE_` variable that is no config key fails: nothing of [`Readers`] reads it.
+const NOT_READ: &str = "is not a config key (SHOPLAKE_<SECTION>__<KEY>) and nothing reads it: not shoplake's source, the Grafana provisioning, nor a [[serve.users]] password_env";
 
-    // Every variable a service sets, with the value it sets (a sample for Secrets).
+/// What may read a `SHOPLAKE_` variable that is no config key: shoplake's source, the
+/// Grafana provisioning, or a `[[serve.users]] password_env`.
+struct Readers {
+    sources: String,
+    provisioning: String,
+    password_envs: BTreeSet<String>,
+}
+
+impl Readers {
+    fn new(password_envs: BTreeSet<String>) -> Readers {
+        let sources = shoplake_sources();
+        let provisioning: String = files_under(&root().join("deploy/grafana/provisioning"))
+            .into_iter()
+            .map(|f| read(&f))
+            .collect();
+        Readers {
+            sources,
+            provisioning,
+            password_envs,
+        }
+    }
+
+    fn read_by_something(&self, name: &str) -> bool {
+        self.sources.contains(&format!("\"{name}\""))
+            || self.provisioning.contains(&format!("${{{name}}}"))
+            || self.password_envs.contains(name)
+    }
+}
+
+/// Every `SHOPLAKE_` variable a service sets, with the value it sets (a sample for
+/// Secrets), is a config key shoplake accepts or one something reads; their names.
+fn every_service_variable_is_accepted_or_read(
+    d: &Value,
+    empty: &Path,
+    readers: &Readers,
+) -> BTreeSet<String> {
     let mut env_keys = BTreeSet::new();
-    for e in list(&d, "env") {
+    for e in list(d, "env") {
         let key = text(e, "key");
         if !key.starts_with("SHOPLAKE_") {
             continue;
@@ -363,17 +419,27 @@ fn every_shoplake_variable_is_a_real_config_key_and_every_config_loads() {
             let value = e["value"]
                 .as_str()
                 .map_or_else(|| sample_value(&key), str::to_string);
-            if let Err(err) = load_one(&empty, &key, &value) {
+            if let Err(err) = load_one(empty, &key, &value) {
                 panic!("{place}: {key}={value:?} is not accepted by shoplake's config: {err}");
             }
         } else {
-            assert!(read_by_something(&key), "{place}: {key} {not_read}");
+            assert!(readers.read_by_something(&key), "{place}: {key} {NOT_READ}");
         }
     }
-    // Every other SHOPLAKE_ name the files write (comments, compose interpolation) and
-    // the Dockerfile's.
+    env_keys
+}
+
+/// Every other `SHOPLAKE_` name the files write (comments, compose interpolation) and the
+/// Dockerfile's (not in `env_keys`) is a config key shoplake accepts, one something reads
+/// or one the compose files interpolate.
+fn every_other_shoplake_name_is_accepted_or_read(
+    d: &Value,
+    empty: &Path,
+    readers: &Readers,
+    env_keys: &BTreeSet<String>,
+) {
     let compose_vars: BTreeSet<String> = str_list(&d["compose_vars"]).into_iter().collect();
-    let mut names: Vec<(String, String)> = list(&d, "names")
+    let mut names: Vec<(String, String)> = list(d, "names")
         .iter()
         .map(|n| (text(n, "file"), text(n, "name")))
         .collect();
@@ -398,83 +464,89 @@ fn every_shoplake_variable_is_a_real_config_key_and_every_config_loads() {
         }
         if is_config_env(&name) {
             assert!(
-                ANY_VALUES
-                    .iter()
-                    .any(|v| load_one(&empty, &name, v).is_ok()),
+                ANY_VALUES.iter().any(|v| load_one(empty, &name, v).is_ok()),
                 "{file}: {name} is not a config key shoplake accepts"
             );
         } else {
             assert!(
-                read_by_something(&name) || compose_vars.contains(&name),
-                "{file}: {name} {not_read}, nor a variable the compose files interpolate"
+                readers.read_by_something(&name) || compose_vars.contains(&name),
+                "{file}: {name} {NOT_READ}, nor a variable the compose files interpolate"
             );
         }
     }
+}
 
-    // Each service: its config with its whole environment loads and validates as its
-    // command uses it.
+/// Each service: its config with its whole environment loads and validates as its
+/// command uses it (files it needs written into `tmp`).
+fn every_services_config_validates_as_its_command_uses_it(d: &Value, tmp: &Path, empty: &Path) {
     let mut whole = 0;
-    for p in list(&d, "processes") {
+    for p in list(d, "processes") {
         if !p["whole"].as_bool().unwrap_or(false) {
             continue;
         }
         whole += 1;
-        let place = format!("{} ({})", text(p, "file"), text(p, "where"));
-        let args = str_list(&p["args"]);
-        let env: BTreeMap<String, String> = p["env"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| {
-                let v = v.as_str().map_or_else(|| sample_value(k), str::to_string);
-                (k.clone(), v)
-            })
-            .collect();
-        let config = match (p["config"].as_str(), p["config_text"].as_str()) {
-            (Some(path), _) => root().join(path),
-            (None, Some(t)) => {
-                let path = tmp.path().join(format!("process-{whole}.toml"));
-                std::fs::write(&path, t).unwrap();
-                path
-            }
-            _ => empty.clone(),
-        };
-        let config_env: Vec<(String, String)> = env
-            .iter()
-            .filter(|(k, _)| is_config_env(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let mut c = Config::load_with_env(Some(&config), config_env).unwrap_or_else(|e| {
-            panic!(
-                "{place}: {} with the service's environment does not load: {e}",
-                rel(&config)
-            )
-        });
-        let check = |step: &str, r: Result<(), ConfigError>| {
-            if let Err(e) = r {
-                panic!("{place}: `shoplake {}`: {step} fails: {e}", args.join(" "));
-            }
-        };
-        match command_of(&args) {
-            "worker" | "run" | "backfill" | "extract" | "auth" => {
-                check("[api]", c.client_config().map(drop));
-                check("[jobs]", c.jobs_config().map(drop));
-                check("[extract]", c.extract_options().map(drop));
-            }
-            "scheduler" | "status" | "retry" => check("[jobs]", c.jobs_config().map(drop)),
-            "serve" => {
-                // The audit log path is the container's; write it here instead.
-                c.serve.audit_log = Some(tmp.path().join(format!("audit-{whole}.jsonl")));
-                let opts = c.serve_options_with_env(tmp.path(), |k| env.get(k).cloned());
-                check("[serve]", opts.map(drop));
-            }
-            "build" | "test" | "maintain" | "query" | "docs" => {
-                check("[project]", c.build_options().map(drop));
-            }
-            _ => {}
-        }
+        service_config_validates(p, whole, tmp, empty);
     }
     assert!(whole >= 8, "only {whole} complete services found");
+}
+
+/// The config of `p`, the `whole`-th complete service, with its whole environment loads
+/// and validates as its command uses it.
+fn service_config_validates(p: &Value, whole: usize, tmp: &Path, empty: &Path) {
+    let place = format!("{} ({})", text(p, "file"), text(p, "where"));
+    let args = str_list(&p["args"]);
+    let env: BTreeMap<String, String> = p["env"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let v = v.as_str().map_or_else(|| sample_value(k), str::to_string);
+            (k.clone(), v)
+        })
+        .collect();
+    let config = match (p["config"].as_str(), p["config_text"].as_str()) {
+        (Some(path), _) => root().join(path),
+        (None, Some(t)) => {
+            let path = tmp.join(format!("process-{whole}.toml"));
+            std::fs::write(&path, t).unwrap();
+            path
+        }
+        _ => empty.to_path_buf(),
+    };
+    let config_env: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| is_config_env(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut c = Config::load_with_env(Some(&config), config_env).unwrap_or_else(|e| {
+        panic!(
+            "{place}: {} with the service's environment does not load: {e}",
+            rel(&config)
+        )
+    });
+    let check = |step: &str, r: Result<(), ConfigError>| {
+        if let Err(e) = r {
+            panic!("{place}: `shoplake {}`: {step} fails: {e}", args.join(" "));
+        }
+    };
+    match command_of(&args) {
+        "worker" | "run" | "backfill" | "extract" | "auth" => {
+            check("[api]", c.client_config().map(drop));
+            check("[jobs]", c.jobs_config().map(drop));
+            check("[extract]", c.extract_options().map(drop));
+        }
+        "scheduler" | "status" | "retry" => check("[jobs]", c.jobs_config().map(drop)),
+        "serve" => {
+            // The audit log path is the container's; write it here instead.
+            c.serve.audit_log = Some(tmp.join(format!("audit-{whole}.jsonl")));
+            let opts = c.serve_options_with_env(tmp, |k| env.get(k).cloned());
+            check("[serve]", opts.map(drop));
+        }
+        "build" | "test" | "maintain" | "query" | "docs" => {
+            check("[project]", c.build_options().map(drop));
+        }
+        _ => {}
+    }
 }
 
 #[test]
@@ -587,17 +659,19 @@ fn alert_rules_and_the_operations_dashboard_use_only_metrics_shoplake_exports() 
         "shoplake_jobs_finished_total",
         "shoplake_last_sync_timestamp_seconds",
         "shoplake_api_requests_total",
+        "shoplake_serve_queries_total",
+        "shoplake_serve_query_seconds_bucket",
     ] {
         assert!(
             exported.contains(m),
-            "src/jobs/metrics.rs no longer has {m}: {exported:?}"
+            "src/jobs/metrics.rs or src/serve/metrics.rs no longer has {m}: {exported:?}"
         );
     }
     let used = used_metrics();
     for (name, files) in &used {
         assert!(
             exported.contains(name),
-            "{}: {name} is not a metric shoplake exports (src/jobs/metrics.rs has {exported:?})",
+            "{}: {name} is not a metric shoplake exports (src/**/metrics.rs have {exported:?})",
             files.join(", ")
         );
     }
@@ -827,13 +901,44 @@ fn healthcheck_script(env: &[(&str, &str)]) -> std::process::ExitStatus {
     c.status().expect("run sh deploy/healthcheck.sh")
 }
 
+/// A shoplake command line with where it was first seen.
+type CommandLine = (String, Vec<String>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_shoplake_command_line_parses_and_the_long_running_ones_start() {
     let d = tokio::task::spawn_blocking(deploy_files).await.unwrap();
     let commands = binary_commands();
-    // Distinct command lines, each with where it was first seen.
-    let mut lines: Vec<(String, Vec<String>)> = Vec::new();
-    for p in list(&d, "processes") {
+    let lines = distinct_command_lines(&d);
+
+    // 1. Every command line parses.
+    let runnable = command_lines_that_parse(&lines, &commands);
+
+    // 2. The long-running ones run: the sandbox first (the others' API), shops authorized
+    //    by the deployment's own `auth` command lines, then scheduler, workers and serve,
+    //    each on its own loopback port over one temp data dir and the SQLite queue.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let repo = root().display().to_string();
+    let mut running: Vec<Running> = Vec::new();
+    let empty = empty_config(data);
+    let api = start_sandboxes(&runnable, data, &empty, &mut running).await;
+    authorize_shops(&runnable, data, &repo, &api);
+    // The queue's tables made once, before several processes open it at the same time.
+    shoplake::jobs::Queue::open("sqlite", data).await.unwrap();
+    start_long_running(&runnable, data, &repo, &api, &mut running).await;
+
+    used_metrics_are_on_the_running_processes(&running).await;
+    healthcheck_script_checks_the_running_processes(&running);
+
+    // 3. SIGTERM stops each cleanly (exit 0, no panic): the sandbox last.
+    stop_each_with_sigterm(&mut running).await;
+}
+
+/// The distinct command lines the deployment runs, each with where it was first seen;
+/// they must include every command the deployment depends on.
+fn distinct_command_lines(d: &Value) -> Vec<CommandLine> {
+    let mut lines: Vec<CommandLine> = Vec::new();
+    for p in list(d, "processes") {
         let args = str_list(&p["args"]);
         if !lines.iter().any(|(_, a)| *a == args) {
             lines.push((format!("{} ({})", text(p, "file"), text(p, "where")), args));
@@ -852,10 +957,17 @@ async fn every_shoplake_command_line_parses_and_the_long_running_ones_start() {
             "no compose or Kubernetes file runs `shoplake {cmd}`"
         );
     }
+    lines
+}
 
-    // 1. Every command line parses.
+/// Every command line of `lines` parses (`--help`), unless its command is [`PENDING`]
+/// and not among the binary's `commands` yet; those that parse.
+fn command_lines_that_parse(
+    lines: &[CommandLine],
+    commands: &BTreeSet<String>,
+) -> Vec<CommandLine> {
     let mut runnable = Vec::new();
-    for (place, args) in &lines {
+    for (place, args) in lines {
         let cmd = command_of(args);
         if !commands.contains(cmd) {
             if let Some((_, why)) = PENDING.iter().find(|(c, _)| *c == cmd) {
@@ -884,20 +996,26 @@ async fn every_shoplake_command_line_parses_and_the_long_running_ones_start() {
         );
         runnable.push((place.clone(), args.clone()));
     }
+    runnable
+}
 
-    // 2. The long-running ones run: the sandbox first (the others' API), shops authorized
-    //    by the deployment's own `auth` command lines, then scheduler, workers and serve,
-    //    each on its own loopback port over one temp data dir and the SQLite queue.
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path();
-    let repo = root().display().to_string();
-    let config_with = |api: &str, http: &str| {
-        format!(
-            "[project]\ndir = {repo:?}\n[api]\nbase_url = \"{api}\"\n[jobs]\nhttp_addr = \"{http}\"\n"
-        )
-    };
-    let mut running: Vec<Running> = Vec::new();
-    let empty = empty_config(data);
+/// The shoplake.toml of the long-running processes: the project files in `repo`, the
+/// API at `api`, `[jobs] http_addr` `http`.
+fn config_with(repo: &str, api: &str, http: &str) -> String {
+    format!(
+        "[project]\ndir = {repo:?}\n[api]\nbase_url = \"{api}\"\n[jobs]\nhttp_addr = \"{http}\"\n"
+    )
+}
+
+/// Starts the sandbox command lines of `runnable` into `running`, each on a loopback port
+/// of its own with a small world, and waits until all of `running` answer; the first
+/// sandbox's URL.
+async fn start_sandboxes(
+    runnable: &[CommandLine],
+    data: &Path,
+    empty: &Path,
+    running: &mut Vec<Running>,
+) -> String {
     let mut api = None;
     for (place, args) in runnable.iter().filter(|(_, a)| command_of(a) == "sandbox") {
         let port = pg::free_port();
@@ -910,25 +1028,31 @@ async fn every_shoplake_command_line_parses_and_the_long_running_ones_start() {
             }
         }
         let url = format!("http://127.0.0.1:{port}");
+        let n = running.len();
         running.push(spawn_process(
             data,
-            running.len(),
+            n,
             place,
             "sandbox",
             &a,
-            &empty,
+            empty,
             Health::http(format!("{url}/healthz")),
         ));
         api.get_or_insert(url);
     }
     let api = api.expect("the deployment runs the sandbox");
-    for r in &mut running {
+    for r in running.iter_mut() {
         wait_healthy(r).await;
     }
+    api
+}
 
+/// Authorizes shops against the sandbox at `api` with the `auth` command lines of
+/// `runnable` (an `auth exchange` first, there must be one), over `data`.
+fn authorize_shops(runnable: &[CommandLine], data: &Path, repo: &str, api: &str) {
     let base = data.join("shoplake.toml");
-    std::fs::write(&base, config_with(&api, "")).unwrap();
-    let mut auth: Vec<&(String, Vec<String>)> = runnable
+    std::fs::write(&base, config_with(repo, api, "")).unwrap();
+    let mut auth: Vec<&CommandLine> = runnable
         .iter()
         .filter(|(_, a)| command_of(a) == "auth")
         .collect();
@@ -948,9 +1072,18 @@ async fn every_shoplake_command_line_parses_and_the_long_running_ones_start() {
             tail(&log)
         );
     }
-    // The queue's tables made once, before several processes open it at the same time.
-    shoplake::jobs::Queue::open("sqlite", data).await.unwrap();
+}
 
+/// Starts the scheduler, worker, serve and run command lines of `runnable` into
+/// `running`, each with a config of its own (the API at `api`) on loopback ports, and
+/// waits until all of `running` answer.
+async fn start_long_running(
+    runnable: &[CommandLine],
+    data: &Path,
+    repo: &str,
+    api: &str,
+    running: &mut Vec<Running>,
+) {
     // `serve` may have an HTTP side of its own (`--http-addr`, /health and /metrics): give
     // each one a free port then, and check it too.
     let serve_help = Command::new(env!("CARGO_BIN_EXE_shoplake"))
@@ -959,46 +1092,20 @@ async fn every_shoplake_command_line_parses_and_the_long_running_ones_start() {
         .unwrap();
     let serve_has_http = String::from_utf8_lossy(&serve_help.stdout).contains("--http-addr");
     let mut long = Vec::new();
-    for (place, args) in &runnable {
+    for (place, args) in runnable {
         let cmd = command_of(args);
         if !matches!(cmd, "scheduler" | "worker" | "serve" | "run") {
             continue;
         }
         let addr = format!("127.0.0.1:{}", pg::free_port());
         let config = data.join(format!("config-{}.toml", long.len()));
-        std::fs::write(&config, config_with(&api, &addr)).unwrap();
+        std::fs::write(&config, config_with(repo, api, &addr)).unwrap();
         let mut a = args.clone();
         remove_flag(&mut a, "--backend");
-        let health = match cmd {
-            "serve" => {
-                set_flag(&mut a, "--addr", &addr);
-                let mut h = Health {
-                    http: None,
-                    flight: Some(addr),
-                };
-                if serve_has_http {
-                    let http = format!("127.0.0.1:{}", pg::free_port());
-                    set_flag(&mut a, "--http-addr", &http);
-                    h.http = Some(format!("http://{http}/health"));
-                }
-                h
-            }
-            "worker" => {
-                set_flag(&mut a, "--http-addr", &addr);
-                Health::http(format!("http://{addr}/health"))
-            }
-            _ => Health::http(format!("http://{addr}/health")),
-        };
+        let health = listen_on(cmd, &mut a, addr, serve_has_http);
         long.push(cmd);
-        running.push(spawn_process(
-            data,
-            running.len(),
-            place,
-            cmd,
-            &a,
-            &config,
-            health,
-        ));
+        let n = running.len();
+        running.push(spawn_process(data, n, place, cmd, &a, &config, health));
     }
     for cmd in ["scheduler", "worker", "serve"] {
         assert!(long.contains(&cmd), "no `shoplake {cmd}` ran");
@@ -1006,9 +1113,38 @@ async fn every_shoplake_command_line_parses_and_the_long_running_ones_start() {
     for r in running.iter_mut() {
         wait_healthy(r).await;
     }
+}
 
-    // What Prometheus scrapes is there: every worker metric (src/jobs/metrics.rs) the
-    // rules and the dashboard use is on a worker's /metrics.
+/// Sets the flags of `a` (a `cmd` command line) for it to listen on `addr` (and `serve`
+/// on a free HTTP port of its own too, when `serve_has_http`); its health checks.
+fn listen_on(cmd: &str, a: &mut Vec<String>, addr: String, serve_has_http: bool) -> Health {
+    match cmd {
+        "serve" => {
+            set_flag(a, "--addr", &addr);
+            let mut h = Health {
+                http: None,
+                flight: Some(addr),
+            };
+            if serve_has_http {
+                let http = format!("127.0.0.1:{}", pg::free_port());
+                set_flag(a, "--http-addr", &http);
+                h.http = Some(format!("http://{http}/health"));
+            }
+            h
+        }
+        "worker" => {
+            set_flag(a, "--http-addr", &addr);
+            Health::http(format!("http://{addr}/health"))
+        }
+        _ => Health::http(format!("http://{addr}/health")),
+    }
+}
+
+/// What Prometheus scrapes is there: every metric the rules and the dashboard use is on
+/// the /metrics of the `running` workers and serves that export it.
+async fn used_metrics_are_on_the_running_processes(running: &[Running]) {
+    // Every worker metric (src/jobs/metrics.rs) the rules and the dashboard use is on a
+    // worker's /metrics.
     let jobs_metrics = metric_tokens(&read(&root().join("src/jobs/metrics.rs")), true);
     let used = used_metrics();
     for r in running.iter().filter(|r| r.command == "worker") {
@@ -1022,9 +1158,30 @@ async fn every_shoplake_command_line_parses_and_the_long_running_ones_start() {
             );
         }
     }
+    // …and every serve metric (src/serve/metrics.rs) they use is on serve's /metrics
+    // ([serve] http_addr, given above as --http-addr), before any query ran.
+    let serve_metrics = metric_tokens(&read(&root().join("src/serve/metrics.rs")), true);
+    for r in running.iter().filter(|r| r.command == "serve") {
+        let Some(url) = r.health.http.as_deref() else {
+            continue;
+        };
+        let metrics = http_text(&url.replace("/health", "/metrics")).await;
+        for name in used.keys().filter(|n| serve_metrics.contains(*n)) {
+            // A sample line (`name{…} v`, `name v`), or the `# TYPE` line of a histogram
+            // whose samples are `name_bucket`, `_sum` and `_count`.
+            let exposed = metrics.contains(&format!("# TYPE {name} "))
+                || metrics.lines().any(|l| {
+                    l.strip_prefix(name.as_str())
+                        .is_some_and(|rest| rest.starts_with([' ', '{']))
+                });
+            assert!(exposed, "{}: /metrics has no {name}:\n{metrics}", r.what);
+        }
+    }
+}
 
-    // The image's health check script against the running processes, and against a port
-    // nothing listens on (it must fail then).
+/// The image's health check script against the `running` processes, and against a port
+/// nothing listens on (it must fail then); skipped without curl, bash and timeout.
+fn healthcheck_script_checks_the_running_processes(running: &[Running]) {
     let tools = Command::new("sh")
         .args([
             "-c",
@@ -1034,7 +1191,7 @@ async fn every_shoplake_command_line_parses_and_the_long_running_ones_start() {
         .status()
         .is_ok_and(|s| s.success());
     if tools {
-        for r in &running {
+        for r in running {
             let checks = [
                 r.health.http.as_deref().map(|u| ("HEALTH_URL", u)),
                 r.health.flight.as_deref().map(|a| ("HEALTH_TCP", a)),
@@ -1061,8 +1218,10 @@ async fn every_shoplake_command_line_parses_and_the_long_running_ones_start() {
     } else {
         eprintln!("note: deploy/healthcheck.sh not run: it needs sh, curl, bash and timeout");
     }
+}
 
-    // 3. SIGTERM stops each cleanly (exit 0, no panic): the sandbox last.
+/// SIGTERM stops each of `running` cleanly (exit 0, no panic), the last started first.
+async fn stop_each_with_sigterm(running: &mut [Running]) {
     running.reverse();
     for r in running.iter_mut() {
         unsafe { libc::kill(r.child.id() as i32, libc::SIGTERM) };

@@ -1,7 +1,9 @@
 //! `shoplake maintain`: compaction, checkpoints and vacuum keep every row, are safe beside
-//! a writer committing at the same time, and leave far fewer files.
+//! a writer committing at the same time, and leave only the current version's files once
+//! the retention has passed.
 
 use crate::helpers::*;
+use shoplake::app::App;
 use shoplake::warehouse::maintain::{MaintainOptions, MaintainReport};
 use shoplake_sandbox::DEFAULT_CLOCK as CLOCK;
 
@@ -20,34 +22,52 @@ async fn maintain_compacts_checkpoints_and_vacuums_without_changing_a_row() {
     let sb = start(small(2, 1500)).await;
     let dir = tempfile::tempdir().unwrap();
     let app = app_for(&sb, dir.path(), None).await;
-    // A backfill, then ten daily extracts: every day adds small files to the partitions
-    // its changed orders live in.
+    // A backfill, then ten daily extracts: every merge replaces the files of the
+    // partitions its changed orders live in, and the replaced files stay in storage.
     sb.sandbox.set_clock(CLOCK - 10 * DAY);
     backfill_ok(&app, CLOCK - 40 * DAY, CLOCK - 10 * DAY + 1, Some("orders")).await;
     for day in (0..10).rev() {
         sb.sandbox.set_clock(CLOCK - day * DAY);
         extract_ok(&app, CLOCK - day * DAY + 1, Some("orders")).await;
     }
-    let (reference, _ref_dir) = {
-        let d = tempfile::tempdir().unwrap();
-        let r = app_for(&sb, d.path(), None).await;
-        backfill_ok(&r, CLOCK - 40 * DAY, CLOCK + 1, Some("orders")).await;
-        (r, d)
-    };
+    let ref_dir = tempfile::tempdir().unwrap();
+    let reference = app_for(&sb, ref_dir.path(), None).await;
+    backfill_ok(&reference, CLOCK - 40 * DAY, CLOCK + 1, Some("orders")).await;
+    assert_same_rows(&app, &reference, "before maintenance").await;
+
+    a_dry_run_changes_nothing(&app).await;
+    maintenance_beside_a_writer_keeps_every_row(&app, &sb, dir.path(), &reference).await;
+    vacuum_past_the_retention_leaves_the_current_files(&app, &reference).await;
+
+    // A retention shorter than running readers need is refused.
+    let e = app
+        .maintain(
+            &[],
+            &MaintainOptions {
+                retention: std::time::Duration::from_secs(60),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("shorter than"), "{e}");
+}
+
+/// Every maintained table reads the same in `app` as in the clean `reference`.
+async fn assert_same_rows(app: &App, reference: &App, when: &str) {
     for t in TABLES {
         assert_eq!(
-            qualified_rows(&app, t).await,
-            qualified_rows(&reference, t).await,
-            "{t} before maintenance"
+            qualified_rows(app, t).await,
+            qualified_rows(reference, t).await,
+            "{t} {when}: a row was lost or changed"
         );
     }
+}
 
-    // A dry run reports and changes nothing.
-    let version = |t: &'static str| {
-        let lake = app.lake.clone();
-        async move { lake.version("raw", &t[4..]).await.unwrap() }
-    };
-    let v0 = version("raw.orders").await;
+/// A dry run reports the files and commits nothing.
+async fn a_dry_run_changes_nothing(app: &App) {
+    let v0 = app.lake.version("raw", "orders").await.unwrap();
     let dry = app
         .maintain(
             &TABLES.map(String::from),
@@ -64,11 +84,22 @@ async fn maintain_compacts_checkpoints_and_vacuums_without_changing_a_row() {
         orders.before.stored_files > orders.before.files,
         "ten merges leave the files they replaced in storage: {orders:?}"
     );
-    assert_eq!(version("raw.orders").await, v0, "a dry run commits nothing");
+    assert_eq!(
+        app.lake.version("raw", "orders").await.unwrap(),
+        v0,
+        "a dry run commits nothing"
+    );
+}
 
-    // Every table of the lake, while a second process re-lands the last ten days (its
-    // merges and cursor commits race the compaction's commits).
-    let writer = app_for(&sb, dir.path(), None).await;
+/// Every table of the lake maintained while a second app re-lands the last ten days (its
+/// merges and cursor commits race the compaction's commits).
+async fn maintenance_beside_a_writer_keeps_every_row(
+    app: &App,
+    sb: &shoplake_sandbox::RunningSandbox,
+    dir: &std::path::Path,
+    reference: &App,
+) {
+    let writer = app_for(sb, dir, None).await;
     let defaults = MaintainOptions::default();
     let (maintained, rerun) = tokio::join!(
         app.maintain(&[], &defaults),
@@ -88,16 +119,14 @@ async fn maintain_compacts_checkpoints_and_vacuums_without_changing_a_row() {
             r.vacuumed, 0,
             "{t}: nothing is older than the retention yet"
         );
-        assert_eq!(
-            qualified_rows(&app, t).await,
-            qualified_rows(&reference, t).await,
-            "{t}: maintenance beside a writer lost or changed a row"
-        );
     }
     eprintln!("{:?}", report(&maintained, "raw.orders"));
+    assert_same_rows(app, reference, "after maintenance beside a writer").await;
+}
 
-    // Eight days on, the files compaction replaced are past the 7-day retention: vacuum
-    // deletes them, and the tables still read the same.
+/// Eight days on, the replaced files are past the 7-day retention: vacuum deletes them,
+/// only the current version's files stay, and the tables read the same.
+async fn vacuum_past_the_retention_leaves_the_current_files(app: &App, reference: &App) {
     let later = shoplake_now_ms() + 8 * DAY * 1000;
     let vacuumed = app
         .maintain(
@@ -116,27 +145,7 @@ async fn maintain_compacts_checkpoints_and_vacuums_without_changing_a_row() {
             "{t}: past the retention, vacuum leaves only the current version's files: {r:?}"
         );
     }
-    for t in TABLES {
-        assert_eq!(
-            qualified_rows(&app, t).await,
-            qualified_rows(&reference, t).await,
-            "{t} after vacuum"
-        );
-    }
-
-    // A retention shorter than running readers need is refused.
-    let e = app
-        .maintain(
-            &[],
-            &MaintainOptions {
-                retention: std::time::Duration::from_secs(60),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("shorter than"), "{e}");
+    assert_same_rows(app, reference, "after vacuum").await;
 }
 
 fn shoplake_now_ms() -> i64 {

@@ -4,11 +4,13 @@ Usage: check_deploy.py <repo root>
 
 Parses every YAML file (all documents) and every JSON file under deploy/, checks what
 can be checked without Docker or Kubernetes (references between services, volumes,
-mounts, Secrets, ConfigMaps, data sources, rule files), and prints one JSON object:
+mounts, Secrets, ConfigMaps, kustomize components and patch targets, data sources, rule
+files; one table-maintenance mechanism per deployment), and prints one JSON object:
 
   errors     every problem found, each naming its file (the test fails on any)
   parsed     {"yaml": [...], "json": [...]}: the files that parsed
-  env        every environment variable set in a compose or Kubernetes file:
+  env        every environment variable set in a compose or Kubernetes file (including
+             those a kustomize patch adds to a container):
              {file, where, key, value (compose interpolation applied; null when it comes
              from a Secret or field), source: "literal" | "secret" | "field" | "configmap"}
   names      every SHOPLAKE_* name written anywhere in those files: {file, name}
@@ -30,6 +32,11 @@ import shlex
 import sys
 
 import yaml
+
+try:
+    import tomllib  # Python 3.11+
+except ImportError:  # pragma: no cover - older Pythons skip the TOML-based check
+    tomllib = None
 
 ROOT = os.path.abspath(sys.argv[1])
 DEPLOY = os.path.join(ROOT, "deploy")
@@ -260,7 +267,9 @@ for r in k8s_files:
     for d in yaml_docs[r]:
         if not isinstance(d, dict):
             continue
-        if d.get("kind") == "Kustomization":
+        # Kustomizations and kustomize Components (optional parts a kustomization lists
+        # under `components:`) are no Kubernetes objects.
+        if d.get("kind") in ("Kustomization", "Component"):
             kustomizations.append((r, d))
         elif d.get("apiVersion") and d.get("kind"):
             objects.append((r, d))
@@ -275,11 +284,22 @@ for r, d in objects:
     if d["kind"] == "ConfigMap":
         configmaps[name] = {k: ("text", v) for k, v in (d.get("data") or {}).items()}
 
+kustomization_resources = {}  # kustomization file -> repo paths of its resource files
 for r, k in kustomizations:
     here = os.path.dirname(os.path.join(ROOT, r))
+    kustomization_resources[r] = set()
     for res in k.get("resources") or []:
         if not os.path.exists(os.path.join(here, res)):
             err(r, f"resources lists {res}, which does not exist")
+        kustomization_resources[r].add(rel(os.path.normpath(os.path.join(here, res))))
+    for comp in k.get("components") or []:
+        kfile = rel(os.path.normpath(os.path.join(here, comp, "kustomization.yaml")))
+        kinds = [d.get("kind") for d in yaml_docs.get(kfile, []) if isinstance(d, dict)]
+        if "Component" not in kinds:
+            err(r, f"components lists {comp}, which has no kustomization.yaml of kind Component ({kfile})")
+    for pt in k.get("patches") or []:
+        if pt.get("path") and not os.path.isfile(os.path.join(here, pt["path"])):
+            err(r, f"patches names {pt['path']}, which does not exist")
     for gen in k.get("configMapGenerator") or []:
         entries = configmaps.setdefault(gen["name"], {})
         for f in gen.get("files") or []:
@@ -300,6 +320,38 @@ for r, d in objects:
             ((d["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {},
         )
 claims = {d["metadata"]["name"] for _, d in objects if d["kind"] == "PersistentVolumeClaim"}
+
+# Patches of the kustomizations and components: each targets an object defined here, and
+# the environment variables an inline JSON patch adds to a container are checked like any
+# other (`patch_env`: kustomization file -> [(target name, variable, value)]).
+patch_env = {}
+for r, k in kustomizations:
+    patch_env[r] = []
+    for i, pt in enumerate(k.get("patches") or []):
+        target = pt.get("target") or {}
+        where = f"patches[{i}] ({target.get('kind')} {target.get('name')})"
+        if target.get("name") and not any(
+            d["kind"] == target.get("kind") and d["metadata"]["name"] == target["name"]
+            for _, d in objects
+        ):
+            err(r, f"{where}: no {target.get('kind')} {target['name']!r} is defined here")
+        text = pt.get("patch")
+        if not isinstance(text, str):
+            continue
+        try:
+            ops = yaml.safe_load(text)
+        except Exception as e:  # noqa: BLE001
+            err(r, f"{where}: the patch is not valid YAML: {e}")
+            continue
+        for op in ops if isinstance(ops, list) else []:
+            value = op.get("value") if isinstance(op, dict) else None
+            if "/env" in str(op.get("path", "")) and isinstance(value, dict) and "name" in value:
+                v = value.get("value")
+                env_entries.append(
+                    {"file": r, "where": where, "key": value["name"],
+                     "value": None if v is None else str(v), "source": "literal"}
+                )
+                patch_env[r].append((target.get("name"), value["name"], v))
 
 
 def pod_spec(d):
@@ -397,6 +449,51 @@ for name, entries in configmaps.items():
                  "where": f"ConfigMap {name} key {key}",
                  "path": v if kind == "path" else None, "text": v if kind == "text" else None}
             )
+
+# One table-maintenance mechanism per deployment: the scheduler's `[jobs] maintain`
+# (on by default) or a CronJob running `shoplake maintain`, never both. A maintain CronJob
+# must come from a kustomization or component that also turns the scheduler's off
+# (SHOPLAKE_JOBS__MAINTAIN="" on shoplake-scheduler), or the config it mounts must say
+# maintain = "".
+
+
+def maintain_off_in_config(cm_name):
+    for kind, v in (configmaps.get(cm_name) or {}).values():
+        if tomllib is None:
+            return False
+        try:
+            text = open(os.path.join(ROOT, v), encoding="utf-8").read() if kind == "path" else v
+            cfg = tomllib.loads(text)
+        except Exception:  # noqa: BLE001 - the Rust test reports configs that do not load
+            continue
+        if str((cfg.get("jobs") or {}).get("maintain", "1d")).strip() == "":
+            return True
+    return False
+
+
+for r, d in objects:
+    if d["kind"] != "CronJob":
+        continue
+    spec = pod_spec(d) or {}
+    runs_maintain = any(
+        is_shoplake_image(c.get("image"))
+        and "maintain" in [str(x) for x in (c.get("command") or [])[1:] + (c.get("args") or [])]
+        for c in spec.get("containers") or []
+    )
+    if not runs_maintain:
+        continue
+    name = d["metadata"]["name"]
+    listed = [k for k, res in kustomization_resources.items() if r in res]
+    if not listed:
+        err(r, f"CronJob {name} runs `shoplake maintain` but no kustomization or component lists {r}")
+    cms = {(v.get("configMap") or {}).get("name") for v in spec.get("volumes") or []} - {None}
+    for k in listed:
+        off = any(
+            t == "shoplake-scheduler" and key == "SHOPLAKE_JOBS__MAINTAIN" and str(v).strip() == ""
+            for t, key, v in patch_env.get(k, [])
+        )
+        if not off and not any(maintain_off_in_config(cm) for cm in cms):
+            err(k, f"deploys CronJob {name} (`shoplake maintain`) while the scheduler's [jobs] maintain stays on: set SHOPLAKE_JOBS__MAINTAIN=\"\" on shoplake-scheduler (a patch) or maintain = \"\" in the config, so maintenance runs one way only")
 
 # ---------------------------------------------------------------------------------------
 # Grafana: every panel's data source is provisioned; dashboard uids are unique.

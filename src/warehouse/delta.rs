@@ -488,7 +488,7 @@ impl Lake {
         }
         let source = SessionContext::new().read_batch(batch)?;
         let (_, m) = target
-            .merge(source, keys_match(keys))
+            .merge(source, keys_match(keys)?)
             .with_source_alias("source")
             .with_target_alias("target")
             // Only rows unchanged since the scan: a newer write by another process wins.
@@ -716,8 +716,10 @@ fn source_col(c: &str) -> Expr {
 }
 
 /// `target.k = source.k` for every key.
-fn keys_match(keys: &[String]) -> Expr {
-    conjunction(keys.iter().map(|k| target_col(k).eq(source_col(k)))).unwrap_or(lit(true))
+/// Fails on no keys: a merge on `TRUE` would match every stored row with every new one.
+fn keys_match(keys: &[String]) -> Result<Expr> {
+    conjunction(keys.iter().map(|k| target_col(k).eq(source_col(k))))
+        .ok_or_else(|| WarehouseError::Invalid("a merge needs key columns; none were given".into()))
 }
 
 /// A fetch time literal (µs, UTC), typed as `_extracted_at` is.
@@ -811,7 +813,7 @@ async fn merge(
     let newer = newer(spec, &columns, &stored);
     let evolves = columns.iter().any(|c| !stored.contains(c));
     let mut merge = target
-        .merge(source, keys_match(spec.keys))
+        .merge(source, keys_match(spec.keys)?)
         .with_source_alias("source")
         .with_target_alias("target")
         .with_merge_schema(evolves)
@@ -871,7 +873,7 @@ async fn prune_children(
     }
     let source = ctx.read_batches(stale).map_err(arrow)?;
     let (t, m) = target
-        .merge(source, keys_match(spec.keys))
+        .merge(source, keys_match(spec.keys)?)
         .with_source_alias("source")
         .with_target_alias("target")
         .when_matched_delete(|d| d)
@@ -1115,4 +1117,21 @@ pub fn dedup(
     let mut idx: Vec<u32> = best.into_values().map(|i| i as u32).collect();
     idx.sort_unstable();
     take_record_batch(batch, &UInt32Array::from(idx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_merge_without_keys_is_refused() {
+        assert!(matches!(keys_match(&[]), Err(WarehouseError::Invalid(_))));
+        let on = keys_match(&["_shop_id".to_string(), "id".to_string()]).unwrap();
+        assert_eq!(
+            on,
+            target_col("_shop_id")
+                .eq(source_col("_shop_id"))
+                .and(target_col("id").eq(source_col("id")))
+        );
+    }
 }

@@ -45,6 +45,9 @@ pub enum WarehouseError {
     /// DataFusion error while planning or running a read of the lake.
     #[error("datafusion: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
+    /// A write was asked for something it cannot do (a merge without keys).
+    #[error("{0}")]
+    Invalid(String),
     /// Table maintenance could not run.
     #[error("maintain: {0}")]
     Maintain(String),

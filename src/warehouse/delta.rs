@@ -420,13 +420,12 @@ impl Lake {
         schema: &str,
         table: &str,
         batch: &RecordBatch,
-        spec: &UpsertSpec<'_>,
+        keys: &[String],
+        shop: &str,
+        max: f64,
     ) -> Result<()> {
-        let (Some(shop), Some(max)) = (spec.snapshot_of, spec.max_delete_share) else {
-            return Ok(());
-        };
         match self.open(schema, table).await? {
-            Some(t) => check_snapshot_deletes(schema, table, &t, batch, spec.keys, shop, max).await,
+            Some(t) => check_snapshot_deletes(schema, table, &t, batch, keys, shop, max).await,
             None => Ok(()),
         }
     }

@@ -86,7 +86,8 @@ pub struct MaintainReport {
 
 /// The data files of `t`'s current version, and every data file stored under `table`.
 async fn file_stats(lake: &Lake, table: &TableRef, t: &DeltaTable) -> Result<FileStats> {
-    let mut stats = active_files(t).map_err(|e| e.on(table.schema.as_str(), &table.name))?;
+    let mut stats = active_files(t)
+        .map_err(|e| WarehouseError::delta(table.schema.as_str(), &table.name, e))?;
     let (store, root) = lake.store()?;
     let prefix = root.join(table.schema.as_str()).join(table.name.as_str());
     let mut listing = store.list(Some(&prefix));
@@ -103,8 +104,8 @@ async fn file_stats(lake: &Lake, table: &TableRef, t: &DeltaTable) -> Result<Fil
 }
 
 /// The data files of `t`'s current version.
-fn active_files(t: &DeltaTable) -> Result<FileStats> {
-    let snapshot = t.snapshot().map_err(|e| WarehouseError::delta("", "", e))?;
+fn active_files(t: &DeltaTable) -> std::result::Result<FileStats, deltalake::DeltaTableError> {
+    let snapshot = t.snapshot()?;
     let mut per_partition: std::collections::HashMap<String, usize> = Default::default();
     let mut stats = FileStats::default();
     for f in snapshot.log_data().iter() {

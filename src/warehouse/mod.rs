@@ -76,18 +76,6 @@ pub enum WarehouseError {
 }
 
 impl WarehouseError {
-    /// Names `schema.table` on a Delta error raised without one.
-    fn on(self, schema: &str, table: &str) -> WarehouseError {
-        match self {
-            WarehouseError::Delta { source, .. } => WarehouseError::Delta {
-                schema: schema.to_string(),
-                table: table.to_string(),
-                source,
-            },
-            other => other,
-        }
-    }
-
     fn delta(schema: &str, table: &str, e: deltalake::DeltaTableError) -> WarehouseError {
         WarehouseError::Delta {
             schema: schema.to_string(),

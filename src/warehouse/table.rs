@@ -137,15 +137,9 @@ impl<'a> Table<'a> {
         shop: &str,
         max_share: f64,
     ) -> Result<()> {
-        let spec = UpsertSpec {
-            keys,
-            snapshot_of: Some(shop),
-            max_delete_share: Some(max_share),
-            ..Default::default()
-        };
         let t = &self.table;
         self.lake
-            .check_snapshot(t.schema.as_str(), &t.name, batch, &spec)
+            .check_snapshot(t.schema.as_str(), &t.name, batch, keys, shop, max_share)
             .await
     }
 }

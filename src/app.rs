@@ -110,7 +110,8 @@ impl App {
     /// Builds the app from config and the data directory.
     pub fn new(config: Config, data_dir: &Path) -> Result<App> {
         let project = config.project_dir()?;
-        let lake = Lake::new(&config.lake_uri(data_dir))?;
+        let uri = config.lake_uri(data_dir);
+        let lake = Lake::with_storage(&uri, config.storage_options(&uri)?)?;
         Ok(App {
             config,
             data_dir: data_dir.to_path_buf(),

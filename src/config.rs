@@ -13,6 +13,7 @@ use crate::api::ClientConfig;
 use crate::api::retry::RetryPolicy;
 use crate::secret::Secret;
 use crate::serve::{Access, AuditLog, Credential, Limits, ServeOptions, TlsFiles, User};
+use crate::warehouse::StorageOptions;
 use shoplake_tiktok::{
     SANDBOX_APP_KEY as DEFAULT_APP_KEY, SANDBOX_APP_SECRET as DEFAULT_APP_SECRET,
 };
@@ -166,8 +167,13 @@ pub struct JobsConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WarehouseSection {
-    /// Lake root: a directory (default `<data-dir>/lake`) or a `file://` URI.
+    /// Lake root: a directory (default `<data-dir>/lake`), `file://…`, `s3://bucket/prefix`,
+    /// `gs://bucket/prefix` or `az://container/prefix` (`abfss://…`).
     pub uri: Option<String>,
+    /// `[warehouse.storage]`: the object store's options (`endpoint`, `region`,
+    /// `allow_http`, `virtual_hosted_style_request`, credentials — prefer the standard
+    /// `AWS_*`/`GOOGLE_*`/`AZURE_*` environment or `SHOPLAKE_WAREHOUSE__STORAGE__<KEY>`).
+    pub storage: BTreeMap<String, toml::Value>,
 }
 
 /// `[serve]`.
@@ -301,6 +307,29 @@ impl Config {
             .uri
             .clone()
             .unwrap_or_else(|| data_dir.join("lake").display().to_string())
+    }
+
+    /// `[warehouse.storage]` checked against the store `uri` names (every key must be one
+    /// of its options); values as strings.
+    pub fn storage_options(&self, uri: &str) -> Result<StorageOptions, ConfigError> {
+        let mut options = BTreeMap::new();
+        for (key, value) in &self.warehouse.storage {
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Boolean(_) | toml::Value::Integer(_) | toml::Value::Float(_) => {
+                    value.to_string()
+                }
+                _ => {
+                    return Err(err(
+                        &format!("warehouse.storage.{key}"),
+                        "must be a string, number or boolean, e.g. endpoint = \"http://127.0.0.1:9000\"",
+                    ));
+                }
+            };
+            options.insert(key.clone(), text);
+        }
+        StorageOptions::parse(uri, options)
+            .map_err(|(key, message)| err(&format!("warehouse.storage.{key}"), message))
     }
 
     /// Validates `[serve]` into the server's options (users resolved, passwords from env
@@ -749,6 +778,22 @@ impl Config {
                     format!("[{section}] is not a table in the config file"),
                 ));
             };
+            // `SHOPLAKE_WAREHOUSE__STORAGE__ENDPOINT`: a key of a nested table.
+            let (t, key) = match key.split_once("__") {
+                Some((sub, leaf)) => {
+                    let entry = t
+                        .entry(sub.to_string())
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    let toml::Value::Table(t) = entry else {
+                        return Err(err(
+                            &name,
+                            format!("[{section}.{sub}] is not a table in the config file"),
+                        ));
+                    };
+                    (t, leaf.to_string())
+                }
+                None => (t, key),
+            };
             let v = if key == "shops" {
                 toml::Value::Array(
                     value
@@ -882,6 +927,36 @@ mod tests {
         assert_eq!(c.serve.query_timeout, Duration::from_secs(5));
         let o = c.extract_options().unwrap();
         assert_eq!((o.planner.settle, o.planner.lookback), (90, 15 * 60));
+    }
+
+    #[test]
+    fn storage_options_come_from_the_file_and_nested_env_keys() {
+        let c = load(
+            "[warehouse]\nuri = \"s3://bucket/lake\"\n[warehouse.storage]\nallow_http = true\nregion = \"eu-west-1\"\n",
+            &[("SHOPLAKE_WAREHOUSE__STORAGE__ENDPOINT", "http://127.0.0.1:9000")],
+        )
+        .unwrap();
+        let uri = c.lake_uri(Path::new("/data"));
+        let o = format!("{:?}", c.storage_options(&uri).unwrap());
+        assert!(
+            o.contains("\"allow_http\": \"true\"")
+                && o.contains("127.0.0.1:9000")
+                && o.contains("eu-west-1"),
+            "{o}"
+        );
+        let c = load(
+            "[warehouse]\nuri = \"s3://bucket/lake\"\n[warehouse.storage]\nendpiont = \"http://x\"\n",
+            &[],
+        )
+        .unwrap();
+        let e = c.storage_options("s3://bucket/lake").unwrap_err();
+        assert_eq!(e.key, "warehouse.storage.endpiont");
+        // A local lake takes none.
+        let c = load("[warehouse.storage]\nregion = \"x\"\n", &[]).unwrap();
+        let e = c
+            .storage_options(&c.lake_uri(Path::new("/data")))
+            .unwrap_err();
+        assert_eq!(e.key, "warehouse.storage.region");
     }
 
     #[test]

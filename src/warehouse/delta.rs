@@ -31,12 +31,15 @@ use datafusion::prelude::{Expr, coalesce, lit};
 use datafusion::scalar::ScalarValue;
 
 use super::columns::{EXTRACTED_AT, FETCH_COLUMNS, MONTH, SHOP_ID};
+use super::store::StorageOptions;
 use super::{Result, WarehouseError};
 
-/// Where the lake lives: a local directory or an object-store URI.
+/// Where the lake lives: a local directory or an object-store URI, with the store's
+/// options ([`StorageOptions`]).
 #[derive(Debug, Clone)]
 pub struct Lake {
     root: Url,
+    options: StorageOptions,
 }
 
 /// What a write did.
@@ -134,32 +137,36 @@ pub fn origin_app(app: &str) -> String {
 }
 
 impl Lake {
-    /// A lake at `uri` (`./dir`, `/abs/dir`, `file:///…`).
+    /// A lake at `uri` (`./dir`, `/abs/dir`, `file:///…`) with no storage options.
     pub fn new(uri: &str) -> Result<Lake> {
-        let root = if uri.contains("://") {
-            Url::parse(uri).map_err(|e| WarehouseError::Uri {
-                uri: uri.to_string(),
-                message: e.to_string(),
-            })?
-        } else {
-            std::fs::create_dir_all(uri).map_err(|e| WarehouseError::Uri {
-                uri: uri.to_string(),
-                message: e.to_string(),
-            })?;
-            let abs = std::fs::canonicalize(uri).map_err(|e| WarehouseError::Uri {
-                uri: uri.to_string(),
-                message: e.to_string(),
-            })?;
-            Url::from_directory_path(&abs).map_err(|_| WarehouseError::Uri {
-                uri: uri.to_string(),
-                message: "not an absolute path".into(),
-            })?
+        Lake::with_storage(uri, StorageOptions::default())
+    }
+
+    /// A lake at `uri`: a directory, `file://`, `s3://bucket/prefix`, `gs://…`,
+    /// `az://…`/`abfss://…`. A local directory is made by the first write.
+    pub fn with_storage(uri: &str, options: StorageOptions) -> Result<Lake> {
+        let bad = |message: String| WarehouseError::Uri {
+            uri: uri.to_string(),
+            message,
         };
-        let mut root = root;
+        let mut root = if uri.contains("://") {
+            Url::parse(uri).map_err(|e| bad(e.to_string()))?
+        } else {
+            let abs = std::path::absolute(uri).map_err(|e| bad(e.to_string()))?;
+            Url::from_directory_path(&abs).map_err(|_| bad("not an absolute path".into()))?
+        };
         if !root.path().ends_with('/') {
             root.set_path(&format!("{}/", root.path()));
         }
-        Ok(Lake { root })
+        super::store::register();
+        let lake = Lake { root, options };
+        lake.store()?;
+        Ok(lake)
+    }
+
+    /// The options of the lake's object store.
+    pub fn storage_options(&self) -> &StorageOptions {
+        &self.options
     }
 
     /// The lake's root URI.
@@ -181,13 +188,11 @@ impl Lake {
 
     /// Opens a table; `None` when it has not been created yet.
     pub async fn open(&self, schema: &str, table: &str) -> Result<Option<DeltaTable>> {
-        let url = self.table_url(schema, table);
-        if let Ok(p) = url.to_file_path()
-            && !p.join("_delta_log").exists()
-        {
+        if !self.has_table(schema, table).await? {
             return Ok(None);
         }
-        match deltalake::open_table(url).await {
+        let url = self.table_url(schema, table);
+        match deltalake::open_table_with_storage_options(url, self.options.to_map()).await {
             Ok(t) => Ok(Some(t)),
             Err(DeltaTableError::NotATable(_)) => Ok(None),
             Err(e) => Err(WarehouseError::delta(schema, table, e)),
@@ -206,7 +211,15 @@ impl Lake {
             return Ok(None);
         }
         let url = self.table_url(schema, table);
-        match deltalake::open_table_with_version(url, version as u64).await {
+        let opened = deltalake::DeltaTableBuilder::from_url(url).map(|b| {
+            b.with_storage_options(self.options.to_map())
+                .with_version(version as u64)
+        });
+        let opened = match opened {
+            Ok(b) => b.load().await,
+            Err(e) => Err(e),
+        };
+        match opened {
             Ok(t) => Ok(Some(t)),
             Err(e) => {
                 tracing::debug!(table = %format!("{schema}.{table}"), version, error = %e, "version not readable");
@@ -224,16 +237,14 @@ impl Lake {
             .map(|v| v as i64))
     }
 
-    /// A handle for writing `schema.table`, creating its directory on local disk.
+    /// A handle for writing `schema.table`. deltalake's own `ensure_table_uri` makes the
+    /// directory of a table on local disk (its local store needs one); object stores have
+    /// no directories to make.
     async fn new_table(&self, schema: &str, table: &str) -> Result<DeltaTable> {
         let url = self.table_url(schema, table);
-        if let Ok(p) = url.to_file_path() {
-            std::fs::create_dir_all(&p).map_err(|e| WarehouseError::Uri {
-                uri: url.to_string(),
-                message: e.to_string(),
-            })?;
-        }
-        DeltaTable::try_from_url(url)
+        deltalake::ensure_table_uri(url.as_str())
+            .map_err(|e| WarehouseError::delta(schema, table, e))?;
+        DeltaTable::try_from_url_with_storage_options(url, self.options.to_map())
             .await
             .map_err(|e| WarehouseError::delta(schema, table, e))
     }

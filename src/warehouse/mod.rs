@@ -3,6 +3,8 @@
 //!
 //! - [`delta`]: the one writer (upsert with the cursor in the same commit; replace).
 //! - [`catalog`]: registers every table in a DataFusion session as catalog `shoplake`.
+//! - `store`: the one object store under every read, listing and commit (local disk,
+//!   S3, GCS, Azure), with Delta commits made atomic by conditional writes.
 
 pub mod catalog;
 pub mod columns;
@@ -12,6 +14,7 @@ mod store;
 pub mod table;
 
 pub use delta::{CursorMove, Lake, UpsertSpec, WriteMetrics};
+pub use store::StorageOptions;
 pub use table::{Layer, Table, TableRef};
 
 /// The three schemas of the lake.

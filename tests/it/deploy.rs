@@ -283,7 +283,7 @@ fn every_deploy_yaml_and_json_file_parses_and_its_references_resolve() {
     }
     for must in [
         "deploy/docker-compose.yml",
-        "deploy/docker-compose.s3.yml",
+        "deploy/docker-compose.local-lake.yml",
         "deploy/k8s/kustomization.yaml",
         "deploy/prometheus/prometheus.yml",
         "deploy/prometheus/rules/shoplake.yml",

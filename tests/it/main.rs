@@ -39,6 +39,7 @@ mod python_clients;
 mod python_reader;
 mod real_world;
 mod return_refund;
+mod s3;
 mod sandbox_gateway;
 mod secrets;
 mod sign_vectors;

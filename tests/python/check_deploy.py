@@ -5,14 +5,19 @@ Usage: check_deploy.py <repo root>
 Parses every YAML file (all documents) and every JSON file under deploy/, checks what
 can be checked without Docker or Kubernetes (references between services, volumes,
 mounts, Secrets, ConfigMaps, kustomize components and patch targets, data sources, rule
-files; one table-maintenance mechanism per deployment), and prints one JSON object:
+files; one table-maintenance mechanism per deployment; where the lake is: on MinIO in
+docker-compose.yml, made by minio-init before any shoplake service opens it, and on
+object storage from a ConfigMap and a Secret in Kubernetes; overrides that turn MinIO
+off leave no service depending on it or pointing at it), and prints one JSON object:
 
   errors     every problem found, each naming its file (the test fails on any)
   parsed     {"yaml": [...], "json": [...]}: the files that parsed
   env        every environment variable set in a compose or Kubernetes file (including
-             those a kustomize patch adds to a container):
-             {file, where, key, value (compose interpolation applied; null when it comes
-             from a Secret or field), source: "literal" | "secret" | "field" | "configmap"}
+             those a kustomize patch adds to a container, and each key of a ConfigMap or
+             Secret a container takes whole with envFrom):
+             {file, where, key, value (compose interpolation applied; a ConfigMap's value
+             when it is generated or defined here; null when it comes from a Secret or
+             field), source: "literal" | "secret" | "field" | "configmap"}
   names      every SHOPLAKE_* name written anywhere in those files: {file, name}
   processes  every shoplake command line: {file, where, args (after the binary), env
              (name -> value, null for Secrets), config (repo path of the shoplake.toml
@@ -55,11 +60,19 @@ class Loader(yaml.SafeLoader):
     """Safe YAML plus docker compose's merge-control tags (!reset, !override)."""
 
 
+class Replaced(dict):
+    """A mapping tagged !reset or !override: it replaces the base file's, not merged."""
+
+
+class ReplacedList(list):
+    """A sequence tagged !reset or !override."""
+
+
 def _compose_tag(loader, _suffix, node):
     if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
+        return Replaced(loader.construct_mapping(node, deep=True))
     if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
+        return ReplacedList(loader.construct_sequence(node, deep=True))
     return loader.construct_scalar(node)
 
 
@@ -257,6 +270,155 @@ for r in compose_files:
         )
 
 # ---------------------------------------------------------------------------------------
+# docker compose: the lake on MinIO.
+#
+# docker-compose.yml keeps the lake on its `minio` service: `minio-init` makes the bucket
+# once MinIO is healthy, and every shoplake service that opens the lake (all but the
+# sandbox) reads s3://<that bucket>/… through MinIO with MinIO's credentials, starts only
+# once minio-init completed, and keeps tokens and run state on a volume at /data. An
+# override that moves MinIO to a profile (off by default) must also drop every dependency
+# on it (`depends_on: !override` or `!reset`: compose merges a plain depends_on with the
+# base file's, and refuses to start a service whose dependency is disabled) and point the
+# lake elsewhere.
+
+OBJECT_STORE_URI = re.compile(r"^(s3|s3a|gs|az|adl|azure|abfs|abfss)://[^/]+")
+S3_ENV = ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"]
+
+
+def command_of(args):
+    """The shoplake command of a command line (after global flags), like deploy.rs's."""
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("--config", "--data-dir", "--log-format"):
+            i += 2
+        elif a.startswith("-"):
+            i += 1
+        else:
+            return a
+    return ""
+
+
+def service_args(svc):
+    args = compose_command(svc.get("command")) or ["run"]
+    if args and args[0] in ("shoplake", "/usr/local/bin/shoplake"):
+        args = args[1:]
+    return args
+
+
+def opens_lake(svc):
+    """A shoplake service that opens the lake: every one but the sandbox."""
+    return command_of(service_args(svc)) != "sandbox"
+
+
+def dep_names(deps):
+    return set(deps) if isinstance(deps, (dict, list)) else set()
+
+
+def dep_condition(deps, name):
+    if isinstance(deps, dict) and name in deps:
+        return (deps.get(name) or {}).get("condition", "service_started")
+    if isinstance(deps, list) and name in deps:
+        return "service_started"
+    return None
+
+
+def mounts_data(svc):
+    for v in svc.get("volumes") or []:
+        dst = v.get("target") if isinstance(v, dict) else (str(v).split(":") + [""])[1]
+        if dst == "/data":
+            return True
+    return False
+
+
+minio = base_services.get("minio")
+minio_init = base_services.get("minio-init")
+bucket = None
+minio_env = {}
+if not minio:
+    err(base_compose, "no `minio` service: the lake's object store (S3 API on :9000)")
+else:
+    minio_env = compose_env(minio)
+    if "minio" not in str(minio.get("image", "")):
+        err(base_compose, f"services.minio runs {minio.get('image')!r}, not a MinIO image")
+    if not minio.get("healthcheck"):
+        err(base_compose, "services.minio has no healthcheck (minio-init waits for service_healthy)")
+if not minio_init:
+    err(base_compose, "no `minio-init` service: the one-shot that makes the lake's bucket")
+else:
+    if dep_condition(minio_init.get("depends_on"), "minio") != "service_healthy":
+        err(base_compose, "services.minio-init must depend on minio with condition service_healthy")
+    if minio_init.get("restart") not in ("no", False):
+        err(base_compose, "services.minio-init is a one-shot: restart must be \"no\"")
+    words = (compose_command(minio_init.get("entrypoint")) or []) + (
+        compose_command(minio_init.get("command")) or []
+    )
+    m = re.search(r"\bmc\s+mb\b[^&;|]*?\s[\w.-]+/([a-z0-9][a-z0-9.-]{2,62})\b", " ".join(words))
+    if m:
+        bucket = m.group(1)
+    else:
+        err(base_compose, "services.minio-init makes no bucket (`mc mb <alias>/<bucket>`)")
+
+lake_commands = set()
+for name, svc in base_services.items():
+    if name not in base_shoplake or not opens_lake(svc):
+        continue
+    where = f"services.{name}"
+    lake_commands.add(command_of(service_args(svc)))
+    env = compose_env(svc)
+    uri = env.get("SHOPLAKE_WAREHOUSE__URI") or ""
+    if not uri.startswith("s3://"):
+        err(base_compose, f"{where}: SHOPLAKE_WAREHOUSE__URI is {uri!r}: the lake is on MinIO, s3://<bucket>/<prefix>")
+    elif bucket and uri[len("s3://"):].split("/")[0] != bucket:
+        err(base_compose, f"{where}: the lake {uri} is not in the bucket minio-init makes ({bucket})")
+    for k in S3_ENV:
+        if not env.get(k):
+            err(base_compose, f"{where}: {k} is not set (the lake's S3 options come from AWS_*)")
+    endpoint = env.get("AWS_ENDPOINT_URL") or ""
+    if endpoint and not re.match(r"^https?://minio(:\d+)?/?$", endpoint):
+        err(base_compose, f"{where}: AWS_ENDPOINT_URL is {endpoint!r}, not the minio service")
+    if endpoint.startswith("http://") and str(env.get("AWS_ALLOW_HTTP", "")).lower() != "true":
+        err(base_compose, f"{where}: AWS_ENDPOINT_URL is plain http but AWS_ALLOW_HTTP is not \"true\"")
+    for k, mk in (("AWS_ACCESS_KEY_ID", "MINIO_ROOT_USER"), ("AWS_SECRET_ACCESS_KEY", "MINIO_ROOT_PASSWORD")):
+        if minio and env.get(k) != minio_env.get(mk):
+            err(base_compose, f"{where}: {k} is not minio's {mk} (with no host variables set)")
+    if dep_condition(svc.get("depends_on"), "minio-init") != "service_completed_successfully":
+        err(base_compose, f"{where} opens the lake but does not depend on minio-init with condition service_completed_successfully (the bucket must exist first)")
+    if not mounts_data(svc):
+        err(base_compose, f"{where} mounts no volume at /data (tokens and run state)")
+for cmd in ("auth", "scheduler", "worker", "serve"):
+    if cmd not in lake_commands:
+        err(base_compose, f"no shoplake service running `{cmd}` opens the lake")
+
+for r in compose_files:
+    if r == base_compose:
+        continue
+    raw_services = (yaml_docs[r][0] or {}).get("services") or {}
+    services = deep_interpolate(yaml_docs[r][0]).get("services") or {}
+    off = {n for n, svc in services.items() if (svc or {}).get("profiles")}
+    if not off:
+        continue
+    for name, bsvc in base_services.items():
+        osvc = services.get(name) or {}
+        if name in off:
+            continue
+        if "depends_on" in osvc:
+            raw_deps = (raw_services.get(name) or {}).get("depends_on")
+            deps = dep_names(osvc["depends_on"])
+            if not isinstance(raw_deps, (Replaced, ReplacedList)):
+                deps |= dep_names(bsvc.get("depends_on"))
+        else:
+            deps = dep_names(bsvc.get("depends_on"))
+        for d in sorted(deps & off):
+            err(r, f"services.{name} still depends on {d}, which this file moves to a profile (off by default): compose refuses to start {name}; replace its depends_on with `!override`")
+        merged = {**bsvc, **osvc}
+        if name in base_shoplake and opens_lake(merged) and "minio" in off:
+            env = {**compose_env(bsvc), **compose_env(osvc)}
+            uri = env.get("SHOPLAKE_WAREHOUSE__URI") or ""
+            if OBJECT_STORE_URI.match(uri) and "minio" in (env.get("AWS_ENDPOINT_URL") or ""):
+                err(r, f"services.{name}: the lake stays on MinIO ({uri}), which this file turns off")
+
+# ---------------------------------------------------------------------------------------
 # Kubernetes.
 
 k8s_files = sorted(r for r in yaml_docs if r.startswith("deploy/k8s/"))
@@ -275,12 +437,15 @@ for r in k8s_files:
             objects.append((r, d))
 
 secret_keys = set()
+secrets_by_name = {}  # Secret name -> its keys
 configmaps = {}  # name -> {key: text or repo path}
 for r, d in objects:
     name = (d.get("metadata") or {}).get("name")
     if d["kind"] == "Secret":
+        keys = secrets_by_name.setdefault(name, [])
         for k in list((d.get("stringData") or {})) + list((d.get("data") or {})):
             secret_keys.add((name, k))
+            keys.append(k)
     if d["kind"] == "ConfigMap":
         configmaps[name] = {k: ("text", v) for k, v in (d.get("data") or {}).items()}
 
@@ -388,6 +553,39 @@ for r, d in objects:
     for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         where = f"{d['kind']} {name}, container {c['name']}"
         env = {}
+        sources = {}
+        # envFrom first: `env` wins over it, as in Kubernetes.
+        for ef in c.get("envFrom") or []:
+            prefix = ef.get("prefix") or ""
+            if "configMapRef" in ef:
+                ref = ef["configMapRef"]
+                cm = configmaps.get(ref.get("name"))
+                if cm is None:
+                    if not ref.get("optional"):
+                        err(r, f"{where}: envFrom names ConfigMap {ref.get('name')!r}, which is not generated or defined here")
+                    continue
+                items = [(k, v if kind == "text" else None, "configmap") for k, (kind, v) in cm.items()]
+            elif "secretRef" in ef:
+                ref = ef["secretRef"]
+                keys = secrets_by_name.get(ref.get("name"))
+                if keys is None:
+                    if not ref.get("optional"):
+                        err(r, f"{where}: envFrom names Secret {ref.get('name')!r}, which no Secret manifest here defines")
+                    continue
+                items = [(k, None, "secret") for k in keys]
+            else:
+                continue
+            for k, v, source in items:
+                key = prefix + k
+                if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                    err(r, f"{where}: envFrom {source} key {k!r} is no environment variable name")
+                    continue
+                env[key] = None if v is None else str(v)
+                sources[key] = source
+                env_entries.append(
+                    {"file": r, "where": f"{where} (envFrom)", "key": key,
+                     "value": env[key], "source": source}
+                )
         for e in c.get("env") or []:
             vf = e.get("valueFrom") or {}
             if "value" in e:
@@ -398,18 +596,40 @@ for r, d in objects:
                 if (ref["name"], ref["key"]) not in secret_keys:
                     err(r, f"{where}: env {e['name']} reads Secret {ref['name']} key {ref['key']}, which no Secret manifest here defines")
             elif "configMapKeyRef" in vf:
+                ref = vf["configMapKeyRef"]
                 source, value = "configmap", None
+                entry = (configmaps.get(ref["name"]) or {}).get(ref["key"])
+                if entry is None and not ref.get("optional"):
+                    err(r, f"{where}: env {e['name']} reads ConfigMap {ref['name']} key {ref['key']}, which is not generated or defined here")
+                elif entry is not None and entry[0] == "text":
+                    value = str(entry[1])
             elif "fieldRef" in vf:
                 source, value = "field", None
             else:
                 source, value = "literal", None
             env[e["name"]] = value
+            sources[e["name"]] = source
             env_entries.append({"file": r, "where": where, "key": e["name"], "value": value, "source": source})
         for m in c.get("volumeMounts") or []:
             if m["name"] not in volumes:
                 err(r, f"{where}: mounts volume {m['name']!r}, which the pod does not define")
         if not is_shoplake_image(c.get("image")):
             continue
+        # The lake is on object storage: its URI from a ConfigMap (or the manifest), the
+        # store's credentials from a Secret, never a literal in a manifest. The volume
+        # keeps tokens and run state only.
+        uri = env.get("SHOPLAKE_WAREHOUSE__URI")
+        if not uri or not OBJECT_STORE_URI.match(uri):
+            err(r, f"{where}: SHOPLAKE_WAREHOUSE__URI is {uri!r}: the lake must be an object store URI (s3://bucket/prefix) from the ConfigMap")
+        elif sources.get("SHOPLAKE_WAREHOUSE__URI") not in ("configmap", "literal"):
+            err(r, f"{where}: SHOPLAKE_WAREHOUSE__URI comes from a {sources.get('SHOPLAKE_WAREHOUSE__URI')}; take it from the ConfigMap")
+        elif uri.startswith(("s3://", "s3a://")):
+            aws = {k for k in env if k.startswith("AWS_")}
+            if "AWS_REGION" not in aws:
+                err(r, f"{where}: an s3:// lake without AWS_REGION (Secret shoplake-s3, envFrom)")
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            if k in env and sources.get(k) != "secret":
+                err(r, f"{where}: {k} must come from a Secret, not a {sources.get(k)}")
         config_path, config_text = None, None
         for m in c.get("volumeMounts") or []:
             if m.get("mountPath") == "/app/shoplake.toml":

@@ -4,6 +4,7 @@
 
 pub mod cells;
 pub mod pg;
+pub mod s3;
 
 pub use cells::*;
 
@@ -169,7 +170,7 @@ pub fn python_venv(packages: &[&str]) -> std::path::PathBuf {
         .iter()
         .copied()
         .filter(|p| {
-            let name = p.split(['=', '<', '>']).next().unwrap_or(p);
+            let name = p.split(['=', '<', '>', '[']).next().unwrap_or(p);
             !Command::new(&py)
                 .args(["-m", "pip", "show", "-q", name])
                 .output()
@@ -780,4 +781,16 @@ pub fn stop_process(mut w: std::process::Child) {
     unsafe { libc::kill(w.id() as i32, libc::SIGTERM) };
     let status = w.wait().unwrap();
     assert!(status.success(), "graceful stop exits 0: {status:?}");
+}
+
+/// What a run extracts, builds and compares (the concurrency and crash tests on local disk
+/// and on S3).
+pub struct Scope {
+    pub orders: usize,
+    /// `--pipeline`; `None`: every stream.
+    pub pipeline: Option<&'static str>,
+    /// `--select`; `None`: every model.
+    pub models: Option<&'static str>,
+    /// Marts compared with the clean run (with every raw table).
+    pub marts: &'static [&'static str],
 }

@@ -381,6 +381,15 @@ impl Lake {
         txns: Vec<Transaction>,
     ) -> Result<i64> {
         let t = self.new_table(schema, table).await?;
+        // Another writer created the table since this one saw none: appending would
+        // double its rows. Fail as a conflict, so the write is planned again as a merge.
+        if let Some(v) = t.version() {
+            return Err(WarehouseError::delta(
+                schema,
+                table,
+                DeltaTableError::VersionAlreadyExists(v),
+            ));
+        }
         if let Some(v) = spec.schema_version {
             // Before the first commit: a crash in between leaves a version file beside
             // no table, which the next creation overwrites.
@@ -490,6 +499,7 @@ impl Lake {
         replace: &[String],
     ) -> Result<usize> {
         let err = |e: DeltaTableError| WarehouseError::delta(schema, table, e);
+        self.check_conditional_writes().await?;
         let Some(target) = self.open(schema, table).await? else {
             return Ok(0);
         };
@@ -1143,5 +1153,54 @@ mod tests {
                 .eq(source_col("_shop_id"))
                 .and(target_col("id").eq(source_col("id")))
         );
+    }
+
+    /// Two writers see no table and both create it: the second must not append its rows
+    /// to the first one's version 0 (it would double them) but fail as a conflict, so
+    /// [`Lake::retry_conflicts`] plans it again as a merge.
+    #[tokio::test]
+    async fn a_creation_losing_the_race_is_a_conflict_not_an_append() {
+        use arrow::array::StringArray;
+        use arrow::datatypes::{DataType, Field, Schema};
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path().to_str().unwrap()).unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("_shop_id", DataType::Utf8, false),
+            Field::new("_month", DataType::Utf8, false),
+            Field::new("id", DataType::Utf8, false),
+        ]));
+        let col = |v: &[&str]| Arc::new(StringArray::from(v.to_vec())) as arrow::array::ArrayRef;
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                col(&["s", "s"]),
+                col(&["2026-11", "2026-11"]),
+                col(&["1", "2"]),
+            ],
+        )
+        .unwrap();
+        let keys = [
+            "_shop_id".to_string(),
+            "_month".to_string(),
+            "id".to_string(),
+        ];
+        let spec = UpsertSpec {
+            keys: &keys,
+            partition_by: &["_shop_id", "_month"],
+            ..Default::default()
+        };
+        lake.create("raw", "t", batch.clone(), &spec, Vec::new())
+            .await
+            .unwrap();
+        let files = |t: DeltaTable| t.get_file_uris().unwrap().count();
+        let before = files(lake.open("raw", "t").await.unwrap().unwrap());
+        let second = lake.create("raw", "t", batch, &spec, Vec::new()).await;
+        assert!(
+            matches!(&second, Err(WarehouseError::Delta { source, .. }) if is_conflict(source)),
+            "{second:?}"
+        );
+        let t = lake.open("raw", "t").await.unwrap().unwrap();
+        assert_eq!(t.version(), Some(0), "nothing committed after version 0");
+        assert_eq!(files(t), before);
     }
 }

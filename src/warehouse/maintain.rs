@@ -132,6 +132,9 @@ impl Lake {
                 opts.retention, MIN_RETENTION
             )));
         }
+        if !opts.dry_run {
+            self.check_conditional_writes().await?;
+        }
         let (schema, name) = (table.schema.as_str(), table.name.as_str());
         let err = |e| WarehouseError::delta(schema, name, e);
         let Some(t) = self.open(schema, name).await? else {

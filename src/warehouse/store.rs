@@ -16,13 +16,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, LazyLock, Mutex, Once};
 
 use deltalake::logstore::object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use deltalake::logstore::object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use deltalake::logstore::object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use deltalake::logstore::object_store::path::Path as StorePath;
-use deltalake::logstore::object_store::{self, ObjectStore, ObjectStoreScheme};
+use deltalake::logstore::object_store::{self, ObjectStore, ObjectStoreExt, ObjectStoreScheme};
 use deltalake::logstore::{
     LogStore, LogStoreFactory, ObjectStoreFactory, ObjectStoreRef, StorageConfig, default_logstore,
     logstore_factories, object_store_factories,
@@ -128,6 +128,11 @@ impl StorageOptions {
     }
 }
 
+/// Object-store clients made so far, by bucket and options: every table opened, every
+/// listing and every query share one HTTP client (its connection pool and TLS roots) per
+/// bucket instead of making one per call.
+static CLIENTS: LazyLock<Mutex<HashMap<String, ObjectStoreRef>>> = LazyLock::new(Default::default);
+
 /// The object store at the root of `url` (bucket or file system) and the path of `url`
 /// inside it: `options` over the standard environment.
 fn build(
@@ -135,6 +140,17 @@ fn build(
     options: &HashMap<String, String>,
 ) -> object_store::Result<(ObjectStoreRef, StorePath)> {
     let (scheme, path) = ObjectStoreScheme::parse(url)?;
+    if matches!(scheme, ObjectStoreScheme::Local | ObjectStoreScheme::Memory) {
+        let (store, path) = object_store::parse_url_opts(url, options)?;
+        return Ok((Arc::from(store), path));
+    }
+    let mut sorted: Vec<_> = options.iter().collect();
+    sorted.sort();
+    let key = format!("{}://{}{sorted:?}", url.scheme(), url.authority());
+    let mut clients = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(store) = clients.get(&key) {
+        return Ok((store.clone(), path));
+    }
     let store: ObjectStoreRef = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
@@ -177,6 +193,7 @@ fn build(
             return Ok((Arc::from(store), path));
         }
     };
+    clients.insert(key, store.clone());
     Ok((store, path))
 }
 
@@ -226,7 +243,63 @@ pub(super) fn register() {
     });
 }
 
+/// Lake roots whose store was seen refusing a second create-only put (this process).
+static VERIFIED: LazyLock<Mutex<std::collections::HashSet<String>>> =
+    LazyLock::new(Default::default);
+
 impl Lake {
+    /// Before the first write to an object store: checks that it refuses a second
+    /// create-only put of one key, the property every Delta commit relies on (a store that
+    /// ignored `If-None-Match` would let two writers overwrite each other's commit, silently).
+    /// Three requests on a probe key under `_shoplake/`, once per process and lake; local
+    /// disk is not probed (its create-only put is a hard link).
+    pub(super) async fn check_conditional_writes(&self) -> Result<()> {
+        use object_store::{PutMode, PutOptions, PutPayload};
+        let root = self.root().to_string();
+        if self.root().scheme() == "file"
+            || VERIFIED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&root)
+        {
+            return Ok(());
+        }
+        let (store, prefix) = self.store()?;
+        let probe = prefix.join("_shoplake").join(format!(
+            "conditional-write-probe-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let create = || PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let refused = |why: String| {
+            WarehouseError::Storage(format!(
+                "{root}: the store does not refuse a second create-only put ({why}); Delta commits need conditional writes (S3 If-None-Match), or two writers overwrite each other's commits: use a store that has them (AWS S3, MinIO, R2, GCS, Azure)"
+            ))
+        };
+        store
+            .put_opts(&probe, PutPayload::from_static(b"1"), create())
+            .await
+            .map_err(|e| refused(format!("first put: {e}")))?;
+        let second = store
+            .put_opts(&probe, PutPayload::from_static(b"2"), create())
+            .await;
+        let _ = store.delete(&probe).await;
+        match second {
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                VERIFIED
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(root);
+                Ok(())
+            }
+            Ok(_) => Err(refused("the second put succeeded".into())),
+            Err(e) => Err(refused(format!("second put: {e}"))),
+        }
+    }
+
     /// The object store at the lake's root, and the root's path inside it.
     pub fn store(&self) -> Result<(Arc<dyn ObjectStore>, StorePath)> {
         build(self.root(), &self.storage_options().to_map()).map_err(|e| WarehouseError::Uri {
@@ -235,14 +308,16 @@ impl Lake {
         })
     }
 
-    /// Whether `schema.table` has a Delta log (one listing, on any backend).
+    /// Whether `schema.table` has a Delta log: the first entry of a listing of its
+    /// `_delta_log/` (one request on an object store, one directory read on disk; a long
+    /// log is not listed whole).
     pub async fn has_table(&self, schema: &str, table: &str) -> Result<bool> {
         let (store, root) = self.store()?;
         let log = root.join(schema).join(table).join("_delta_log");
-        match store.list_with_delimiter(Some(&log)).await {
-            Ok(l) => Ok(!l.objects.is_empty()),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(WarehouseError::Storage(format!(
+        match store.list(Some(&log)).next().await {
+            None | Some(Err(object_store::Error::NotFound { .. })) => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(WarehouseError::Storage(format!(
                 "listing {}: {e}",
                 self.table_url(schema, table)
             ))),
@@ -271,18 +346,20 @@ impl Lake {
             .iter()
             .filter_map(|p| p.filename().map(str::to_string))
             .collect();
-        let checked: Vec<(String, bool)> = futures::stream::iter(names)
+        let checked: Vec<(String, Result<bool>)> = futures::stream::iter(names)
             .map(|name| async move {
-                let has_log = self.has_table(schema, &name).await.unwrap_or(false);
+                let has_log = self.has_table(schema, &name).await;
                 (name, has_log)
             })
             .buffer_unordered(LIST_CONCURRENCY)
             .collect()
             .await;
-        let mut out: Vec<String> = checked
-            .into_iter()
-            .filter_map(|(name, has_log)| has_log.then_some(name))
-            .collect();
+        let mut out = Vec::new();
+        for (name, has_log) in checked {
+            if has_log? {
+                out.push(name);
+            }
+        }
         out.sort();
         Ok(out)
     }

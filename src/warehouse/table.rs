@@ -212,6 +212,7 @@ impl<'a> IntoFuture for UpsertBuilder<'a> {
             let t = &self.table.table;
             let (schema, name) = (t.schema.as_str(), t.name.as_str());
             let lake = self.table.lake;
+            lake.check_conditional_writes().await?;
             Lake::retry_conflicts(schema, name, || {
                 lake.upsert_once(schema, name, self.batch.clone(), &self.spec, self.cursor)
             })
@@ -263,6 +264,7 @@ impl<'a> IntoFuture for ReplaceBuilder<'a> {
                 replace_where: self.replace_where,
                 txns: self.txns,
             };
+            self.table.lake.check_conditional_writes().await?;
             self.table
                 .lake
                 .replace(t.schema.as_str(), &t.name, self.schema, self.batches, &spec)

@@ -109,8 +109,11 @@ async fn two_writers_a_build_and_a_reader(scope: Scope, lake: impl Fn(&mut Confi
     let builder = {
         let (a, done) = (a.clone(), done.clone());
         tokio::spawn(async move {
+            // Builds one after another while the backfills commit, up to three: each
+            // build competes for the same two cores, and three already commit between the
+            // extractions' merges.
             let mut builds = 0;
-            while !done.load(Ordering::Relaxed) {
+            while !done.load(Ordering::Relaxed) && builds < 3 {
                 a.build(scope.models, &Default::default())
                     .await
                     .expect("a build during extraction");

@@ -125,8 +125,12 @@ impl LakeFiles {
             let _ = f.read_to_string(&mut text);
         }
         let needle = format!("/{schema}/");
-        text.lines()
-            .any(|l| l.contains("\"PUT ") && l.contains(&needle) && l.contains(".parquet"))
+        text.lines().any(|l| {
+            l.contains("\"PUT ")
+                && l.contains(&needle)
+                && l.contains(".parquet")
+                && !l.contains("/_delta_log/")
+        })
     }
 
     /// Runs `args` and SIGKILLs it the moment a new data file of `schema` appears — after

@@ -153,12 +153,11 @@ fn build(
     }
     let store: ObjectStoreRef = match scheme {
         ObjectStoreScheme::AmazonS3 => {
-            let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
-            for (k, v) in options {
-                if let Ok(key) = AmazonS3ConfigKey::from_str(k) {
-                    b = b.with_config(key, v);
-                }
-            }
+            let b = configured(
+                AmazonS3Builder::from_env().with_url(url.as_str()),
+                options,
+                |b, k: AmazonS3ConfigKey, v| b.with_config(k, v),
+            );
             // `AWS_CONDITIONAL_PUT=disabled` from the environment: refused like the option.
             if b.get_config_value(&AmazonS3ConfigKey::ConditionalPut)
                 .is_some_and(|v| v.trim() != "etag")
@@ -170,24 +169,22 @@ fn build(
             }
             Arc::new(b.build()?)
         }
-        ObjectStoreScheme::GoogleCloudStorage => {
-            let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
-            for (k, v) in options {
-                if let Ok(key) = GoogleConfigKey::from_str(k) {
-                    b = b.with_config(key, v);
-                }
-            }
-            Arc::new(b.build()?)
-        }
-        ObjectStoreScheme::MicrosoftAzure => {
-            let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
-            for (k, v) in options {
-                if let Ok(key) = AzureConfigKey::from_str(k) {
-                    b = b.with_config(key, v);
-                }
-            }
-            Arc::new(b.build()?)
-        }
+        ObjectStoreScheme::GoogleCloudStorage => Arc::new(
+            configured(
+                GoogleCloudStorageBuilder::from_env().with_url(url.as_str()),
+                options,
+                |b, k: GoogleConfigKey, v| b.with_config(k, v),
+            )
+            .build()?,
+        ),
+        ObjectStoreScheme::MicrosoftAzure => Arc::new(
+            configured(
+                MicrosoftAzureBuilder::from_env().with_url(url.as_str()),
+                options,
+                |b, k: AzureConfigKey, v| b.with_config(k, v),
+            )
+            .build()?,
+        ),
         _ => {
             let (store, path) = object_store::parse_url_opts(url, options)?;
             return Ok((Arc::from(store), path));
@@ -195,6 +192,21 @@ fn build(
     };
     clients.insert(key, store.clone());
     Ok((store, path))
+}
+
+/// `builder` with every option that is one of its store's keys (`K`) set on it; the keys
+/// were checked by [`StorageOptions::parse`].
+fn configured<B, K: FromStr>(
+    builder: B,
+    options: &HashMap<String, String>,
+    set: impl Fn(B, K, &String) -> B,
+) -> B {
+    options
+        .iter()
+        .fold(builder, |b, (k, v)| match K::from_str(k) {
+            Ok(key) => set(b, key, v),
+            Err(_) => b,
+        })
 }
 
 /// deltalake's hook for [`build`].

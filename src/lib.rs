@@ -12,6 +12,7 @@
 //! - [`warehouse`]: the Delta lake (one writer) and its DataFusion catalog.
 //! - [`models`]: SQL models (`sql/`) → DAG → DataFusion → Delta; data tests.
 //! - [`serve`]: Flight SQL over the lake.
+//! - [`export`]: a model or query to CSV, JSON, Parquet or xlsx, streamed.
 //! - [`config`]: `shoplake.toml` + `SHOPLAKE_*` env, validated once.
 //! - [`region`]: region → currency and time zone (shop-local dates; from `shoplake-tiktok`,
 //!   shared with the sandbox).
@@ -23,6 +24,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod duration;
+pub mod export;
 pub mod files;
 pub mod jobs;
 pub use shoplake_tiktok::region;

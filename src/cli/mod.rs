@@ -21,6 +21,7 @@ pub mod demo;
 #[cfg(feature = "sandbox")]
 pub mod demo_command;
 pub mod docs;
+pub mod export;
 pub mod extract;
 pub mod hash_password;
 pub mod maintain;
@@ -114,6 +115,8 @@ pub enum Command {
     Maintain(maintain::MaintainArgs),
     /// Run read-only SQL against the lake and print the result.
     Query(query::QueryArgs),
+    /// Export a model or a query to CSV, JSON, Parquet or xlsx (streamed).
+    Export(export::ExportArgs),
     /// Serve the lake over Arrow Flight SQL until Ctrl-C.
     Serve(serve::ServeArgs),
     /// Print an argon2 hash of a password read from stdin, for `[[serve.users]]
@@ -147,6 +150,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Test(ref a) => test::run(&cli, a).await,
         Command::Maintain(ref a) => maintain::run(&cli, a).await,
         Command::Query(ref a) => query::run(&cli, a).await,
+        Command::Export(ref a) => export::run(&cli, a).await,
         Command::Serve(ref a) => serve::run(&cli, a).await,
         Command::HashPassword => hash_password::run(),
         Command::Auth { ref command } => auth::run(&cli, command).await,

@@ -19,6 +19,7 @@ mod dashboards;
 mod deploy;
 mod drift;
 mod end_to_end;
+mod export;
 mod faults;
 mod fbt;
 mod finance;

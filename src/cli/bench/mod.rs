@@ -20,12 +20,14 @@ use super::{Cli, app, render};
 pub mod api;
 pub mod build;
 pub mod e2e;
+pub mod export;
 pub mod flight;
 pub mod jobs;
 pub mod maintain;
 pub use api::{ApiBench, run_api_bench};
 pub use build::{BuildBench, run_build_bench};
 pub use e2e::{E2eBench, run_e2e_bench};
+pub use export::{ExportBench, run_export_bench};
 pub use flight::{FlightBench, run_flight_bench};
 pub use jobs::{JobsBench, run_jobs_bench};
 pub use maintain::{MaintainBench, run_maintain_bench};
@@ -49,6 +51,9 @@ pub enum BenchCommand {
     /// Simulated days of 15-minute extracts, then `maintain`: files, bytes and dashboard
     /// query time of raw.orders and marts.gmv_daily before and after.
     Maintain(MaintainBench),
+    /// `shoplake export` of the largest mart in every format, each in its own process:
+    /// rows/s and peak RSS beside the RSS of exporting one row (data dir's warehouse).
+    Export(ExportBench),
 }
 
 /// Runs one benchmark and prints its results.
@@ -62,6 +67,9 @@ pub async fn run(cli: &Cli, command: &BenchCommand) -> Result<()> {
         BenchCommand::Jobs(b) => render::bench_results(&run_jobs_bench(b).await?, &b.out),
         BenchCommand::Api(b) => render::bench_results(&run_api_bench(b).await?, &b.out),
         BenchCommand::Maintain(b) => render::bench_results(&run_maintain_bench(b).await?, &b.out),
+        BenchCommand::Export(b) => {
+            render::bench_results(&run_export_bench(cli, &app(cli)?, b).await?, &b.out)
+        }
     }
 }
 

@@ -234,24 +234,16 @@ fn range(req: &Request) -> Result<(Option<NaiveDate>, Option<NaiveDate>)> {
     Ok((from, to))
 }
 
-/// The statement for `target` and a title for it (a sheet name): a SELECT/WITH as given,
-/// a qualified name as that table, a bare name looked up in [`SEARCH`] order.
+/// The statement for `target` and a title for it (a sheet name): a qualified name as that
+/// table, a bare name looked up in [`SEARCH`] order, anything else as SQL.
 async fn resolve(source: &mut Source, target: &str) -> Result<(String, String)> {
-    let t = target.trim().trim_end_matches(';');
-    let first = t
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if first == "select" || first == "with" || first == "(" || first.starts_with('(') {
-        return Ok((t.to_string(), "export".into()));
-    }
+    let t = target.trim().trim_end_matches(';').trim();
     let ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     let parts: Vec<&str> = t.split('.').collect();
-    if !parts.iter().all(|p| ident(p)) || parts.len() > 2 {
-        return Err(ExportError::Usage(format!(
-            "`{t}` is neither a model name (marts.gmv_daily, gmv_daily) nor a SELECT"
-        )));
+    // Anything that is not `name` or `schema.name` is SQL, for the engine to judge (a
+    // SELECT, a WITH, a statement after a comment; a write is refused as read-only).
+    if parts.len() > 2 || !parts.iter().all(|p| ident(p)) {
+        return Ok((t.to_string(), "export".into()));
     }
     let tables = source.tables().await?;
     let found = match parts.as_slice() {
@@ -428,8 +420,19 @@ fn open_sink(
         )?)))),
         Format::Parquet => {
             let path = path.expect("checked: binary formats have --out");
+            // Row groups of 64Ki rows: the writer buffers one row group, so this bounds
+            // its memory (the default, 1Mi rows, held a whole mid-size export); Snappy,
+            // which every Parquet reader has.
+            let props = datafusion::parquet::file::properties::WriterProperties::builder()
+                .set_max_row_group_row_count(Some(64 * 1024))
+                .set_compression(datafusion::parquet::basic::Compression::SNAPPY)
+                .build();
             Box::new(Parquet(Some(
-                datafusion::parquet::arrow::ArrowWriter::try_new(create(path)?, schema, None)?,
+                datafusion::parquet::arrow::ArrowWriter::try_new(
+                    create(path)?,
+                    schema,
+                    Some(props),
+                )?,
             )))
         }
         Format::Xlsx => {

@@ -16,28 +16,7 @@ use shoplake::config::Config;
 
 /// The rows of `batches` as text, sorted (export order is the scan's, not a promise).
 fn sorted_text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for b in batches {
-        let cols: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).unwrap())
-            .collect();
-        for r in 0..b.num_rows() {
-            out.push(
-                cols.iter()
-                    .map(|c| {
-                        let a = arrow::array::cast::as_string_array(c);
-                        if arrow::array::Array::is_null(a, r) {
-                            String::new()
-                        } else {
-                            a.value(r).to_string()
-                        }
-                    })
-                    .collect(),
-            );
-        }
-    }
+    let mut out = batches_text(batches);
     out.sort();
     out
 }
@@ -483,34 +462,14 @@ async fn through_a_server_the_role_decides_what_exports(dir: &Path) {
     );
 
     // raw is not the analyst's: hidden from name lookup, refused as SQL.
-    let o = run(&[
-        "raw.orders",
-        "--format",
-        "csv",
-        "--server",
-        &url,
-        "--user",
-        "ana",
-    ]);
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success() && e.contains("unknown model `raw.orders`"),
-        "{e}"
-    );
-    let o = run(&[
-        "select * from raw.orders",
-        "--format",
-        "csv",
-        "--server",
-        &url,
-        "--user",
-        "ana",
-    ]);
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success() && e.contains("may not read raw.orders"),
-        "{e}"
-    );
+    for (target, refusal) in [
+        ("raw.orders", "unknown model `raw.orders`"),
+        ("select * from raw.orders", "may not read raw.orders"),
+    ] {
+        let o = run(&[target, "--format", "csv", "--server", &url, "--user", "ana"]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && e.contains(refusal), "{target}: {e}");
+    }
     // A wrong password is the server's refusal too.
     let o = shoplake_in(
         dir,

@@ -15,9 +15,13 @@ use shoplake::app::App;
 
 /// Rows of a query, every value as text ("" for NULL); a failing query names itself.
 pub async fn text_rows(app: &App, sql: &str) -> Vec<Vec<String>> {
-    let batches: Vec<RecordBatch> = super::query_ok(app, sql).await;
+    batches_text(&super::query_ok(app, sql).await)
+}
+
+/// Rows of `batches`, every value as text ("" for NULL).
+pub fn batches_text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let mut out = Vec::new();
-    for b in &batches {
+    for b in batches {
         let cols: Vec<_> = b
             .columns()
             .iter()

@@ -46,22 +46,25 @@ pub struct ExportBenchResult {
     pub profile: &'static str,
 }
 
+/// Rows in `table`.
+async fn count_rows(app: &App, table: &str) -> Result<u64> {
+    let b = app.query(&format!("select count(*) from {table}")).await?;
+    Ok(b.first()
+        .map(|b| {
+            arrow::array::cast::as_primitive_array::<arrow::datatypes::Int64Type>(b.column(0))
+                .value(0) as u64
+        })
+        .unwrap_or(0))
+}
+
 /// The mart with the most rows.
 async fn largest_mart(app: &App) -> Result<(String, u64)> {
     let mut best = (String::new(), 0u64);
     for t in app.lake.list_tables("marts").await? {
-        let b = app
-            .query(&format!("select count(*) from marts.{t}"))
-            .await?;
-        let n = b
-            .first()
-            .map(|b| {
-                arrow::array::cast::as_primitive_array::<arrow::datatypes::Int64Type>(b.column(0))
-                    .value(0) as u64
-            })
-            .unwrap_or(0);
+        let table = format!("marts.{t}");
+        let n = count_rows(app, &table).await?;
         if n > best.1 {
-            best = (format!("marts.{t}"), n);
+            best = (table, n);
         }
     }
     anyhow::ensure!(
@@ -100,14 +103,7 @@ fn child(cli: &Cli, args: &[&str]) -> Result<(f64, f64)> {
 
 pub async fn run_export_bench(cli: &Cli, app: &App, b: &ExportBench) -> Result<ExportBenchResult> {
     let (target, rows) = match &b.target {
-        Some(t) => {
-            let n = app.query(&format!("select count(*) from {t}")).await?;
-            let n = arrow::array::cast::as_primitive_array::<arrow::datatypes::Int64Type>(
-                n[0].column(0),
-            )
-            .value(0);
-            (t.clone(), n as u64)
-        }
+        Some(t) => (t.clone(), count_rows(app, t).await?),
         None => largest_mart(app).await?,
     };
     let dir = tempfile::tempdir()?;
